@@ -1,0 +1,73 @@
+# aiinfra.gpu_cluster — the two commands a newcomer types are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+ANSIBLE_PB  := $(VENV)/bin/ansible-playbook
+COLL_LINK   := .collections/ansible_collections/aiinfra/gpu_cluster
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PKGS    := podman runc debootstrap openssh-client rsync python3-venv
+STAMP       := $(VENV)/.setup-stamp
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help setup demo test test-unit test-integration sanity lint teardown bench build clean
+
+help:
+	@echo "make demo      provision the local cluster (podman) and run the main job (site.yml)"
+	@echo "make test      the whole test suite (what CI runs)"
+	@echo "make setup     system packages + .venv + collection link (idempotent; demo/test run it)"
+	@echo "make teardown  remove the demo cluster"
+	@echo "make bench     benchmarks (benchmarks/)"
+
+setup: $(STAMP) $(COLL_LINK) .ssh/id_ed25519
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+$(COLL_LINK):
+	mkdir -p $(dir $(COLL_LINK))
+	ln -sfn ../../.. $(COLL_LINK)
+
+.ssh/id_ed25519:
+	mkdir -p .ssh && chmod 700 .ssh
+	ssh-keygen -q -t ed25519 -N '' -C aiinfra-gpu-cluster-demo -f .ssh/id_ed25519
+
+demo: setup
+	$(ANSIBLE_PB) site.yml
+
+teardown: setup
+	$(ANSIBLE_PB) playbooks/teardown.yml
+
+test: setup
+	bash tests/run.sh
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-integration: setup
+	$(PY) -m pytest -q tests/integration
+
+sanity: setup
+	bash tests/sanity.sh
+
+lint: setup
+	$(VENV)/bin/ansible-lint --profile production playbooks roles site.yml
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+build: setup
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path dist .
+
+clean:
+	rm -rf dist .collections tests/output

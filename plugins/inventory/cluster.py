@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: cluster
+short_description: The nodes of a GPU cluster, from any cloud, by cluster id
+version_added: 0.1.0
+description:
+  - Lists the nodes of one cluster (found by the cluster id every resource carries) into group C(gpu_nodes),
+    ordered by rank, with C(gpu_cluster_rank), C(gpu_cluster_private_address) and the connection variables
+    (C(ansible_host), C(ansible_port), C(ansible_user)).
+  - The file must end in C(.gpu_cluster.yml) or C(.gpu_cluster.yaml), or be named C(gpu_cluster.yml).
+  - Options mirror M(aiinfra.gpu_cluster.instance).
+author:
+  - aiinfra platform team
+extends_documentation_fragment:
+  - aiinfra.gpu_cluster.cluster
+  - aiinfra.gpu_cluster.cluster.LOCAL
+options:
+  plugin:
+    description: The name of this plugin.
+    type: str
+    required: true
+    choices: [aiinfra.gpu_cluster.cluster]
+  cluster:
+    description:
+      - The cluster id (see M(aiinfra.gpu_cluster.instance)).
+    type: str
+    default: demo
+    env:
+      - name: GPU_CLUSTER_NAME
+  group:
+    description: The group the nodes go in.
+    type: str
+    default: gpu_nodes
+  ssh_private_key_file:
+    description: Set as C(ansible_ssh_private_key_file) on every node.
+    type: path
+  ssh_access:
+    description: As in M(aiinfra.gpu_cluster.instance). Only for O(cloud=local).
+    type: str
+    choices: [auto, address, published]
+    default: auto
+  include_stopped:
+    description: List stopped nodes too (their address is empty).
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+# inventories/demo.gpu_cluster.yml
+plugin: aiinfra.gpu_cluster.cluster
+cloud: local
+cluster: demo
+ssh_private_key_file: ~/.ssh/id_ed25519
+"""
+
+from ansible.errors import AnsibleError  # noqa: E402
+from ansible.plugins.inventory import BaseInventoryPlugin  # noqa: E402
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (  # noqa: E402
+    sort_nodes, validate_cluster_id)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError  # noqa: E402
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.providers import (  # noqa: E402
+    PROVIDERS, get_provider)
+
+
+class InventoryModule(BaseInventoryPlugin):
+    NAME = "aiinfra.gpu_cluster.cluster"
+
+    def verify_file(self, path):
+        if not super(InventoryModule, self).verify_file(path):
+            return False
+        return path.endswith((".gpu_cluster.yml", ".gpu_cluster.yaml", "/gpu_cluster.yml", "/gpu_cluster.yaml"))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super(InventoryModule, self).parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        cloud = self.get_option("cloud")
+        cluster = self.get_option("cluster")
+        group = self.get_option("group")
+        try:
+            validate_cluster_id(cluster)
+            cls = PROVIDERS[cloud]
+            options = dict((name, self.get_option(name)) for name in cls.options if self._has_option(name))
+            nodes = get_provider(cloud, options).list_nodes(cluster)
+        except CloudError as exc:
+            raise AnsibleError("aiinfra.gpu_cluster.cluster (%s): %s" % (path, exc))
+        self.inventory.add_group(group)
+        self.inventory.set_variable(group, "gpu_cluster_cloud", cloud)
+        self.inventory.set_variable(group, "gpu_cluster_name", cluster)
+        key_file = self.get_option("ssh_private_key_file")
+        for node in sort_nodes(nodes):
+            if node.state != "running" and not self.get_option("include_stopped"):
+                continue
+            host = self.inventory.add_host(node.name, group=group)
+            hostvars = {
+                "ansible_host": node.ssh_host,
+                "ansible_port": node.ssh_port,
+                "ansible_user": node.ssh_user,
+                "gpu_cluster_rank": node.rank,
+                "gpu_cluster_private_address": node.private_address,
+                "gpu_cluster_node_id": node.id,
+                "gpu_cluster_zone": node.zone,
+                "gpu_cluster_instance_type": node.instance_type,
+                "gpu_cluster_state": node.state,
+            }
+            if key_file:
+                hostvars["ansible_ssh_private_key_file"] = key_file
+            for key, value in hostvars.items():
+                self.inventory.set_variable(host, key, value)
+
+    def _has_option(self, name):
+        try:
+            self.get_option(name)
+            return True
+        except KeyError:
+            return False

@@ -1,0 +1,231 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""The provider interface every cloud implements, and what all clouds share.
+
+A *cluster* is a set of nodes carrying one cluster id (a tag or label on every
+resource the collection creates), each with a stable ``rank``. The module never
+talks to a cloud directly: it builds a :class:`NodeSpec`, asks the provider for
+the cluster's nodes, computes a :class:`Plan` with :func:`plan_nodes` (a pure
+function) and hands the plan back to the provider.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import binascii
+import re
+import struct
+from dataclasses import asdict, dataclass, field
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
+
+# The tag / label keys every provider writes. GCP labels allow only [a-z0-9_-]
+# in keys, so the same key spelling is used everywhere.
+CLUSTER_TAG = "aiinfra-gpu-cluster"
+RANK_TAG = "aiinfra-gpu-rank"
+MANAGED_TAG = "aiinfra-managed-by"
+MANAGED_VALUE = "aiinfra.gpu_cluster"
+
+# One rule for cluster ids, accepted by every cloud once a "-<rank>" suffix is
+# appended: GCP resource names ([a-z]([-a-z0-9]*[a-z0-9])?, <= 63), Azure VM
+# names (<= 64), EC2 tag values, podman container and network names.
+CLUSTER_ID_RE = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
+CLUSTER_ID_MAX = 40
+
+SSH_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
+SSH_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+@dataclass
+class NodeSpec:
+    """What every node of a cluster should look like. ``options`` holds the cloud's own settings."""
+
+    cluster: str
+    ssh_public_key: str = ""
+    ssh_user: str = "gpuadmin"
+    instance_type: str = ""
+    image: str = ""
+    labels: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    def tags(self, rank=None):
+        """The tags/labels a resource of this cluster carries (user labels first, ours win)."""
+        tags = dict(self.labels)
+        tags[CLUSTER_TAG] = self.cluster
+        tags[MANAGED_TAG] = MANAGED_VALUE
+        if rank is not None:
+            tags[RANK_TAG] = str(rank)
+        return tags
+
+
+@dataclass
+class Node:
+    """One node as the cloud reports it."""
+
+    rank: int
+    name: str
+    id: str
+    state: str = "unknown"
+    private_address: str = ""
+    public_address: str = ""
+    ssh_host: str = ""
+    ssh_port: int = 22
+    ssh_user: str = ""
+    instance_type: str = ""
+    zone: str = ""
+    labels: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    """What reconciling a cluster to ``count`` nodes will do."""
+
+    keep: list
+    create: list
+    delete: list
+
+    @property
+    def changed(self):
+        return bool(self.create or self.delete)
+
+    def to_dict(self):
+        return {
+            "keep": [n.rank for n in self.keep],
+            "create": list(self.create),
+            "delete": [n.rank for n in self.delete],
+        }
+
+
+def plan_nodes(existing, count):
+    """Reconcile ``existing`` nodes to ``count``: ranks 0..count-1 must exist.
+
+    Missing ranks are created (the next ranks when scaling up, or holes left by
+    a node that disappeared); ranks >= count are deleted, highest first. A rank
+    held by two nodes (never made by us, but possible by hand) keeps the oldest
+    id ordering and deletes the extra so ranks stay unique.
+    """
+    if count < 0:
+        raise ConfigError("count must be >= 0, got %s" % count)
+    by_rank = {}
+    extra = []
+    for node in sorted(existing, key=lambda n: (n.rank, n.id)):
+        if node.rank in by_rank:
+            extra.append(node)
+        else:
+            by_rank[node.rank] = node
+    keep = [by_rank[r] for r in sorted(by_rank) if r < count]
+    delete = sorted([n for r, n in by_rank.items() if r >= count] + extra, key=lambda n: -n.rank)
+    create = [r for r in range(count) if r not in by_rank]
+    return Plan(keep=keep, create=create, delete=delete)
+
+
+def node_name(cluster, rank):
+    return "%s-%d" % (cluster, rank)
+
+
+def validate_cluster_id(cluster):
+    if not isinstance(cluster, str) or not CLUSTER_ID_RE.match(cluster or ""):
+        raise ConfigError(
+            "cluster id %r is not accepted by every cloud" % (cluster,),
+            hint="Use 1-%d characters: lowercase letters, digits and '-', starting with a letter "
+                 "and not ending with '-' (e.g. 'llm-train-01')" % CLUSTER_ID_MAX,
+        )
+    return cluster
+
+
+def validate_ssh_public_key(key):
+    """Check ``key`` is one OpenSSH public key line (``type base64 [comment]``); return it stripped."""
+    text = (key or "").strip()
+    hint = ("Pass the public key's text, e.g. ssh_public_key: \"{{ lookup('file', '~/.ssh/id_ed25519.pub') }}\" "
+            "(the .pub file, never the private key)")
+    if "PRIVATE KEY" in text:
+        raise ConfigError("ssh_public_key holds a private key", hint=hint)
+    parts = text.split()
+    if len(text.splitlines()) != 1 or len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+        raise ConfigError("ssh_public_key is not an OpenSSH public key", hint=hint)
+    try:
+        blob = base64.b64decode(parts[1].encode("ascii"), validate=True)
+        (length,) = struct.unpack(">I", blob[:4])
+        embedded = blob[4:4 + length].decode("ascii")
+    except (binascii.Error, struct.error, UnicodeError, ValueError):
+        raise ConfigError("ssh_public_key is not an OpenSSH public key: its key data is not valid base64", hint=hint)
+    if embedded != parts[0]:
+        raise ConfigError("ssh_public_key says %s but its key data is %s" % (parts[0], embedded), hint=hint)
+    return text
+
+
+def validate_ssh_user(user):
+    if not SSH_USER_RE.match(user or "") or user == "root":
+        raise ConfigError("ssh_user %r is not a valid login name" % (user,),
+                          hint="Use a lowercase POSIX user name other than root, e.g. 'gpuadmin'")
+    return user
+
+
+class Provider(abc.ABC):
+    """One cloud. Subclasses live in ``<cloud>.py`` beside this file.
+
+    A provider is constructed with the module's (or inventory plugin's) cloud
+    options; it must not touch the network in ``__init__``.
+    """
+
+    name = "abstract"
+    #: option names (of the module) this cloud reads; others must be unset.
+    options = ()
+
+    def __init__(self, options=None, log=None):
+        self.opts = dict(options or {})
+        self.log = log or (lambda msg: None)
+
+    # -- checks before anything is created ---------------------------------
+    def preflight(self, spec):
+        """Raise :class:`ConfigError` / :class:`NotFoundError` if ``spec`` cannot work here.
+
+        Called before any resource is created; must be read-only.
+        """
+
+    # -- the cluster's nodes ----------------------------------------------
+    @abc.abstractmethod
+    def list_nodes(self, cluster):
+        """All live nodes carrying the cluster id, as :class:`Node`, any order."""
+
+    @abc.abstractmethod
+    def create_nodes(self, spec, ranks):
+        """Create nodes for ``ranks`` (all or nothing where the cloud allows). Return them."""
+
+    @abc.abstractmethod
+    def delete_nodes(self, cluster, nodes, wait=True, timeout=600):
+        """Delete ``nodes`` (of ``cluster``)."""
+
+    @abc.abstractmethod
+    def wait_ready(self, cluster, nodes, timeout):
+        """Wait until every node in ``nodes`` runs and accepts SSH; return fresh :class:`Node` objects."""
+
+    # -- everything else the cluster owns (networks, groups, keys) ---------
+    def cluster_resources(self, cluster):
+        """Non-node resources carrying the cluster id, as a list of ``"kind/name"`` strings."""
+        return []
+
+    def delete_cluster_resources(self, cluster):
+        """Delete what :meth:`cluster_resources` lists. Return what was deleted."""
+        return []
+
+    def describe(self):
+        """Where the cluster lives, for the module's result (region, network, ...)."""
+        return {"cloud": self.name}
+
+
+def sort_nodes(nodes):
+    return sorted(nodes, key=lambda n: n.rank)

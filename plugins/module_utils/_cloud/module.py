@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""What the modules share: argument specs, validation, and error reporting."""
+
+from __future__ import annotations
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
+    NodeSpec, sort_nodes, validate_cluster_id, validate_ssh_public_key, validate_ssh_user)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.providers import (
+    PROVIDERS, cloud_options, get_provider)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.reconcile import ensure_absent, ensure_present
+
+
+def cluster_argument_spec():
+    """Options that find a cluster, plus every cloud's own options."""
+    return dict(
+        cloud=dict(type="str", default="local", choices=sorted(PROVIDERS)),
+        cluster=dict(type="str", required=True, aliases=["name"]),
+        podman_conf=dict(type="path"),
+    )
+
+
+def instance_argument_spec():
+    spec = cluster_argument_spec()
+    spec.update(
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        count=dict(type="int", default=2),
+        instance_type=dict(type="str"),
+        image=dict(type="str"),
+        ssh_public_key=dict(type="str"),
+        ssh_user=dict(type="str", default="gpuadmin"),
+        labels=dict(type="dict", default={}),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=600),
+        privileged=dict(type="bool", default=False),
+        cpus=dict(type="str"),
+        memory=dict(type="str"),
+        ssh_access=dict(type="str", default="auto", choices=["auto", "address", "published"]),
+        debian_mirror=dict(type="str"),
+    )
+    return spec
+
+
+def fail(module, exc, **extra):
+    module.fail_json(msg=str(exc), error=exc.to_dict(), **extra)
+
+
+def provider_for(module):
+    """Validate the options that every cloud shares and build the cloud's provider."""
+    params = module.params
+    validate_cluster_id(params["cluster"])
+    options = cloud_options(params["cloud"], params)
+    return get_provider(params["cloud"], options, log=module.log)
+
+
+def _labels(labels):
+    for key, value in (labels or {}).items():
+        if not isinstance(key, str) or not key or key.startswith("aiinfra-"):
+            raise ConfigError("label %r is not allowed" % (key,), hint="Keys starting with 'aiinfra-' are reserved")
+    return dict((k, str(v)) for k, v in (labels or {}).items())
+
+
+def run_instance(module):
+    params = module.params
+    try:
+        provider = provider_for(module)
+        if params["count"] < 0:
+            raise ConfigError("count must be 0 or more, got %d" % params["count"])
+        if params["wait_timeout"] < 1:
+            raise ConfigError("wait_timeout must be at least 1 second, got %d" % params["wait_timeout"])
+        if params["state"] == "absent":
+            result = ensure_absent(provider, params["cluster"], wait=params["wait"],
+                                   wait_timeout=params["wait_timeout"], check_mode=module.check_mode)
+        else:
+            spec = NodeSpec(
+                cluster=params["cluster"],
+                ssh_public_key=validate_ssh_public_key(params["ssh_public_key"]) if params["ssh_public_key"] else "",
+                ssh_user=validate_ssh_user(params["ssh_user"]),
+                instance_type=params["instance_type"] or "",
+                image=params["image"] or "",
+                labels=_labels(params["labels"]),
+            )
+            existing_needed = params["count"]
+            if not spec.ssh_public_key and existing_needed:
+                have = len([n for n in provider.list_nodes(spec.cluster) if n.rank < existing_needed])
+                if have < existing_needed:
+                    raise ConfigError("ssh_public_key is required to create nodes",
+                                      hint="e.g. ssh_public_key: \"{{ lookup('file', '~/.ssh/id_ed25519.pub') }}\"")
+            result = ensure_present(provider, spec, params["count"], wait=params["wait"],
+                                    wait_timeout=params["wait_timeout"], check_mode=module.check_mode)
+        result["cluster"] = dict(provider.describe(), id=params["cluster"])
+    except CloudError as exc:
+        fail(module, exc)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+def run_instance_info(module):
+    params = module.params
+    try:
+        provider = provider_for(module)
+        nodes = sort_nodes(provider.list_nodes(params["cluster"]))
+        resources = provider.cluster_resources(params["cluster"])
+        cluster = dict(provider.describe(), id=params["cluster"])
+    except CloudError as exc:
+        fail(module, exc)
+    module.exit_json(changed=False, nodes=[n.to_dict() for n in nodes], resources=resources,
+                     exists=bool(nodes or resources), cluster=cluster)

@@ -1,0 +1,40 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Which provider serves which ``cloud``.
+
+Every provider file is imported statically so AnsiballZ ships it with the
+module; each provider guards its own SDK import and reports a missing SDK only
+when its cloud is chosen.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local import LocalProvider
+
+PROVIDERS = {
+    "local": LocalProvider,
+}
+
+
+def get_provider(cloud, options=None, log=None):
+    try:
+        cls = PROVIDERS[cloud]
+    except KeyError:
+        raise ConfigError("unknown cloud %r" % (cloud,), hint="Choose one of: %s" % ", ".join(sorted(PROVIDERS)))
+    return cls(options, log=log)
+
+
+def cloud_options(cloud, params):
+    """The module parameters a cloud reads; complain about another cloud's options that are set."""
+    cls = PROVIDERS[cloud]
+    mine = set(cls.options)
+    foreign = sorted(
+        name for other, pcls in PROVIDERS.items() if other != cloud
+        for name in pcls.options if name not in mine and params.get(name) not in (None, [], {}, False)
+    )
+    if foreign:
+        raise ConfigError("option(s) %s do not apply to cloud %r" % (", ".join(foreign), cloud),
+                          hint="Remove them, or set cloud to the cloud they belong to")
+    return dict((name, params.get(name)) for name in mine)

@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Reconcile a cluster to a desired node count through any provider.
+
+This is the whole behaviour of the ``instance`` module, kept out of the module
+so it can be tested without Ansible: plan, check mode, diff, rollback of what a
+failed call created.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import plan_nodes, sort_nodes
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError
+
+
+def _summary(nodes, resources=None):
+    state = {"count": len(nodes), "nodes": ["%s (rank %d, %s)" % (n.name, n.rank, n.state) for n in sort_nodes(nodes)]}
+    if resources is not None:
+        state["resources"] = list(resources)
+    return state
+
+
+def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mode=False):
+    provider.preflight(spec)
+    existing = provider.list_nodes(spec.cluster)
+    plan = plan_nodes(existing, count)
+    stopped = [n for n in plan.keep if n.state == "stopped"]
+    changed = plan.changed or bool(stopped)
+    before = _summary(existing)
+    result = {"changed": changed, "plan": plan.to_dict()}
+    result["plan"]["start"] = [n.rank for n in stopped]
+    after_names = ["%s (rank %d, %s)" % (n.name, n.rank, "running" if n in stopped else n.state) for n in plan.keep]
+    after_names += ["%s (rank %d, to create)" % ("%s-%d" % (spec.cluster, r), r) for r in plan.create]
+    result["diff"] = {"before": before, "after": {"count": count, "nodes": sorted(after_names, key=_rank_key)}}
+    if check_mode:
+        result["nodes"] = [n.to_dict() for n in sort_nodes(plan.keep)]
+        return result
+
+    if plan.delete:
+        provider.delete_nodes(spec.cluster, plan.delete, wait=wait, timeout=wait_timeout)
+    if stopped:
+        provider.start_nodes(spec.cluster, stopped)
+    created = []
+    try:
+        if plan.create:
+            created = provider.create_nodes(spec, plan.create)
+        nodes = list(plan.keep) + [n for n in created if n.rank not in set(k.rank for k in plan.keep)]
+        if wait and (created or stopped or any(n.state != "running" for n in nodes)):
+            nodes = provider.wait_ready(spec.cluster, nodes, wait_timeout)
+    except CloudError as exc:
+        _rollback(provider, spec.cluster, created or _made_by(provider, spec.cluster, plan), not existing)
+        raise
+    result["nodes"] = [n.to_dict() for n in sort_nodes(nodes)]
+    return result
+
+
+def _rank_key(text):
+    return int(text.split("(rank ", 1)[1].split(",", 1)[0])
+
+
+def _made_by(provider, cluster, plan):
+    """Nodes of ranks this call meant to create (a create that failed half-way returns nothing)."""
+    try:
+        return [n for n in provider.list_nodes(cluster) if n.rank in set(plan.create)]
+    except CloudError:
+        return []
+
+
+def _rollback(provider, cluster, created, cluster_was_empty):
+    """Remove what a failed call created, so a failure leaves the cluster as it found it."""
+    try:
+        if created:
+            provider.delete_nodes(cluster, created, wait=True)
+        if cluster_was_empty and not provider.list_nodes(cluster):
+            provider.delete_cluster_resources(cluster)
+    except CloudError:
+        pass
+
+
+def ensure_absent(provider, cluster, wait=True, wait_timeout=600, check_mode=False):
+    existing = provider.list_nodes(cluster)
+    resources = provider.cluster_resources(cluster)
+    changed = bool(existing or resources)
+    result = {
+        "changed": changed,
+        "plan": {"keep": [], "create": [], "delete": sorted(n.rank for n in existing), "resources": resources},
+        "diff": {"before": _summary(existing, resources), "after": _summary([], [])},
+        "nodes": [],
+    }
+    if check_mode or not changed:
+        return result
+    if existing:
+        provider.delete_nodes(cluster, existing, wait=wait, timeout=wait_timeout)
+    result["deleted_resources"] = provider.delete_cluster_resources(cluster)
+    return result

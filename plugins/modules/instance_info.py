@@ -1,0 +1,76 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: instance_info
+short_description: The nodes of a GPU cluster (read-only)
+version_added: 0.1.0
+description:
+  - Lists the nodes of a cluster by its cluster id, ordered by rank, and the other resources that carry the id.
+  - Never changes anything.
+author:
+  - aiinfra platform team
+extends_documentation_fragment:
+  - aiinfra.gpu_cluster.cluster
+  - aiinfra.gpu_cluster.cluster.LOCAL
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is nothing to diff.
+seealso:
+  - module: aiinfra.gpu_cluster.instance
+"""
+
+EXAMPLES = r"""
+- name: Find the nodes of cluster demo
+  aiinfra.gpu_cluster.instance_info:
+    cluster: demo
+  register: info
+
+- name: Rank 0's private address
+  ansible.builtin.debug:
+    msg: "{{ info.nodes[0].private_address }}"
+"""
+
+RETURN = r"""
+nodes:
+  description: The cluster's nodes ordered by rank (same fields as M(aiinfra.gpu_cluster.instance) returns).
+  returned: always
+  type: list
+  elements: dict
+resources:
+  description: Other resources carrying the cluster id, as C(kind/name).
+  returned: always
+  type: list
+  elements: str
+  sample: [network/aiinfra-demo]
+exists:
+  description: Whether anything of the cluster exists.
+  returned: always
+  type: bool
+cluster:
+  description: Where the cluster lives.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module import (  # noqa: E402
+    cluster_argument_spec, run_instance_info)
+
+
+def main():
+    module = AnsibleModule(argument_spec=cluster_argument_spec(), supports_check_mode=True)
+    run_instance_info(module)
+
+
+if __name__ == "__main__":
+    main()
