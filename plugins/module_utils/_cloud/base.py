@@ -89,6 +89,33 @@ class Node:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class RuleSpec:
+    """One firewall rule. ``source`` is a CIDR (IPv4 or IPv6), ``self`` (members of the cluster's own
+    group) or a cloud reference such as ``sg:<id>``; ``protocol`` is ``tcp``, ``udp``, ``icmp`` or ``all``
+    (ports are ignored for ``all``)."""
+
+    direction: str = "ingress"
+    protocol: str = "tcp"
+    port_from: int = -1
+    port_to: int = -1
+    source: str = ""
+    description: str = field(default="", compare=False)
+
+    def to_dict(self):
+        return asdict(self)
+
+    def __str__(self):
+        if self.protocol == "all":
+            ports = ""
+        elif self.port_from == self.port_to:
+            ports = ":%d" % self.port_from
+        else:
+            ports = ":%d-%d" % (self.port_from, self.port_to)
+        return "%s %s%s %s %s" % (self.direction, self.protocol, ports, "from" if self.direction == "ingress" else "to",
+                                  self.source)
+
+
 @dataclass
 class Plan:
     """What reconciling a cluster to ``count`` nodes will do."""
@@ -225,6 +252,26 @@ class Provider(abc.ABC):
     def describe(self):
         """Where the cluster lives, for the module's result (region, network, ...)."""
         return {"cloud": self.name}
+
+    def preflight_create(self, spec, ranks):
+        """Read-only checks that only matter when nodes of ``ranks`` are to be created (the instance type,
+        image and network exist). Called before anything is created, in check mode too, and skipped when
+        the cluster is already complete, so an unchanged re-run stays cheap."""
+
+    # -- the cluster's firewall (clouds that have one) ---------------------
+    def ensure_firewall(self, cluster, rules, purge=False, check_mode=False, labels=None):
+        """Reconcile the cluster's firewall to ``rules`` (:class:`RuleSpec`); extra rules go only with ``purge``.
+
+        Returns a dict with ``changed``, ``added``, ``removed``, ``rules`` and the firewall's ``id``/``name``.
+        """
+        raise ConfigError("the firewall is not supported on cloud %r" % self.name,
+                          hint="Skip aiinfra.gpu_cluster.firewall for this cloud (the local cloud's nodes sit on "
+                               "a private podman network of their own)")
+
+    def delete_firewall(self, cluster, check_mode=False):
+        """Delete the cluster's firewall. Returns a dict with ``changed`` and ``deleted``."""
+        raise ConfigError("the firewall is not supported on cloud %r" % self.name,
+                          hint="Skip aiinfra.gpu_cluster.firewall for this cloud")
 
 
 def sort_nodes(nodes):
