@@ -116,3 +116,22 @@ def write_inventory(tmp_path, cluster, size=2, extra=None):
     (inv / "cluster.gpu_cluster.yml").write_text(
         "plugin: aiinfra.gpu_cluster.cluster\ncloud: local\ncluster: %s\n" % cluster)
     return str(inv)
+
+
+def _unwrap(value):
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return dict((k, _unwrap(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def inventory_list(inventory, env=None):
+    """``ansible-inventory --list`` of an inventory, as plain data."""
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-inventory"), "-i", inventory, "--list"], cwd=ROOT,
+                          env=ansible_env(env), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise AssertionError("ansible-inventory failed: %s" % proc.stderr[-3000:])
+    return _unwrap(json.loads(proc.stdout))

@@ -284,7 +284,9 @@ class LocalProvider(Provider):
     def ensure_network(self, cluster):
         name = self.network_name(cluster)
         if self.podman.run("network", "exists", name, check=False).returncode != 0:
-            self.podman.run("network", "create", "--label", "%s=%s" % (CLUSTER_TAG, cluster), name)
+            # isolate: nodes reach their own cluster's nodes on every port, and no other cluster's
+            self.podman.run("network", "create", "--opt", "isolate=true", "--label", "%s=%s" % (CLUSTER_TAG, cluster),
+                            name)
         return name
 
     def create_nodes(self, spec, ranks):
@@ -360,7 +362,7 @@ class LocalProvider(Provider):
     def cluster_resources(self, cluster):
         rows = self.podman.json("network", "ls", "--filter", "label=%s=%s" % (CLUSTER_TAG, cluster),
                                 "--format", "json")
-        return ["network/%s" % row.get("Name") or row.get("name") for row in rows]
+        return ["network/%s" % (row.get("name") or row.get("Name")) for row in rows]
 
     def delete_cluster_resources(self, cluster):
         deleted = []
