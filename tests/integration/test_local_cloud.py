@@ -130,7 +130,7 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize("params,message", BAD_INPUT, ids=[m for _, m in BAD_INPUT])
+@pytest.mark.parametrize("params,message", BAD_INPUT, ids=[case[1] for case in BAD_INPUT])
 def test_bad_input_fails_clearly_and_creates_nothing(tmp_path, cluster_name, params, message):
     params = dict(params)
     name = params.pop("cluster", cluster_name)

@@ -25,7 +25,7 @@ def test_podman_missing_is_a_config_error_with_install_hint(monkeypatch):
 ])
 def test_classify_podman(stderr, kind):
     err = local.classify_podman(("rm", "x"), 125, stderr)
-    assert type(err) is kind and "podman rm x" in str(err)
+    assert err.__class__ is kind and "podman rm x" in str(err)
 
 
 def test_image_tag_follows_the_recipe(tmp_path):

@@ -65,7 +65,7 @@ def test_foreign_exceptions_go_through_classify():
 
 
 def test_unclassified_foreign_exception_propagates():
-    fn, _ = flaky(1, KeyError("x"))
+    fn, dummy = flaky(1, KeyError("x"))
     with pytest.raises(KeyError):
         retry.call(fn, classify=lambda exc: None, policy=policy(Clock()))
 

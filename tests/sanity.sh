@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# ansible-test sanity on the collection (no ignore file) and ansible-lint (production profile).
+# ansible-test wants the collection at .../ansible_collections/aiinfra/gpu_cluster, so a copy of
+# the tracked files is checked there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV_BIN=$ROOT/.venv/bin
+SANITY_VENV=$ROOT/.venv-sanity
+CORE=$("$VENV_BIN/python" -c 'import ansible.release as r; print(r.__version__)')
+REQS=$("$VENV_BIN/python" -c 'import ansible_test, os; print(os.path.join(os.path.dirname(ansible_test.__file__), "_data", "requirements"))')
+# ansible-test's --venv mode downloads a pip bootstrap script from the internet; this venv
+# holds the same ansible-core and the pinned sanity requirements instead (made once).
+if [ "$(cat "$SANITY_VENV/.stamp" 2>/dev/null)" != "$CORE" ]; then
+  rm -rf "$SANITY_VENV"
+  python3 -m venv "$SANITY_VENV"
+  "$SANITY_VENV/bin/python" -m pip install -q "ansible-core==$CORE" $(for f in "$REQS"/sanity.*.txt; do echo "-r $f"; done)
+  echo "$CORE" > "$SANITY_VENV/.stamp"
+fi
+# ...and its per-test venvs bootstrap pip with a script from the internet: use our stand-in
+PIP_V=$("$SANITY_VENV/bin/python" -c "import re, ansible_test._internal.python_requirements as m, inspect; print(re.search(r\"pip='([0-9.]+)'\", inspect.getsource(m.get_venv_packages)).group(1))")
+for v in $PIP_V; do
+  f=~/.ansible/test/cache/get_pip_${v//./_}.py
+  [ -e "$f" ] || { mkdir -p "$(dirname "$f")"; cp tests/sanity/get_pip_standin.py "$f"; }
+done
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+DEST=$WORK/ansible_collections/aiinfra/gpu_cluster
+mkdir -p "$DEST"
+# tracked and new (not ignored) files: what would be committed
+git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+  [ -e "$f" ] && mkdir -p "$DEST/$(dirname "$f")" && cp -a "$f" "$DEST/$f"
+done
+if [ -e "$DEST/tests/sanity/ignore-2.19.txt" ] || ls "$DEST"/tests/sanity/ignore-*.txt >/dev/null 2>&1; then
+  echo "sanity ignore files are not allowed" >&2; exit 1
+fi
+cd "$DEST"
+echo "== ansible-test sanity"
+"$SANITY_VENV/bin/ansible-test" sanity --python 3.11 --color no "$@"
+cd "$ROOT"
+echo "== ansible-lint (production profile)"
+"$VENV_BIN/ansible-lint" --profile production --nocolor playbooks roles site.yml
