@@ -253,10 +253,11 @@ class Provider(abc.ABC):
         """Where the cluster lives, for the module's result (region, network, ...)."""
         return {"cloud": self.name}
 
-    def preflight_create(self, spec, ranks):
+    def preflight_create(self, spec, ranks, check_mode=False):
         """Read-only checks that only matter when nodes of ``ranks`` are to be created (the instance type,
         image and network exist). Called before anything is created, in check mode too, and skipped when
-        the cluster is already complete, so an unchanged re-run stays cheap."""
+        the cluster is already complete, so an unchanged re-run stays cheap. In check mode a resource an
+        earlier task of the same run would have created (the firewall) may be missing."""
 
     # -- the cluster's firewall (clouds that have one) ---------------------
     def ensure_firewall(self, cluster, rules, purge=False, check_mode=False, labels=None):

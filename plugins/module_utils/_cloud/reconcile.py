@@ -26,7 +26,7 @@ def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mod
     existing = provider.list_nodes(spec.cluster)
     plan = plan_nodes(existing, count)
     if plan.create:
-        provider.preflight_create(spec, plan.create)
+        provider.preflight_create(spec, plan.create, check_mode=check_mode)
     stopped = [n for n in plan.keep if n.state == "stopped"]
     changed = plan.changed or bool(stopped)
     before = _summary(existing)
