@@ -1,0 +1,100 @@
+"""The collection as users get it: built, installed elsewhere, documented, and bring-your-own nodes."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+
+from conftest import KEY, ROOT, VENV_BIN, cluster_leftovers, run_playbook
+
+PUBKEY = open(KEY + ".pub").read().strip()
+
+
+def test_built_tarball_installs_and_works_outside_the_checkout(tmp_path, cluster_name):
+    out = tmp_path / "dist"
+    subprocess.run([os.path.join(VENV_BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(out), ROOT],
+                   check=True, capture_output=True, text=True)
+    tarball = glob.glob(str(out / "aiinfra-gpu_cluster-*.tar.gz"))
+    assert len(tarball) == 1
+    names = tarfile.open(tarball[0]).getnames()
+    assert "plugins/modules/instance.py" in names and "meta/runtime.yml" in names
+    assert not [n for n in names if n.startswith((".venv", ".collections", ".ssh", "runs/", "dist/")) or "id_ed25519" in n]
+
+    colls = tmp_path / "collections"
+    subprocess.run([os.path.join(VENV_BIN, "ansible-galaxy"), "collection", "install", "--force", "-p", str(colls),
+                    tarball[0]], check=True, capture_output=True, text=True, cwd=str(tmp_path))
+    assert os.path.exists(str(colls / "ansible_collections/aiinfra/gpu_cluster/plugins/modules/instance.py"))
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "play.yml").write_text("""
+- hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/aiinfra.gpu_cluster.cloud:
+      cloud: local
+      cluster: %s
+  tasks:
+    - aiinfra.gpu_cluster.instance:
+        count: 1
+        ssh_public_key: "%s"
+      register: made
+    - aiinfra.gpu_cluster.instance_info:
+      register: info
+    - ansible.builtin.assert:
+        that:
+          - made.nodes | length == 1
+          - info.nodes[0].id == made.nodes[0].id
+    - aiinfra.gpu_cluster.instance:
+        state: absent
+""" % (cluster_name, PUBKEY))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(colls), PATH=VENV_BIN + ":" + os.environ["PATH"],
+               ANSIBLE_LOCALHOST_WARNING="false")
+    env.pop("ANSIBLE_CONFIG", None)
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", "ansible_python_interpreter=" + os.path.join(VENV_BIN, "python"), "play.yml"],
+                          cwd=str(work), env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "failed=0" in proc.stdout
+    assert cluster_leftovers(cluster_name) == []
+
+    # ansible-doc renders every module and the inventory plugin from the installed collection
+    for plugin_type, name in (("module", "instance"), ("module", "instance_info"), ("inventory", "cluster")):
+        doc = subprocess.run([os.path.join(VENV_BIN, "ansible-doc"), "-t", plugin_type, "--json",
+                              "aiinfra.gpu_cluster." + name], env=env, capture_output=True, text=True, check=True)
+        parsed = json.loads(doc.stdout)["aiinfra.gpu_cluster." + name]["doc"]
+        assert "cluster" in parsed["options"] and parsed["short_description"]
+
+
+def test_bring_your_own_nodes_skips_provisioning(tmp_path, cluster_name):
+    # nodes that exist already (made here by the module, standing in for on-prem servers)
+    result = tmp_path / "made.json"
+    run_playbook("tests/integration/playbooks/instance.yml",
+                 extra_vars=dict(cluster=cluster_name, count=2, ssh_public_key=PUBKEY, result_file=str(result)))
+    nodes = json.loads(result.read_text())["nodes"]
+    # inventories/byo with our servers in it, listed in reverse rank order
+    inv = tmp_path / "byo"
+    shutil.copytree(os.path.join(ROOT, "inventories", "byo"), str(inv))
+    hosts = dict(("server%d" % (9 - n["rank"]), {"ansible_host": n["ssh_host"]}) for n in reversed(nodes))
+    (inv / "hosts.yml").write_text(json.dumps({"all": {
+        "hosts": {"localhost": {"ansible_connection": "local",
+                                "ansible_python_interpreter": "{{ ansible_playbook_python }}"}},
+        "vars": {"gpu_cluster_name": "onprem-" + cluster_name},
+        "children": {"gpu_nodes": {"hosts": hosts, "vars": {
+            "ansible_ssh_private_key_file": KEY, "ansible_user": nodes[0]["ssh_user"]}}}}}))
+    proc = run_playbook("playbooks/provision.yml", inventory=str(inv))
+    proc = run_playbook("playbooks/nodes_answer.yml", inventory=str(inv))
+    # ranks follow the inventory's order; both servers answer
+    assert "rank 0: %s (%s)" % (nodes[1]["name"], nodes[1]["ssh_host"]) in proc.stdout
+    assert "rank 1: %s (%s)" % (nodes[0]["name"], nodes[0]["ssh_host"]) in proc.stdout
+    # nothing was provisioned for the bring-your-own cluster
+    assert cluster_leftovers("onprem-" + cluster_name) == []
+
+    empty = tmp_path / "empty.yml"
+    empty.write_text(json.dumps({"all": {"hosts": {"localhost": {"ansible_connection": "local"}},
+                                         "vars": {"gpu_cluster_cloud": "none", "gpu_cluster_name": "x"}}}))
+    proc = run_playbook("playbooks/provision.yml", inventory=str(empty), check=False)
+    assert proc.returncode != 0 and "gpu_nodes group is empty" in proc.stdout
