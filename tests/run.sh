@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite (what `make test` and CI run): unit tests, quality gates, then the
+# integration tests against real local nodes, moto and the fake cloud APIs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+export ANSIBLE_CONFIG=$PWD/ansible.cfg
+export PATH=$PWD/.venv/bin:$PATH
+status=0
+step() { echo; echo "=== $1 ($(date +%H:%M:%S))"; }
+started=$(date +%s)
+
+step "unit tests"
+$PY -m pytest -q -p no:cacheprovider tests/unit || status=1
+
+step "ansible-test sanity + ansible-lint"
+bash tests/sanity.sh || status=1
+
+step "integration tests (local nodes, moto, API doubles)"
+# Each test makes its own cluster (unique name) and removes it, pass or fail.
+$PY -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile tests/integration || status=1
+
+step "done in $(( $(date +%s) - started ))s"
+exit $status
