@@ -13,9 +13,10 @@ options:
     description:
       - Which cloud the cluster lives on.
       - C(local) runs every node as a podman container (systemd + sshd) on the controller and needs no account.
+      - C(aws) runs every node as an EC2 instance (needs C(boto3) and AWS credentials).
     type: str
     default: local
-    choices: [local]
+    choices: [aws, local]
   cluster:
     description:
       - The cluster id. Every resource the collection creates carries it as a tag or label, which is how
@@ -37,4 +38,114 @@ options:
         the C(runc) runtime and no default ulimits, which works where C(crun) does not (hybrid cgroups).
       - Only for O(cloud=local).
     type: path
+"""
+
+    # How to reach EC2 (cloud aws). Unset options fall back to boto3's usual chain.
+    AWS = r"""
+options:
+  region:
+    description:
+      - The AWS region, e.g. C(us-east-1). Defaults to C(AWS_REGION) / C(AWS_DEFAULT_REGION) or the profile's region.
+      - Only for O(cloud=aws).
+    type: str
+  endpoint_url:
+    description:
+      - Talk to this EC2 endpoint instead of the region's public one (a VPC endpoint, a test server).
+      - Defaults to C(AWS_ENDPOINT_URL_EC2) / C(AWS_ENDPOINT_URL) when set. Only for O(cloud=aws).
+    type: str
+  access_key:
+    description:
+      - AWS access key id. When unset, boto3's credential chain is used (C(AWS_ACCESS_KEY_ID),
+        C(AWS_PROFILE) and C(~/.aws), container or instance role). Only for O(cloud=aws).
+    type: str
+  secret_key:
+    description:
+      - AWS secret access key, with O(access_key). Never logged. Only for O(cloud=aws).
+    type: str
+  session_token:
+    description:
+      - AWS session token for temporary credentials, with O(access_key). Never logged. Only for O(cloud=aws).
+    type: str
+  profile:
+    description:
+      - A named profile of C(~/.aws/config) / C(~/.aws/credentials). Only for O(cloud=aws).
+    type: str
+requirements:
+  - boto3 (for O(cloud=aws), on the host that runs the module)
+"""
+
+    # What the instance module takes on EC2 (cloud aws).
+    AWS_INSTANCE = r"""
+options:
+  placements:
+    description:
+      - Where to try to launch the cluster, in order (cloud aws). An C(InsufficientInstanceCapacity) (or kin) in one
+        placement moves on to the next at once; throttling and 5xx are retried in place; quota errors fail at once.
+      - Each entry names a O(placements[].subnet_id), an O(placements[].availability_zone) (its default subnet),
+        or neither (every availability zone of the default VPC, in order), and optionally an alternative
+        O(placements[].instance_type).
+      - Unset, every availability zone of the default VPC that offers the instance type is tried in order.
+      - Once a cluster has nodes, new nodes go to the same availability zone.
+      - The result's RV(cluster.landed) says where the cluster landed and RV(cluster.failover) what was skipped.
+    type: list
+    elements: dict
+    suboptions:
+      subnet_id:
+        description: A subnet (of the VPC of the cluster's security group).
+        type: str
+      availability_zone:
+        description: An availability zone; its default subnet is used unless O(placements[].subnet_id) is set.
+        type: str
+      instance_type:
+        description: Instance type for this placement instead of O(instance_type).
+        type: str
+  min_count:
+    description:
+      - Accept a cluster of at least this many nodes when capacity is short (RunInstances MinCount). By default
+        the launch is all-or-nothing (MinCount = MaxCount). A later run adds the missing nodes.
+      - Only for O(cloud=aws).
+    type: int
+  key_name:
+    description:
+      - An existing EC2 key pair to launch with. When unset, O(ssh_public_key) is imported as a key pair of the
+        cluster's own (deleted with the cluster). With O(key_name) and no O(ssh_public_key), set O(ssh_user) to
+        the login the key pair is installed for. Only for O(cloud=aws).
+    type: str
+  security_groups:
+    description:
+      - Security groups (ids or names) to attach besides the cluster's own, which M(aiinfra.gpu_cluster.firewall)
+        creates. One of the two is required. Only for O(cloud=aws).
+    type: list
+    elements: str
+  placement_group:
+    description:
+      - Launch into a cluster placement group C(aiinfra-<cluster>) (created and reused; deleted with the cluster).
+      - Unset means yes when the instance type supports cluster placement groups; C(true) fails when it does not.
+      - Only for O(cloud=aws).
+    type: bool
+  efa:
+    description:
+      - Attach Elastic Fabric Adapter interfaces, read from C(DescribeInstanceTypes) - an C(efa) interface on the
+        first network card and C(efa-only) ones on the others, as many as the type allows.
+      - Unset means yes when the instance type has EFA; C(true) fails when it does not.
+      - EFA nodes have several network interfaces, so EC2 gives them no public IPv4 address; reach them from
+        inside the VPC (a bastion, VPN or SSM). Only for O(cloud=aws).
+    type: bool
+  root_volume_size:
+    description: Root volume size in GiB (default the image's). Deleted with the instance. Only for O(cloud=aws).
+    type: int
+  root_volume_type:
+    description: Root volume type (default C(gp3)). Only for O(cloud=aws).
+    type: str
+    choices: [gp3, gp2, io1, io2]
+  spot:
+    description:
+      - Launch spot instances (one-time, terminated on interruption). Only for O(cloud=aws).
+    type: bool
+  image_owners:
+    description:
+      - Owners searched when O(image) is a name pattern (default C(self) and C(amazon)); add e.g. Canonical's
+        C(099720109477) for Ubuntu images. Only for O(cloud=aws).
+    type: list
+    elements: str
 """

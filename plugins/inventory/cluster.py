@@ -19,6 +19,7 @@ author:
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.LOCAL
+  - aiinfra.gpu_cluster.cluster.AWS
 options:
   plugin:
     description: The name of this plugin.

@@ -21,6 +21,8 @@ author:
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.LOCAL
+  - aiinfra.gpu_cluster.cluster.AWS
+  - aiinfra.gpu_cluster.cluster.AWS_INSTANCE
 attributes:
   check_mode:
     support: full
@@ -43,11 +45,14 @@ options:
   instance_type:
     description:
       - The node's machine type where the cloud has them. On C(local) it is only recorded as a label.
+      - On C(aws) an EC2 instance type (e.g. C(p4d.24xlarge)); required. Preflight checks that it exists in
+        the region before anything is created.
     type: str
   image:
     description:
       - The node image. On C(local) a podman image that boots systemd and runs sshd; when unset, a Debian 12
         image is built once with debootstrap (no registry needed) and cached.
+      - On C(aws) an AMI id, or a name pattern (C(*) wildcards) whose newest match is used; required.
     type: str
   ssh_public_key:
     description:
@@ -94,10 +99,16 @@ options:
     description: Debian mirror used to build the local node image. Only for O(cloud=local).
     type: str
 notes:
+  - On C(aws) the whole cluster is one C(RunInstances) call, tagged at launch (instances, volumes, network
+    interfaces) with the cluster id; its ClientToken is derived from the cluster id and the request, so a retry or
+    a re-run after the controller died never launches a second set. Instances require IMDSv2.
+  - On C(aws) every node gets the cluster's security group (see M(aiinfra.gpu_cluster.firewall)); cloud-init makes
+    O(ssh_user) the image's default user, which receives the key pair.
   - The local cloud needs podman (and runc and debootstrap to build its image) on the controller;
     C(make setup) installs them.
 seealso:
   - module: aiinfra.gpu_cluster.instance_info
+  - module: aiinfra.gpu_cluster.firewall
 """
 
 EXAMPLES = r"""
@@ -117,6 +128,27 @@ EXAMPLES = r"""
   aiinfra.gpu_cluster.instance:
     cluster: demo
     state: absent
+
+- name: Eight p4d nodes on EC2, first capacity of three placements, EFA and placement group automatic
+  aiinfra.gpu_cluster.instance:
+    cloud: aws
+    region: us-east-1
+    cluster: llm-train
+    count: 8
+    instance_type: p4d.24xlarge
+    image: "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *"
+    placements:
+      - availability_zone: us-east-1a
+      - availability_zone: us-east-1b
+      - availability_zone: us-east-1a
+        instance_type: p5.48xlarge
+    root_volume_size: 500
+    ssh_public_key: "{{ lookup('file', '~/.ssh/id_ed25519.pub') }}"
+  register: cluster
+
+- name: Where it landed
+  ansible.builtin.debug:
+    msg: "{{ cluster.cluster.landed.availability_zone }} ({{ cluster.cluster.landed.instance_type }})"
 """
 
 RETURN = r"""
@@ -129,9 +161,9 @@ nodes:
     rank: {description: Stable rank 0..N-1., type: int, sample: 0}
     name: {description: Node name., type: str, sample: demo-0}
     id: {description: The cloud's id of the node., type: str}
-    state: {description: running, stopped, pending, ..., type: str}
+    state: {description: 'running, stopped or pending.', type: str}
     private_address: {description: Address inside the cluster network., type: str, sample: 10.89.0.2}
-    public_address: {description: Public address, if any., type: str}
+    public_address: {description: 'Public address, if the node has one.', type: str}
     ssh_host: {description: Host the controller connects to., type: str}
     ssh_port: {description: SSH port., type: int, sample: 22}
     ssh_user: {description: SSH login user., type: str, sample: gpuadmin}
@@ -147,6 +179,21 @@ cluster:
   description: Where the cluster lives (cloud, region, image, ...).
   returned: always
   type: dict
+  contains:
+    cloud: {description: The cloud., type: str, sample: aws}
+    id: {description: The cluster id., type: str, sample: llm-train}
+    region: {description: The region (cloud aws)., type: str, returned: when cloud is aws, sample: us-east-1}
+    landed:
+      description: Where this call launched nodes (cloud aws).
+      returned: when nodes were launched on cloud aws
+      type: dict
+      sample: {availability_zone: us-east-1b, subnet_id: subnet-0abc, instance_type: p4d.24xlarge,
+               placement_group: aiinfra-llm-train, count: 8, efa_interfaces: 4}
+    failover:
+      description: The placements skipped before landing, each with the reason (cloud aws).
+      returned: when a placement was skipped on cloud aws
+      type: list
+      elements: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402

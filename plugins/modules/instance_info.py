@@ -17,6 +17,7 @@ author:
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.LOCAL
+  - aiinfra.gpu_cluster.cluster.AWS
 attributes:
   check_mode:
     support: full

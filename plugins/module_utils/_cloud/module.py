@@ -15,10 +15,24 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.reconci
 
 def cluster_argument_spec():
     """Options that find a cluster, plus every cloud's own options."""
-    return dict(
+    spec = dict(
         cloud=dict(type="str", default="local", choices=sorted(PROVIDERS)),
         cluster=dict(type="str", required=True, aliases=["name"]),
         podman_conf=dict(type="path"),
+    )
+    spec.update(aws_connection_argument_spec())
+    return spec
+
+
+def aws_connection_argument_spec():
+    """How to reach EC2 (cloud aws). Unset, boto3's usual chain applies (AWS_* variables, profile, role)."""
+    return dict(
+        region=dict(type="str"),
+        endpoint_url=dict(type="str"),
+        access_key=dict(type="str", no_log=False),
+        secret_key=dict(type="str", no_log=True),
+        session_token=dict(type="str", no_log=True),
+        profile=dict(type="str"),
     )
 
 
@@ -39,6 +53,18 @@ def instance_argument_spec():
         memory=dict(type="str"),
         ssh_access=dict(type="str", default="auto", choices=["auto", "address", "published"]),
         debian_mirror=dict(type="str"),
+        # cloud aws (defaults applied by the provider: an option left unset is not "set" for another cloud)
+        placements=dict(type="list", elements="dict", options=dict(
+            subnet_id=dict(type="str"), availability_zone=dict(type="str"), instance_type=dict(type="str"))),
+        min_count=dict(type="int"),
+        key_name=dict(type="str", no_log=False),
+        security_groups=dict(type="list", elements="str"),
+        placement_group=dict(type="bool"),
+        efa=dict(type="bool"),
+        root_volume_size=dict(type="int"),
+        root_volume_type=dict(type="str", choices=["gp3", "gp2", "io1", "io2"]),
+        spot=dict(type="bool"),
+        image_owners=dict(type="list", elements="str"),
     )
     return spec
 
@@ -51,7 +77,8 @@ def provider_for(module):
     """Validate the options that every cloud shares and build the cloud's provider."""
     params = module.params
     validate_cluster_id(params["cluster"])
-    options = cloud_options(params["cloud"], params)
+    defaults = dict((name, spec.get("default")) for name, spec in module.argument_spec.items())
+    options = cloud_options(params["cloud"], params, defaults)
     return get_provider(params["cloud"], options, log=module.log)
 
 
@@ -83,7 +110,7 @@ def run_instance(module):
                 labels=_labels(params["labels"]),
             )
             existing_needed = params["count"]
-            if not spec.ssh_public_key and existing_needed:
+            if not spec.ssh_public_key and existing_needed and not params.get("key_name"):
                 have = len([n for n in provider.list_nodes(spec.cluster) if n.rank < existing_needed])
                 if have < existing_needed:
                     raise ConfigError("ssh_public_key is required to create nodes",

@@ -10,10 +10,12 @@ when its cloud is chosen.
 
 from __future__ import annotations
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws import AwsProvider
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local import LocalProvider
 
 PROVIDERS = {
+    "aws": AwsProvider,
     "local": LocalProvider,
 }
 
@@ -26,14 +28,19 @@ def get_provider(cloud, options=None, log=None):
     return cls(options, log=log)
 
 
-def cloud_options(cloud, params):
-    """The module parameters a cloud reads; complain about another cloud's options that are set."""
+def cloud_options(cloud, params, defaults=None):
+    """The module parameters a cloud reads; complain about another cloud's options that are set.
+
+    ``defaults`` (option -> default of the module's argument spec): an option left at its default is not set.
+    """
     cls = PROVIDERS[cloud]
     mine = set(cls.options)
-    foreign = sorted(
+    defaults = defaults or {}
+    foreign = sorted(set(
         name for other, pcls in PROVIDERS.items() if other != cloud
         for name in pcls.options if name not in mine and params.get(name) not in (None, [], {}, False)
-    )
+        and params.get(name) != defaults.get(name)
+    ))
     if foreign:
         raise ConfigError("option(s) %s do not apply to cloud %r" % (", ".join(foreign), cloud),
                           hint="Remove them, or set cloud to the cloud they belong to")

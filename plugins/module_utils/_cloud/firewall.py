@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``firewall`` module's behaviour: the rules a cluster needs, validated, reconciled through a provider."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import RuleSpec
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module import (
+    cluster_argument_spec, fail, provider_for)
+
+WORLD = ("0.0.0.0/0", "::/0")
+
+
+def firewall_argument_spec():
+    spec = cluster_argument_spec()
+    spec.pop("podman_conf", None)
+    spec.update(
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        admin_cidrs=dict(type="list", elements="str"),
+        allow_ssh_from_anywhere=dict(type="bool", default=False),
+        ssh_port=dict(type="int", default=22),
+        purge=dict(type="bool", default=False),
+        labels=dict(type="dict", default={}),
+        vpc_id=dict(type="str"),
+    )
+    return spec
+
+
+def normalise_cidrs(cidrs, allow_world=False):
+    """Validate ``admin_cidrs``: each a network address (v4 or v6); the whole internet only with the opt-in."""
+    if not cidrs:
+        raise ConfigError("admin_cidrs is required: SSH is only opened to the networks listed there",
+                          hint="e.g. admin_cidrs: ['203.0.113.0/24'] (your office or VPN); 0.0.0.0/0 needs "
+                               "allow_ssh_from_anywhere: true")
+    out = []
+    for text in cidrs:
+        text = (text or "").strip()
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            try:
+                loose = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ConfigError("admin_cidrs entry %r is not a CIDR (%s)" % (text, exc),
+                                  hint="Write networks like 203.0.113.0/24 or 2001:db8::/48; a single host is /32 or /128")
+            raise ConfigError("admin_cidrs entry %r has host bits set" % text, hint="Did you mean %s?" % loose)
+        if "/" not in text:
+            raise ConfigError("admin_cidrs entry %r has no prefix length" % text,
+                              hint="Write %s for a single host" % net)
+        if net.prefixlen == 0 and not allow_world:
+            raise ConfigError("admin_cidrs entry %s opens SSH to the whole internet" % net,
+                              hint="List your admin networks instead, or set allow_ssh_from_anywhere: true if you "
+                                   "really mean it")
+        if str(net) not in out:
+            out.append(str(net))
+    return out
+
+
+def desired_rules(admin_cidrs, ssh_port=22):
+    """SSH from each admin network, everything between the cluster's members, everything out.
+
+    EFA needs the self-reference in both directions (its traffic is not IP, so 0.0.0.0/0 does not cover it).
+    """
+    rules = [RuleSpec("ingress", "tcp", ssh_port, ssh_port, cidr, "SSH from admin_cidrs") for cidr in admin_cidrs]
+    rules.append(RuleSpec("ingress", "all", -1, -1, "self", "all traffic between cluster nodes (NCCL, EFA)"))
+    rules.append(RuleSpec("egress", "all", -1, -1, "self", "all traffic between cluster nodes (EFA)"))
+    rules.append(RuleSpec("egress", "all", -1, -1, "0.0.0.0/0", "all outbound"))
+    return rules
+
+
+def run_firewall(module):
+    params = module.params
+    try:
+        provider = provider_for(module)
+        if params["state"] == "absent":
+            result = provider.delete_firewall(params["cluster"], check_mode=module.check_mode)
+            diff = {"before": {"rules": result.pop("before", [])}, "after": {"rules": []}}
+        else:
+            if not 1 <= params["ssh_port"] <= 65535:
+                raise ConfigError("ssh_port must be 1..65535, got %d" % params["ssh_port"])
+            cidrs = normalise_cidrs(params["admin_cidrs"], params["allow_ssh_from_anywhere"])
+            labels = dict((str(k), str(v)) for k, v in (params["labels"] or {}).items())
+            for key in labels:
+                if key.startswith("aiinfra-"):
+                    raise ConfigError("label %r is not allowed" % key, hint="Keys starting with 'aiinfra-' are reserved")
+            result = provider.ensure_firewall(params["cluster"], desired_rules(cidrs, params["ssh_port"]),
+                                              purge=params["purge"], check_mode=module.check_mode, labels=labels)
+            diff = {"before": {"rules": sorted(result.pop("before"))}, "after": {"rules": sorted(result.pop("after"))}}
+        result["cluster"] = dict(provider.describe(), id=params["cluster"])
+    except CloudError as exc:
+        fail(module, exc)
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)

@@ -1,0 +1,147 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: firewall
+short_description: The security rules of a GPU training cluster
+version_added: 0.1.0
+description:
+  - Creates and reconciles the cluster's firewall, found again by the cluster id it carries. On C(aws) this is a
+    security group named C(aiinfra-<cluster>).
+  - Secure by default. SSH is allowed only from O(admin_cidrs) (the whole internet only with
+    O(allow_ssh_from_anywhere)). All traffic is allowed between members of the group itself (a self-reference,
+    for NCCL, EFA and the rendezvous) and all outbound traffic.
+  - Rules are reconciled idempotently. Rules the collection did not ask for are kept unless O(purge=true).
+  - The local cloud has no firewall (its nodes sit on a private podman network); asking for one there fails.
+author:
+  - aiinfra platform team (@aiinfra)
+extends_documentation_fragment:
+  - aiinfra.gpu_cluster.cluster
+  - aiinfra.gpu_cluster.cluster.AWS
+attributes:
+  check_mode:
+    support: full
+    description: Reports the rules that would be added or removed without touching anything.
+  diff_mode:
+    support: full
+    description: Shows the rules before and after.
+options:
+  state:
+    description: C(present) reconciles the rules; C(absent) deletes the firewall (after the nodes are gone).
+    type: str
+    choices: [present, absent]
+    default: present
+  admin_cidrs:
+    description:
+      - Networks allowed to reach the nodes over SSH, e.g. your office or VPN (C(203.0.113.0/24), C(2001:db8::/48)).
+      - Required with O(state=present). C(0.0.0.0/0) and C(::/0) need O(allow_ssh_from_anywhere=true).
+    type: list
+    elements: str
+  allow_ssh_from_anywhere:
+    description: Allow C(0.0.0.0/0) / C(::/0) in O(admin_cidrs). Leave off unless the nodes are throwaway.
+    type: bool
+    default: false
+  ssh_port:
+    description: The nodes' SSH port.
+    type: int
+    default: 22
+  purge:
+    description: Remove rules of the firewall that are not asked for here (added by hand, or an old admin network).
+    type: bool
+    default: false
+  labels:
+    description: Extra tags for the firewall.
+    type: dict
+    default: {}
+  vpc_id:
+    description:
+      - The VPC of the security group, when it is created (default the region's default VPC). The cluster's
+        subnets must be in the same VPC. Only for O(cloud=aws).
+    type: str
+seealso:
+  - module: aiinfra.gpu_cluster.instance
+"""
+
+EXAMPLES = r"""
+- name: SSH from the office only, everything inside the cluster
+  aiinfra.gpu_cluster.firewall:
+    cloud: aws
+    region: us-east-1
+    cluster: llm-train
+    admin_cidrs:
+      - 203.0.113.0/24
+
+- name: Drop the firewall (after the nodes)
+  aiinfra.gpu_cluster.firewall:
+    cloud: aws
+    region: us-east-1
+    cluster: llm-train
+    state: absent
+"""
+
+RETURN = r"""
+id:
+  description: The firewall's id (the security group id on C(aws)); empty in check mode before it exists.
+  returned: when state is present
+  type: str
+  sample: sg-0123456789abcdef0
+name:
+  description: The firewall's name.
+  returned: when state is present
+  type: str
+  sample: aiinfra-llm-train
+created:
+  description: Whether this call created the firewall.
+  returned: when state is present
+  type: bool
+rules:
+  description: The rules after the call.
+  returned: when state is present
+  type: list
+  elements: dict
+  contains:
+    direction: {description: C(ingress) or C(egress)., type: str}
+    protocol: {description: C(tcp), C(udp), C(icmp) or C(all)., type: str}
+    port_from: {description: First port (-1 for all)., type: int}
+    port_to: {description: Last port (-1 for all)., type: int}
+    source: {description: A CIDR, C(self) (the cluster's members) or another group (C(sg:<id>))., type: str}
+    description: {description: The rule's description., type: str}
+added:
+  description: Rules this call added, as text.
+  returned: when state is present
+  type: list
+  elements: str
+  sample: ["ingress tcp:22 from 203.0.113.0/24"]
+removed:
+  description: Rules this call removed (only with O(purge=true)), as text.
+  returned: when state is present
+  type: list
+  elements: str
+deleted:
+  description: What O(state=absent) deleted.
+  returned: when state is absent
+  type: list
+  elements: str
+cluster:
+  description: Where the cluster lives (cloud, region).
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.firewall import (  # noqa: E402
+    firewall_argument_spec, run_firewall)
+
+
+def main():
+    module = AnsibleModule(argument_spec=firewall_argument_spec(), supports_check_mode=True)
+    run_firewall(module)
+
+
+if __name__ == "__main__":
+    main()
