@@ -76,7 +76,7 @@ def os_key(distribution, version, major=None):
         dist = "redhat"
     ver = str(version or "").strip()
     if dist != "ubuntu":
-        ver = str(major or ver.split(".")[0])
+        ver = str(major or ver.split(".", maxsplit=1)[0])
     key = "%s-%s" % (dist, ver)
     return load()["os_aliases"].get(key, key)
 
@@ -220,9 +220,9 @@ def driver_plan(os_name, gpu=None, branch="auto", source="auto", kernel_modules=
             plan["errors"].append("%s GPUs need driver branch %s or newer; nvidia_driver_branch is %s" % (
                 arch_name, info["min_driver"], branch))
         if info.get("max_driver") and version_tuple(branch) > version_tuple(info["max_driver"]):
-            plan["errors"].append("%s GPUs are not supported after driver branch %s; nvidia_driver_branch is %s "
-                                  "(set it to %s or older)" % (arch_name, info["max_driver"], branch,
-                                                             info["max_driver"]))
+            plan["errors"].append(
+                "%s GPUs are not supported after driver branch %s; nvidia_driver_branch is %s (set it to %s or older)"
+                % (arch_name, info["max_driver"], branch, info["max_driver"]))
         allowed = [m for m in allowed if m in info["kernel_modules"]]
 
     flavour = str(kernel_modules or "auto")
@@ -251,11 +251,10 @@ def driver_plan(os_name, gpu=None, branch="auto", source="auto", kernel_modules=
         for arch_name in archs:
             accepted = data["gpu_architectures"][arch_name]["kernel_modules"]
             if flavour not in accepted:
+                models = ", ".join(g["model"] for g in gpu.get("gpus", []) if g["architecture"] == arch_name)
                 plan["errors"].append(
                     "%s GPUs (%s) cannot use the %s kernel modules; set nvidia_driver_kernel_modules: %s (or auto)" % (
-                        arch_name, ", ".join(g["model"] for g in gpu.get("gpus", [])
-                                            if g["architecture"] == arch_name) or arch_name,
-                        flavour, accepted[0]))
+                        arch_name, models or arch_name, flavour, accepted[0]))
         if flavour not in src["kernel_modules"]:
             plan["errors"].append("the %s source on %s ships no %s kernel modules; use nvidia_driver_source: "
                                   "cuda_repo or nvidia_driver_kernel_modules: %s" % (
@@ -313,7 +312,19 @@ def cuda_plan(os_name, version, source="auto", component="toolkit", driver_branc
         return plan
     plan["source"] = source
     kits = data["cuda_toolkits"][source]
-    version = str(version)
+    version = str(version or "auto")
+    if version == "auto":
+        # the newest toolkit the source has for this OS and the driver runs
+        first = kits.get("first_version", {}).get(os_name, "0")
+        top = driver_cuda(driver_branch, data) if driver_branch else ""
+        fits = [v for v in kits["versions"] if version_tuple(v) >= version_tuple(first)
+                and (not top or version_tuple(v) <= version_tuple(top))]
+        if not fits:
+            plan["errors"].append("no CUDA toolkit from %s on %s runs on driver branch %s (up to CUDA %s); set "
+                                  "cuda_version or raise nvidia_driver_branch" % (source, os_name, driver_branch, top))
+            return plan
+        version = max(fits, key=version_tuple)
+        plan["version"] = version
     if version not in kits["versions"]:
         plan["errors"].append("CUDA %s is not available from %s on %s (available: %s)" % (
             version, source, os_name, ", ".join(kits["versions"])))
