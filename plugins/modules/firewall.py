@@ -104,12 +104,24 @@ rules:
   type: list
   elements: dict
   contains:
-    direction: {description: C(ingress) or C(egress)., type: str}
-    protocol: {description: C(tcp), C(udp), C(icmp) or C(all)., type: str}
-    port_from: {description: First port (-1 for all)., type: int}
-    port_to: {description: Last port (-1 for all)., type: int}
-    source: {description: A CIDR, C(self) (the cluster's members) or another group (C(sg:<id>))., type: str}
-    description: {description: The rule's description., type: str}
+    direction:
+      description: C(ingress) or C(egress).
+      type: str
+    protocol:
+      description: C(tcp), C(udp), C(icmp) or C(all).
+      type: str
+    port_from:
+      description: First port (-1 for all).
+      type: int
+    port_to:
+      description: Last port (-1 for all).
+      type: int
+    source:
+      description: A CIDR, C(self) (the cluster's members) or another group (C(sg:<id>)).
+      type: str
+    description:
+      description: The rule's description.
+      type: str
 added:
   description: Rules this call added, as text.
   returned: when state is present

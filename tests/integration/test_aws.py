@@ -167,7 +167,7 @@ def test_cluster_in_one_call_with_firewall_and_placement_group_then_rerun_change
     assert set(i["KeyName"] for i in state["live"]) == {state["key_pairs"][0]["KeyName"]}
 
     # what the single RunInstances asked EC2 for
-    launch = [r for r in proxy.requests][0]
+    launch = proxy.requests[0]
     assert launch["MinCount"] == launch["MaxCount"] == "8"
     assert launch["Placement.GroupName"] == "aiinfra-%s" % cluster
     assert launch["MetadataOptions.HttpTokens"] == "required"

@@ -182,8 +182,8 @@ def _quota_error(code, message, ctx):
             need = " (%d x %s" % (ctx["count"], instance_type)
             need += " = %d vCPUs)" % ctx["vcpus"] if ctx.get("vcpus") else ")"
         return QuotaError(
-            "EC2 quota %s in %s is too low for this cluster%s" % (_quota_label(quota), ctx.get("region") or "the region",
-                                                                   need),
+            "EC2 quota %s in %s is too low for this cluster%s"
+            % (_quota_label(quota), ctx.get("region") or "the region", need),
             hint="Request an increase of %s in Service Quotas (Amazon Elastic Compute Cloud), or lower count. "
                  "Another placement does not help: the quota is per region. EC2 said: %s"
                  % (_quota_label(quota), message),
@@ -1040,8 +1040,8 @@ class AwsProvider(Provider):
         else:
             gid = group["GroupId"]
             if self.opts.get("vpc_id") and group.get("VpcId") != self.opts["vpc_id"]:
-                raise ConfigError("the cluster's security group %s is in %s, not %s" % (gid, group.get("VpcId"),
-                                                                                       self.opts["vpc_id"]),
+                raise ConfigError("the cluster's security group %s is in %s, not %s"
+                                  % (gid, group.get("VpcId"), self.opts["vpc_id"]),
                                   hint="Tear the cluster down to move it to another VPC")
             existing = rules_from_group(group)
         add = [r for r in desired if r not in existing]
