@@ -1,0 +1,428 @@
+"""The Ubuntu and RHEL paths of the roles, which cannot run on the Debian test nodes: their templates
+and the expressions their tasks evaluate are rendered here with Ansible's own templar (Jinja2 with
+Ansible's filters and this collection's), from the real role files, with the plans the filters make."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import COLLECTIONS, ROOT
+
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+
+ROLES = os.path.join(ROOT, "roles")
+# Templates name this collection's filters by FQCN: Ansible's collection loader must own the
+# ansible_collections package (an earlier plain import from sys.path would hide the plugins from it).
+for _name in [m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.")]:
+    del sys.modules[_name]
+_AnsibleCollectionFinder(paths=[COLLECTIONS])._install()
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import gpu_compat as compat  # noqa: E402
+
+FACTS = {
+    "ubuntu-22.04": {"os_family": "Debian", "distribution": "Ubuntu", "distribution_release": "jammy",
+                     "distribution_version": "22.04", "distribution_major_version": "22", "architecture": "x86_64",
+                     "kernel": "5.15.0-1063-aws"},
+    "ubuntu-24.04": {"os_family": "Debian", "distribution": "Ubuntu", "distribution_release": "noble",
+                     "distribution_version": "24.04", "distribution_major_version": "24", "architecture": "aarch64",
+                     "kernel": "6.8.0-1015-aws"},
+    "rhel-9": {"os_family": "RedHat", "distribution": "Rocky", "distribution_release": "Blue Onyx",
+               "distribution_version": "9.4", "distribution_major_version": "9", "architecture": "x86_64",
+               "kernel": "5.14.0-427.el9.x86_64"},
+    "debian-12": {"os_family": "Debian", "distribution": "Debian", "distribution_release": "bookworm",
+                  "distribution_version": "12.15", "distribution_major_version": "12", "architecture": "x86_64",
+                  "kernel": "6.1.0-28-amd64"},
+}
+H100_HGX = compat.gpu_facts(["0000:18:00.0 0x10de 0x2330 0x030200"] * 8 + ["0000:05:00.0 0x10de 0x22a3 0x068000"])
+NO_GPU = compat.gpu_facts([])
+
+
+def role_file(role, *parts):
+    return os.path.join(ROLES, role, *parts)
+
+
+def role_vars(role, os_name, **extra):
+    """What a play sees inside the role: its defaults and vars, the node's facts, preflight's facts, extras."""
+    loader = DataLoader()
+    variables = {"ansible_managed": "Ansible managed", "ansible_facts": FACTS[os_name],
+                 "preflight_os": compat.os_support(FACTS[os_name]["distribution"],
+                                                   FACTS[os_name]["distribution_version"],
+                                                   FACTS[os_name]["distribution_major_version"]),
+                 "preflight_gpu": NO_GPU, "preflight_nvidia_loaded_version": "", "ansible_check_mode": False}
+    for sub in ("defaults", "vars"):
+        path = role_file(role, sub, "main.yml")
+        if os.path.exists(path):
+            variables.update(loader.load_from_file(path, trusted_as_template=True) or {})
+    variables.update(extra)
+    return variables
+
+
+def render(text, variables):
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return templar.template(trust_as_template(text))
+
+
+def render_template(role, name, variables):
+    with open(role_file(role, "templates", name)) as handle:
+        return render(handle.read(), variables)
+
+
+def tasks(role, name):
+    """Every task of a role's task file, blocks flattened, by name."""
+    found = {}
+
+    def walk(items):
+        for task in items or []:
+            if "block" in task:
+                walk(task["block"])
+            found[task.get("name")] = task
+
+    walk(DataLoader().load_from_file(role_file(role, "tasks", name), trusted_as_template=True))
+    return found
+
+
+def expr(value):
+    """A conditional (when/that) as a template."""
+    return "{{ %s }}" % value.strip()
+
+
+def run_set_fact(role, task_file, task_name, variables):
+    """Evaluate a set_fact task of the role (its vars too) and add the facts to ``variables``."""
+    task = tasks(role, task_file)[task_name]
+    scope = dict(variables)
+    scope.update(task.get("vars") or {})
+    for key, value in task["ansible.builtin.set_fact"].items():
+        variables[key] = render(value, scope)
+        scope[key] = variables[key]
+    return variables
+
+
+# -- nvidia_driver ---------------------------------------------------------------------------------
+def driver_vars(os_name, gpu, **role_extra):
+    variables = role_vars("nvidia_driver", os_name, preflight_gpu=gpu, **role_extra)
+    return run_set_fact("nvidia_driver", "validate.yml", "Plan the driver from the compatibility data", variables)
+
+
+def test_driver_ubuntu_2204_hgx_path():
+    v = driver_vars("ubuntu-22.04", H100_HGX)
+    plan = v["nvidia_driver_plan"]
+    assert plan["errors"] == [] and plan["install"] and plan["kernel_modules"] == "open"
+    sources = render_template("nvidia_driver", "cuda.sources.j2", v)
+    assert "URIs: https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/\n" in sources
+    assert "Suites: /\n" in sources
+    # the repository is signed by the key file the role downloads
+    setup = tasks("nvidia_driver", "setup-Debian.yml")
+    key_task = setup["Fetch the CUDA repository's signing key"]["ansible.builtin.get_url"]
+    assert render(key_task["url"], v) == "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/3bf863cc.pub"
+    assert "Signed-By: %s\n" % key_task["dest"] in sources
+    # packages, headers, fabric manager pinned to the driver's version
+    install = setup["Install the driver packages"]["ansible.builtin.apt"]
+    assert render(install["name"], v) == ["nvidia-open-580"]
+    assert plan["headers"] == ["linux-headers-5.15.0-1063-aws"]
+    fm = setup["Install fabric manager"]["ansible.builtin.apt"]["name"]
+    assert render(fm, dict(v, nvidia_driver_pkg_version={"stdout": "580.82.07-1"})) == "nvidia-fabricmanager-580=580.82.07-1"
+    # the packages held include the installed meta package
+    assert "nvidia-open-580" in plan["hold"]
+    # only the CUDA repository is added, not Debian's non-free components
+    assert render(expr(setup["Add Debian's non-free components"]["when"]), v) is False
+
+
+def test_driver_ubuntu_2404_mirror_and_arm():
+    v = driver_vars("ubuntu-24.04", NO_GPU, nvidia_driver_install_without_gpu=True,
+                    nvidia_driver_cuda_repo_url="https://mirror.internal/cuda/ubuntu2404/sbsa/")
+    assert v["nvidia_driver_plan"]["repo"]["url"].endswith("/repos/ubuntu2404/aarch64/")
+    sources = render_template("nvidia_driver", "cuda.sources.j2", v)
+    assert "URIs: https://mirror.internal/cuda/ubuntu2404/sbsa/\n" in sources
+
+
+def test_driver_rhel9_path():
+    v = driver_vars("rhel-9", H100_HGX, nvidia_driver_branch="570")
+    plan = v["nvidia_driver_plan"]
+    repo = render_template("nvidia_driver", "cuda.repo.j2", v)
+    assert "[cuda-rhel9-x86_64]\n" in repo
+    assert "baseurl=https://developer.download.nvidia.com/compute/cuda/repos/rhel9/x86_64/\n" in repo
+    assert "gpgcheck=1\n" in repo
+    assert "gpgkey=https://developer.download.nvidia.com/compute/cuda/repos/rhel9/x86_64/D42D0685.pub\n" in repo
+    setup = tasks("nvidia_driver", "setup-RedHat.yml")
+    assert render(setup["Add NVIDIA's CUDA repository"]["ansible.builtin.template"]["dest"], v) == \
+        "/etc/yum.repos.d/aiinfra-cuda-rhel9.repo"
+    assert render(setup["Install the driver branch (its module stream pins the branch)"]["ansible.builtin.dnf"]["name"],
+                  v) == ["@nvidia-driver:570-open"]
+    assert render(setup["Install the kernel headers of the running kernel"]["ansible.builtin.dnf"]["name"], v) == [
+        "kernel-devel-5.14.0-427.el9.x86_64", "kernel-headers-5.14.0-427.el9.x86_64", "dkms"]
+    assert plan["fabricmanager"] == "nvidia-fabric-manager"
+
+
+def test_driver_debian_nonfree_sources():
+    v = driver_vars("debian-12", NO_GPU, nvidia_driver_install_without_gpu=True,
+                    nvidia_driver_debian_mirror="http://mirror.internal/debian/")
+    text = render_template("nvidia_driver", "debian-nonfree.sources.j2", v)
+    stanzas = [s for s in text.split("\n\n") if "Types:" in s]
+    assert len(stanzas) == 2
+    assert "URIs: http://mirror.internal/debian/\nSuites: bookworm bookworm-updates\n" \
+           "Components: contrib non-free non-free-firmware\n" in stanzas[0]
+    assert "URIs: http://mirror.internal/debian-security\nSuites: bookworm-security\n" in stanzas[1]
+    # cuda writes the same file: both roles must render it identically or they would fight over it
+    cv = role_vars("cuda", "debian-12", nvidia_driver_debian_mirror="http://mirror.internal/debian/")
+    cv["cuda_debian_mirror"] = render(cv["cuda_debian_mirror"], cv)
+    cv["cuda_plan"] = compat.cuda_plan("debian-12", "11.8")
+    assert render_template("cuda", "debian-nonfree.sources.j2", cv) == text
+
+
+@pytest.mark.parametrize("proc_version, expected", [
+    ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.309.01  Thu Nov 13 2025\nGCC version:  gcc 12", "535.309.01"),
+    ("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.82.07  Release Build  (dvs-builder@U16)", "580.82.07"),
+    ("", ""),
+])
+def test_loaded_driver_is_read_the_same_way_everywhere(proc_version, expected):
+    """preflight (node_facts.py) and nvidia_driver (load.yml) parse /proc/driver/nvidia/version alike."""
+    spec = importlib.util.spec_from_file_location("node_facts", role_file("preflight", "files", "node_facts.py"))
+    module = importlib.util.module_from_spec(spec)
+    module.read = lambda path: proc_version  # noqa: E731 - the module prints on import otherwise reads sysfs
+    saved = sys.stdout
+    try:
+        sys.stdout = open(os.devnull, "w")
+        spec.loader.exec_module(module)
+    finally:
+        sys.stdout.close()
+        sys.stdout = saved
+    module.read = lambda path: proc_version
+    assert module.loaded_version() == expected
+    load = tasks("nvidia_driver", "load.yml")["Work out what is loaded"]["ansible.builtin.set_fact"]
+    import base64
+    variables = {"nvidia_driver_module_version": {"rc": 1, "stdout": ""},
+                 "nvidia_driver_proc": {"results": [{"content": base64.b64encode(b"nouveau 1 0 - Live\n").decode()},
+                                                    {"content": base64.b64encode(proc_version.encode()).decode()}]}}
+    assert render(load["nvidia_driver_loaded_version"], variables) == expected
+    assert render(load["nvidia_driver_nouveau_loaded"], variables) is True
+
+
+# -- cuda ------------------------------------------------------------------------------------------
+def cuda_vars(os_name, **extra):
+    variables = role_vars("cuda", os_name, **extra)
+    for key in ("cuda_debian_mirror", "cuda_repo_url"):
+        variables[key] = render(variables[key], variables)
+    return run_set_fact("cuda", "validate.yml", "Plan CUDA from the compatibility data", variables)
+
+
+def test_cuda_ubuntu_toolkit_paths():
+    v = cuda_vars("ubuntu-22.04", cuda_version="12.8", nvidia_driver_plan={"branch": "570", "install": True, "adopt": False})
+    assert v["cuda_plan"]["errors"] == []
+    path_sh = render_template("cuda", "cuda-path.sh.j2", v)
+    assert 'export PATH="/usr/local/cuda-12.8/bin:${PATH}"' in path_sh
+    assert render_template("cuda", "cuda-ld.conf.j2", v).strip().splitlines()[-1] == "/usr/local/cuda-12.8/lib64"
+    main = tasks("cuda", "main.yml")
+    assert render(expr(" and ".join("(%s)" % c for c in main["Put CUDA on PATH and in the loader's path"]["when"])),
+                  dict(v, cuda_install=True)) is True
+    setup = tasks("cuda", "setup-Debian.yml")
+    assert render(setup["Install the CUDA packages"]["ansible.builtin.apt"]["name"], v) == ["cuda-toolkit-12-8"]
+    sources = render_template("cuda", "cuda.sources.j2", v)
+    assert "URIs: https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/\n" in sources
+
+
+def test_cuda_newer_than_the_planned_driver_is_refused():
+    v = cuda_vars("ubuntu-22.04", cuda_version="12.8", nvidia_driver_plan={"branch": "535", "install": True, "adopt": False})
+    assert "CUDA 12.8 is newer than driver branch 535" in v["cuda_plan"]["errors"][0]
+    # without a planned driver the loaded one counts
+    v = cuda_vars("rhel-9", cuda_version="13.0", preflight_nvidia_loaded_version="570.133.20")
+    assert "CUDA 13.0 is newer than driver branch 570" in v["cuda_plan"]["errors"][0]
+
+
+def test_cuda_rhel_repo_and_runtime():
+    v = cuda_vars("rhel-9", cuda_version="12.9", cuda_component="runtime", preflight_nvidia_loaded_version="575.57.08")
+    assert v["cuda_plan"]["packages"] == ["cuda-cudart-12-9"]
+    repo = render_template("cuda", "cuda.repo.j2", v)
+    assert "baseurl=https://developer.download.nvidia.com/compute/cuda/repos/rhel9/x86_64/\n" in repo
+    setup = tasks("cuda", "setup-RedHat.yml")
+    assert render(setup["Install the CUDA packages"]["ansible.builtin.dnf"]["name"], v) == ["cuda-cudart-12-9"]
+
+
+def test_cuda_debian_toolkit_needs_no_paths():
+    v = cuda_vars("debian-12")
+    assert v["cuda_plan"]["lib_dir"] == ""
+    main = tasks("cuda", "main.yml")
+    assert render(expr(" and ".join("(%s)" % c for c in main["Put CUDA on PATH and in the loader's path"]["when"])),
+                  dict(v, cuda_install=True)) is False
+
+
+# -- docker ----------------------------------------------------------------------------------------
+def docker_vars(os_name, gpu=NO_GPU, **extra):
+    variables = role_vars("docker", os_name, preflight_gpu=gpu, **extra)
+    return run_set_fact("docker", "validate.yml", "Decide the repository and the nvidia runtime", variables)
+
+
+def test_docker_ubuntu_noble_repo():
+    v = docker_vars("ubuntu-24.04")
+    text = render_template("docker", "docker.sources.j2", v)
+    assert "URIs: https://download.docker.com/linux/ubuntu\nSuites: noble\nComponents: stable\nArchitectures: arm64\n" in text
+    setup = tasks("docker", "setup-Debian.yml")
+    assert render(setup["Fetch Docker's signing key"]["ansible.builtin.get_url"]["url"], v) == \
+        "https://download.docker.com/linux/ubuntu/gpg"
+    assert "Signed-By: %s\n" % setup["Fetch Docker's signing key"]["ansible.builtin.get_url"]["dest"] in text
+    assert render(setup["Install Docker"]["ansible.builtin.apt"]["name"], v) == [
+        "docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin"]
+
+
+def test_docker_rhel_repo_with_nvidia_toolkit_on_gpu_nodes():
+    v = docker_vars("rhel-9", gpu=H100_HGX)
+    assert v["docker_nvidia_enabled"] is True
+    repo = render_template("docker", "docker-ce.repo.j2", v)
+    assert "baseurl=https://download.docker.com/linux/rhel/$releasever/$basearch/stable\n" in repo
+    assert "gpgkey=https://download.docker.com/linux/rhel/gpg\n" in repo
+    toolkit = render_template("docker", "nvidia-container-toolkit.repo.j2", v)
+    assert "baseurl=https://nvidia.github.io/libnvidia-container/stable/rpm/$basearch\n" in toolkit
+    setup = tasks("docker", "setup-RedHat.yml")
+    assert render(setup["Install Docker"]["ansible.builtin.dnf"]["name"], v)[-1] == "nvidia-container-toolkit"
+    # the toolkit repository is added only where it is used
+    assert render(expr(setup["Add the NVIDIA container toolkit repository"]["when"]), docker_vars("rhel-9")) is False
+
+
+def test_docker_distribution_package_refused_on_rhel():
+    check = tasks("docker", "validate.yml")["Check the source exists on this OS"]["ansible.builtin.assert"]
+    assert render(expr(check["that"]), docker_vars("rhel-9", docker_source="distribution")) is False
+    assert render(expr(check["that"]), docker_vars("debian-12", docker_source="distribution")) is True
+    assert "RHEL ships podman" in render(check["fail_msg"], docker_vars("rhel-9", docker_source="distribution"))
+
+
+def test_docker_debian_toolkit_repo_arch():
+    v = docker_vars("ubuntu-22.04", docker_nvidia_container_toolkit="always")
+    text = render_template("docker", "nvidia-container-toolkit.sources.j2", v)
+    assert "URIs: https://nvidia.github.io/libnvidia-container/stable/deb/amd64\n" in text
+
+
+DAEMON_CASES = [
+    # id, existing daemon.json, gpu, extra vars, expected merged (None: left alone)
+    ("fresh-cpu-node", "", NO_GPU, {},
+     {"log-driver": "json-file", "log-opts": {"max-size": "100m", "max-file": "3"}}),
+    ("keeps-foreign-keys", json.dumps({"data-root": "/data/docker", "log-opts": {"max-size": "10m", "labels": "team"}}),
+     NO_GPU, {},
+     {"data-root": "/data/docker", "log-driver": "json-file",
+      "log-opts": {"max-size": "100m", "max-file": "3", "labels": "team"}}),
+    ("gpu-node-gets-runtime", "{}", H100_HGX, {},
+     {"log-driver": "json-file", "log-opts": {"max-size": "100m", "max-file": "3"},
+      "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}),
+    ("default-runtime", "{}", H100_HGX, {"docker_nvidia_default_runtime": True},
+     {"log-driver": "json-file", "log-opts": {"max-size": "100m", "max-file": "3"}, "default-runtime": "nvidia",
+      "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}),
+    ("already-merged-is-left-alone",
+     '{\n    "runtimes": {"nvidia": {"args": [], "path": "nvidia-container-runtime"}},\n'
+     '    "log-driver": "json-file", "log-opts": {"max-file": "3", "max-size": "100m"}}', H100_HGX, {}, None),
+    ("no-runtime-without-gpu", json.dumps({"log-driver": "json-file", "log-opts": {"max-size": "100m", "max-file": "3"}}),
+     NO_GPU, {}, None),
+]
+
+
+@pytest.mark.parametrize("existing, gpu, extra, expected", [c[1:] for c in DAEMON_CASES], ids=[c[0] for c in DAEMON_CASES])
+def test_docker_daemon_json_is_merged_never_overwritten(existing, gpu, extra, expected):
+    import base64
+    v = docker_vars("debian-12", gpu=gpu, **extra)
+    task = tasks("docker", "daemon.yml")["Merge the settings into daemon.json"]
+    scope = dict(v, docker_daemon_current={"content": base64.b64encode(existing.encode()).decode()})
+    scope.update(task["vars"])
+    write = render(expr(task["when"]), scope)
+    if expected is None:
+        assert write is False
+    else:
+        assert write is True
+        assert json.loads(render(task["ansible.builtin.copy"]["content"], scope)) == expected
+
+
+# -- pytorch ---------------------------------------------------------------------------------------
+def pytorch_vars(gpu=NO_GPU, **extra):
+    variables = role_vars("pytorch", "ubuntu-22.04", preflight_gpu=gpu, **extra)
+    run_set_fact("pytorch", "validate.yml", "Plan the wheels from the compatibility data", variables)
+    return run_set_fact("pytorch", "validate.yml", "Decide the requirements and pip's arguments", variables)
+
+
+def test_pytorch_gpu_node_installs_from_the_matching_index():
+    v = pytorch_vars(gpu=H100_HGX, preflight_nvidia_loaded_version="570.133.20", pytorch_torchvision=True)
+    assert v["pytorch_plan"]["index"] == "cu128"
+    assert v["pytorch_requirements"] == ["torch==2.13.0+cu128", "torchvision==0.28.0+cu128"]
+    assert v["pytorch_pip_args"].split() == [
+        "--index-url", "https://download.pytorch.org/whl/cu128", "--extra-index-url", "https://pypi.org/simple"]
+
+
+def test_pytorch_follows_the_planned_driver_over_the_loaded_one():
+    v = pytorch_vars(gpu=H100_HGX, preflight_nvidia_loaded_version="570.133.20",
+                     nvidia_driver_plan={"branch": "580", "install": True, "adopt": False})
+    assert v["pytorch_plan"]["index"] == "cu130"
+
+
+def test_pytorch_wheelhouse_mode():
+    v = pytorch_vars(pytorch_wheelhouse="/srv/wheels", pytorch_extra_packages=["numpy==2.3.*"],
+                     pytorch_pip_extra_args="--no-cache-dir")
+    assert v["pytorch_requirements"] == ["torch==2.13.0+cpu", "numpy==2.3.*"]
+    assert v["pytorch_pip_args"].split() == ["--no-index", "--find-links", "/opt/aiinfra/wheelhouse", "--no-cache-dir"]
+    download = tasks("pytorch", "wheelhouse.yml")["Download the wheels with the controller's pip"]
+    argv = render(download["ansible.builtin.command"]["argv"], dict(
+        v, ansible_playbook_python="/venv/bin/python",
+        ansible_facts=dict(FACTS["ubuntu-22.04"], python={"version": {"major": 3, "minor": 11}})))
+    assert argv[:4] == ["/venv/bin/python", "-m", "pip", "download"]
+    assert argv[argv.index("--python-version") + 1] == "3.11"
+    assert argv[argv.index("--platform") + 1] == "manylinux_2_28_x86_64"
+    assert argv[argv.index("--extra-index-url") + 1] == "https://download.pytorch.org/whl/cpu"
+    assert argv[-2:] == ["torch==2.13.0+cpu", "numpy==2.3.*"]
+
+
+def test_pytorch_cu130_on_a_535_driver_is_refused():
+    v = pytorch_vars(gpu=H100_HGX, pytorch_cuda_index="cu130",
+                     nvidia_driver_plan={"branch": "535", "install": True, "adopt": False})
+    assert "cu130 wheels (CUDA 13.0) need driver branch 580 or newer" in v["pytorch_plan"]["errors"][0]
+
+
+def test_argument_specs_match_defaults():
+    """Every role documents each default in meta/argument_specs.yml, with the same default value."""
+    for role in ("preflight", "nvidia_driver", "cuda", "docker", "pytorch"):
+        with open(role_file(role, "defaults", "main.yml")) as handle:
+            defaults = yaml.safe_load(handle)
+        with open(role_file(role, "meta", "argument_specs.yml")) as handle:
+            specs = yaml.safe_load(handle)["argument_specs"]
+        options = specs["main"]["options"]
+        assert sorted(options) == sorted(defaults), role
+        for name, value in defaults.items():
+            assert name.startswith(role + "_"), name
+            if "{{" not in str(value):
+                assert options[name].get("default") == value, (role, name)
+        if role != "preflight":
+            assert specs["validate"] == specs["main"], role
+
+
+# -- preflight's helpers ---------------------------------------------------------------------------
+def test_package_lock_wait_sees_a_held_dpkg_lock(tmp_path):
+    script = role_file("preflight", "files", "package_lock_free.py")
+    lock = tmp_path / "lock-frontend"
+    lock.write_text("")
+    patched = tmp_path / "check.py"
+    with open(script) as handle:
+        source = handle.read()
+    patched.write_text(source.replace('FCNTL_LOCKS = [', 'FCNTL_LOCKS = [%r, ' % str(lock), 1)
+                       .replace('"/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock",', '')
+                       .replace('"/var/cache/apt/archives/lock", "/var/lib/rpm/.rpm.lock"', '')
+                       .replace('PID_LOCKS = [', 'PID_LOCKS = [] and [', 1))
+    free = subprocess.run([sys.executable, str(patched)], capture_output=True, text=True, check=False)
+    assert free.returncode == 0, free.stdout + free.stderr
+    # another process takes the lock the way apt does (fcntl), and holds it
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+                               "fcntl.lockf(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)", str(lock)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = subprocess.run([sys.executable, str(patched)], capture_output=True, text=True, check=False)
+        assert busy.returncode == 1
+        assert str(lock) + " held by" in busy.stdout
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    assert subprocess.run([sys.executable, str(patched)], capture_output=True, check=False).returncode == 0
