@@ -441,3 +441,76 @@ def test_offline_preflight(opts, spec, message):
     values = dict({"cluster": "c1", "instance_type": "p4d.24xlarge", "image": "ami-0123456789abcdef0"}, **spec)
     with pytest.raises(ConfigError, match=message):
         aws.AwsProvider(opts, client=FakeEC2([])).preflight(NodeSpec(**values))
+
+
+# -- firewall reconcile against a fake EC2 -------------------------------------------------
+class FakeGroups(object):
+    meta = _Meta()
+
+    def __init__(self, group=None):
+        self.group = group
+        self.calls = []
+
+    def describe_security_groups(self, **params):
+        self.calls.append(("describe", None))
+        return {"SecurityGroups": [self.group] if self.group else []}
+
+    def describe_vpcs(self, **params):
+        self.calls.append(("vpcs", None))
+        return {"Vpcs": [{"VpcId": "vpc-d"}]}
+
+    def create_security_group(self, **params):
+        self.calls.append(("create", params["VpcId"]))
+        return {"GroupId": "sg-new"}
+
+    def __getattr__(self, name):
+        def call(GroupId, IpPermissions):
+            self.calls.append((name, IpPermissions))
+            return {}
+        return call
+
+
+def group_with(rules):
+    ingress = [r for r in rules if r.direction == "ingress"]
+    egress = [r for r in rules if r.direction == "egress"]
+    return {"GroupId": "sg-1", "GroupName": "aiinfra-c1", "VpcId": "vpc-1",
+            "IpPermissions": aws.permissions_from_rules(ingress, "sg-1"),
+            "IpPermissionsEgress": aws.permissions_from_rules(egress, "sg-1")}
+
+
+def test_firewall_created_in_the_default_vpc_with_one_call_per_direction():
+    fake = FakeGroups()
+    result = aws.AwsProvider({}, client=fake).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]))
+    assert result["changed"] and result["created"] and result["id"] == "sg-new"
+    assert [c[0] for c in fake.calls] == ["describe", "vpcs", "create", "authorize_security_group_ingress",
+                                          "authorize_security_group_egress"]
+    assert result["added"] == ["ingress tcp:22 from 203.0.113.0/24", "ingress all from self", "egress all to self"]
+
+
+def test_firewall_unchanged_is_one_read():
+    fake = FakeGroups(group_with(desired_rules(["203.0.113.0/24"])))
+    result = aws.AwsProvider({}, client=fake).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]))
+    assert not result["changed"] and fake.calls == [("describe", None)]
+
+
+def test_firewall_extra_rules_go_only_with_purge():
+    old = desired_rules(["198.51.100.0/24"]) + [RuleSpec("ingress", "tcp", 8888, 8888, "10.0.0.0/8")]
+    wanted = desired_rules(["203.0.113.0/24"])
+    fake = FakeGroups(group_with(old))
+    result = aws.AwsProvider({}, client=fake).ensure_firewall("c1", wanted)
+    assert result["added"] == ["ingress tcp:22 from 203.0.113.0/24"] and result["removed"] == []
+    assert "revoke_security_group_ingress" not in [c[0] for c in fake.calls]
+
+    fake = FakeGroups(group_with(old))
+    result = aws.AwsProvider({}, client=fake).ensure_firewall("c1", wanted, purge=True)
+    assert sorted(result["removed"]) == ["ingress tcp:22 from 198.51.100.0/24", "ingress tcp:8888 from 10.0.0.0/8"]
+    revoked = [c[1] for c in fake.calls if c[0] == "revoke_security_group_ingress"][0]
+    assert sorted(p["FromPort"] for p in revoked) == [22, 8888]
+    assert [c[0] for c in fake.calls].index("authorize_security_group_ingress") < \
+        [c[0] for c in fake.calls].index("revoke_security_group_ingress")  # never less access in between
+
+
+def test_firewall_check_mode_changes_nothing():
+    fake = FakeGroups()
+    result = aws.AwsProvider({}, client=fake).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]), check_mode=True)
+    assert result["changed"] and fake.calls == [("describe", None)]
