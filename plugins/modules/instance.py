@@ -104,6 +104,8 @@ notes:
     a re-run after the controller died never launches a second set. Instances require IMDSv2.
   - On C(aws) every node gets the cluster's security group (see M(aiinfra.gpu_cluster.firewall)); cloud-init makes
     O(ssh_user) the image's default user, which receives the key pair.
+  - On C(aws), O(wait) waits for the EC2 state C(running) (failing at O(wait_timeout)); EFA nodes have no public
+    address, so SSH reachability is left to the playbook (C(ansible.builtin.wait_for_connection)).
   - The local cloud needs podman (and runc and debootstrap to build its image) on the controller;
     C(make setup) installs them.
 seealso:

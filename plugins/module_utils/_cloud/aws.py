@@ -127,6 +127,14 @@ def error_parts(exc):
 
 
 def classify(exc, context=None):
+    """See :func:`_classify`; the result also carries EC2's own words as ``detail``."""
+    err = _classify(exc, context)
+    if err is not None:
+        err.detail = error_parts(exc)[1]
+    return err
+
+
+def _classify(exc, context=None):
     """Turn a boto3/botocore exception into a :class:`CloudError` (``None``: not an AWS error).
 
     ``context`` says what was being done: ``instance_type``, ``count``, ``vcpus``, ``spot`` (for a quota
@@ -657,7 +665,7 @@ class AwsProvider(Provider):
             if exc.code in ("InvalidInstanceType", "InvalidParameterValue") or exc.kind == "not_found":
                 raise ConfigError("instance type %s does not exist in %s" % (", ".join(types), self.region),
                                   hint="Check the spelling (e.g. p4d.24xlarge) and that the region has it; EC2 said: %s"
-                                       % exc.message, code=exc.code)
+                                       % getattr(exc, "detail", exc.message), code=exc.code)
             raise
         infos = dict((t["InstanceType"], t) for t in found)
         missing = [t for t in types if t not in infos]
@@ -680,7 +688,7 @@ class AwsProvider(Provider):
                 if exc.kind in ("not_found", "config"):
                     raise ConfigError("AMI %s does not exist in %s" % (image, self.region),
                                       hint="AMI ids are per region; look it up in this region, or give a name pattern. "
-                                           "EC2 said: %s" % exc.message, code=exc.code)
+                                           "EC2 said: %s" % getattr(exc, "detail", exc.message), code=exc.code)
                 raise
             if not images:
                 raise ConfigError("AMI %s does not exist in %s" % (image, self.region))
