@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: torchrun_report
+short_description: The report of a torchrun run, from the watchers' states and the fetched logs
+version_added: 0.1.0
+description:
+  - Runs on the controller (an action plugin). Reads what M(aiinfra.gpu_cluster.torchrun_watch) left in O(run_dir)
+    and the node logs fetched to C(RUN_DIR/HOST/torchrun.log), and writes C(summary.json) (per node rank, exit code,
+    duration, last metrics and log tail; the loss curve; the aggregated exit code), C(summary.txt) and C(loss.png)
+    (loss per step, with matplotlib).
+  - Exit codes are aggregated over nodes; a node whose torchrun exits 0 after a peer failed does not make the run a
+    success.
+  - Shows the summary, and fails when the run failed, naming the node and rank that failed first with the tail of
+    its log.
+author:
+  - aiinfra platform team (@aiinfra)
+attributes:
+  check_mode:
+    support: none
+    description: Reports on a run that happened.
+  diff_mode:
+    support: none
+    description: Not applicable.
+  action:
+    support: full
+    description: Runs on the controller.
+options:
+  run_id:
+    description: The run id.
+    type: str
+    required: true
+  job:
+    description: The job name, for the report.
+    type: str
+    default: ""
+  run_dir:
+    description: The run directory on the controller.
+    type: str
+    required: true
+  hosts:
+    description: Every node of the job with its node rank.
+    type: dict
+    required: true
+  addresses:
+    description: Each node's private address, for the report.
+    type: dict
+    default: {}
+  verdicts:
+    description: Each node's C(verdict) from M(aiinfra.gpu_cluster.torchrun_watch).
+    type: dict
+    default: {}
+  started:
+    description: When the run was launched (epoch seconds).
+    type: float
+  rdzv_endpoint:
+    description: The rendezvous endpoint, for the report.
+    type: str
+    default: ""
+  plot:
+    description: Whether to draw C(loss.png) (needs matplotlib on the controller; skipped with a warning otherwise).
+    type: bool
+    default: true
+  unstopped:
+    description: Nodes the job could not be stopped on (unreachable), named in the failure message.
+    type: list
+    elements: str
+    default: []
+  stops:
+    description: Each node's M(aiinfra.gpu_cluster.torchrun_job) C(state=stopped) result, when the job was stopped.
+    type: dict
+    default: {}
+  show:
+    description: Whether to print the summary.
+    type: bool
+    default: true
+seealso:
+  - module: aiinfra.gpu_cluster.torchrun_watch
+"""
+
+EXAMPLES = r"""
+- name: Write the run report
+  aiinfra.gpu_cluster.torchrun_report:
+    run_id: "{{ run_id }}"
+    run_dir: "runs/{{ run_id }}"
+    hosts: {node-0: 0, node-1: 1}
+  run_once: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+summary:
+  description: What C(summary.json) holds.
+  returned: always
+  type: dict
+  contains:
+    status:
+      description: C(succeeded) or C(failed).
+      type: str
+    exit_code:
+      description: The aggregated exit code (0 only when every node exited 0).
+      type: int
+    world_size:
+      description: Processes over all nodes.
+      type: int
+    nodes:
+      description: Per node, C(host), C(node_rank), C(exit_code), C(phase), C(duration_s), C(last_metrics), C(log).
+      type: list
+      elements: dict
+    metrics:
+      description: C(first_loss), C(last_loss), C(loss_went_down), C(first_step), C(last_step) ...
+      type: dict
+summary_text:
+  description: The readable summary.
+  returned: always
+  type: str
+summary_path:
+  description: Where C(summary.json) was written.
+  returned: always
+  type: str
+run_dir:
+  description: The run directory (absolute).
+  returned: always
+  type: str
+"""
