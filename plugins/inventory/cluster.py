@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiinfra platform team
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ description:
   - The file must end in C(.gpu_cluster.yml) or C(.gpu_cluster.yaml), or be named C(gpu_cluster.yml).
   - Options mirror M(aiinfra.gpu_cluster.instance).
 author:
-  - aiinfra platform team
+  - aiinfra platform team (@aiinfra)
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.LOCAL
@@ -30,6 +30,7 @@ options:
     description:
       - The cluster id (see M(aiinfra.gpu_cluster.instance)).
     type: str
+    required: false
     default: demo
     env:
       - name: GPU_CLUSTER_NAME

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiinfra platform team
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ description:
     O(state=absent) finds everything to remove.
   - A call that fails removes the nodes it created, so a failure leaves the cluster as it found it.
 author:
-  - aiinfra platform team
+  - aiinfra platform team (@aiinfra)
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.LOCAL

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiinfra platform team
-# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ description:
   - Lists the nodes of a cluster by its cluster id, ordered by rank, and the other resources that carry the id.
   - Never changes anything.
 author:
-  - aiinfra platform team
+  - aiinfra platform team (@aiinfra)
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.LOCAL
