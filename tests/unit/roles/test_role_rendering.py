@@ -256,7 +256,8 @@ def test_cuda_debian_toolkit_needs_no_paths():
 
 
 # -- docker ----------------------------------------------------------------------------------------
-def docker_vars(os_name, gpu=NO_GPU, **extra):
+def docker_vars(os_name, gpu=None, **extra):
+    gpu = gpu or NO_GPU
     variables = role_vars("docker", os_name, preflight_gpu=gpu, **extra)
     return run_set_fact("docker", "validate.yml", "Decide the repository and the nvidia runtime", variables)
 
@@ -338,7 +339,8 @@ def test_docker_daemon_json_is_merged_never_overwritten(existing, gpu, extra, ex
 
 
 # -- pytorch ---------------------------------------------------------------------------------------
-def pytorch_vars(gpu=NO_GPU, **extra):
+def pytorch_vars(gpu=None, **extra):
+    gpu = gpu or NO_GPU
     variables = role_vars("pytorch", "ubuntu-22.04", preflight_gpu=gpu, **extra)
     run_set_fact("pytorch", "validate.yml", "Plan the wheels from the compatibility data", variables)
     return run_set_fact("pytorch", "validate.yml", "Decide the requirements and pip's arguments", variables)

@@ -53,7 +53,7 @@ def test_data_is_consistent():
             assert set(info["architectures"]) <= set(archs), index
     # a driver branch runs a higher CUDA than any older branch
     ordered = sorted(DATA["driver_branches"].items(), key=lambda kv: int(kv[0]))
-    cudas = [compat.version_tuple(v["cuda"]) for _, v in ordered]
+    cudas = [compat.version_tuple(info["cuda"]) for branch, info in ordered]
     assert cudas == sorted(cudas)
 
 
