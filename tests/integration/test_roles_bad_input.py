@@ -74,6 +74,14 @@ def test_bad_input_fails_before_installing(node, extra, message):
     assert_nothing_installed(node)
 
 
+def test_check_mode_on_a_fresh_node_changes_nothing(node):
+    proc = run_playbook("playbooks/configure.yml", "--check", inventory=node["inventory"])
+    recap = proc.stdout[proc.stdout.rindex("PLAY RECAP"):]
+    line = [ln for ln in recap.splitlines() if ln.startswith(node["cluster"] + "-0")][0]
+    assert "failed=0" in line and "changed=0" not in line, line  # it reports what it would do
+    assert_nothing_installed(node)
+
+
 def test_unsupported_os_fails_in_preflight(node):
     # make the node look like Debian 11 (what Ansible's distribution facts read)
     out = ssh(node, "sudo sh -c 'echo 11.9 > /etc/debian_version; "

@@ -81,13 +81,17 @@ def tasks(role, name):
     """Every task of a role's task file, blocks flattened, by name."""
     found = {}
 
-    def walk(items):
+    def walk(items, inherited):
         for task in items or []:
+            scope = dict(inherited)
+            scope.update(task.get("vars") or {})
             if "block" in task:
-                walk(task["block"])
+                walk(task["block"], scope)
+                walk(task.get("always"), scope)
+            task = dict(task, vars=scope)  # a task sees its blocks' vars
             found[task.get("name")] = task
 
-    walk(DataLoader().load_from_file(role_file(role, "tasks", name), trusted_as_template=True))
+    walk(DataLoader().load_from_file(role_file(role, "tasks", name), trusted_as_template=True), {})
     return found
 
 
@@ -365,15 +369,23 @@ def test_pytorch_wheelhouse_mode():
                      pytorch_pip_extra_args="--no-cache-dir")
     assert v["pytorch_requirements"] == ["torch==2.13.0+cpu", "numpy==2.3.*"]
     assert v["pytorch_pip_args"].split() == ["--no-index", "--find-links", "/opt/aiinfra/wheelhouse", "--no-cache-dir"]
-    download = tasks("pytorch", "wheelhouse.yml")["Download the wheels with the controller's pip"]
-    argv = render(download["ansible.builtin.command"]["argv"], dict(
-        v, ansible_playbook_python="/venv/bin/python",
-        ansible_facts=dict(FACTS["ubuntu-22.04"], python={"version": {"major": 3, "minor": 11}})))
+    wheelhouse = tasks("pytorch", "wheelhouse.yml")
+    scope = dict(v, ansible_playbook_python="/venv/bin/python", pytorch_wheelhouse_tmp={"path": "/srv/.wheelhouse-download-x"},
+                 ansible_facts=dict(FACTS["ubuntu-22.04"], python={"version": {"major": 3, "minor": 11}}))
+    download = wheelhouse["Download the wheels with the controller's pip"]
+    argv = render(download["ansible.builtin.command"]["argv"], dict(scope, **download["vars"]))
     assert argv[:4] == ["/venv/bin/python", "-m", "pip", "download"]
     assert argv[argv.index("--python-version") + 1] == "3.11"
     assert argv[argv.index("--platform") + 1] == "manylinux_2_28_x86_64"
+    assert argv[argv.index("--dest") + 1] == "/srv/.wheelhouse-download-x"  # moved into the wheelhouse whole
     assert argv[argv.index("--extra-index-url") + 1] == "https://download.pytorch.org/whl/cpu"
     assert argv[-2:] == ["torch==2.13.0+cpu", "numpy==2.3.*"]
+    assert render(download["no_log"], scope) is False
+    assert render(download["no_log"], dict(scope, pytorch_index_url="https://ci:s3cret@mirror.internal/whl/cpu")) is True
+    # the offline completeness check ignores the controller's own pip configuration
+    check = wheelhouse["Check the wheelhouse alone satisfies the requirements (offline)"]
+    argv = render(check["ansible.builtin.command"]["argv"], dict(scope, **check["vars"]))
+    assert argv[argv.index("--find-links") + 1] == "/srv/wheels" and "--isolated" in argv and "--no-index" in argv
 
 
 def test_pytorch_cu130_on_a_535_driver_is_refused():
