@@ -18,7 +18,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (
-    failure_message, parse_log, summarize, summary_text)
+    failure_message, parse_log, summarize, summary_text, watch_dir)
 
 display = Display()
 
@@ -29,7 +29,7 @@ ARGUMENT_SPEC = dict(
     hosts=dict(type="dict", required=True),
     addresses=dict(type="dict", default={}),
     verdicts=dict(type="dict", default={}),
-    started=dict(type="float"),
+    started=dict(type="float", required=True),
     rdzv_endpoint=dict(type="str", default=""),
     plot=dict(type="bool", default=True),
     unstopped=dict(type="list", elements="str", default=[]),
@@ -93,7 +93,7 @@ class ActionModule(ActionBase):
         states, parsed, nodes = {}, {}, []
         for host in hosts:
             try:
-                with open(os.path.join(run_dir, ".watch", "%s.json" % host)) as handle:
+                with open(os.path.join(watch_dir(run_dir, args["started"] or 0), "%s.json" % host)) as handle:
                     states[host] = json.load(handle)
             except (IOError, OSError, ValueError):
                 states[host] = {}

@@ -22,7 +22,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import LogState, decide, node_phase
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import LogState, decide, node_phase, watch_dir
 
 display = Display()
 
@@ -122,7 +122,7 @@ class ActionModule(ActionBase):
         hosts = dict((k, int(v)) for k, v in args["hosts"].items())
         if host not in hosts:
             raise AnsibleError("torchrun_watch: %s is not in hosts (%s)" % (host, ", ".join(sorted(hosts))))
-        state_dir = os.path.join(os.path.abspath(args["run_dir"]), ".watch")
+        state_dir = watch_dir(args["run_dir"], args["started"])
         os.makedirs(state_dir, exist_ok=True)
         settings = {"node_timeout": args["node_timeout"], "rdzv_timeout": args["rdzv_timeout"],
                     "timeout": args["timeout"]}

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from collections import deque
@@ -38,12 +39,20 @@ RESTART_RE = re.compile(r"Worker group (FAILED|UNHEALTHY)\. (\d+)/(\d+) attempts
 TEE_PREFIX_RE = re.compile(r"^\[([A-Za-z_][A-Za-z0-9_]*?)(\d+)\]:")
 ERROR_RE = re.compile(r"(Error|Exception|Traceback|error:|FAILED|failed|Killed|exitcode)")
 
+# lines that say nothing to a reader of a failure: C++ stack frames, Python's ^^^^ markers
+NOISE_RE = re.compile(r"^(\[[A-Za-z_]*\d+\]:)?(\[rank\d+\]:)?\s*(frame #\d+:|\^+\s*$|~*\^+~*\s*$)")
 LIFECYCLE_EVENTS = ("joined", "resume", "checkpoint", "done")
 FAILED_PHASES = ("failed", "lost", "timeout")
 
 
 class SpecError(ValueError):
     """A launch spec that cannot work; the message says which setting and why."""
+
+
+def watch_dir(run_dir, started):
+    """Where one watch of a run shares state on the controller: per launch, so a re-run never reads the files
+    of a watcher that died with an earlier controller."""
+    return os.path.join(os.path.abspath(run_dir), ".watch", "%d" % int(float(started) * 1000))
 
 
 def unit_name(run_id):
@@ -156,6 +165,11 @@ def job_env(spec, ifname):
         env["GLOO_SOCKET_IFNAME"] = ifname
     if spec.get("nccl_debug"):
         env["NCCL_DEBUG"] = spec["nccl_debug"]
+    if int(spec.get("max_restarts") or 0) > 0:
+        # torch >= 2.5 shares the rendezvous store with the workers, but numbers restarts per node, so after
+        # one node's restart workers read the previous attempt's addresses (pytorch/pytorch#135712): a fresh
+        # store per attempt keeps restarts working
+        env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
     env.update(_check_env(spec.get("env")))
     return env
 
@@ -230,7 +244,8 @@ def build_command(spec, gpu_count=0, ifname=""):
     and ``command``: one shell line, ``cd WORKDIR && K=V ... torchrun ...``, to print and to paste.
     """
     validate_run_id(spec["run_id"])
-    nproc = resolve_nproc(spec.get("nproc_per_node"), gpu_count, spec.get("cpu_nproc_per_node") or 1)
+    cpu_nproc = spec.get("cpu_nproc_per_node")
+    nproc = resolve_nproc(spec.get("nproc_per_node"), gpu_count, 1 if cpu_nproc is None else cpu_nproc)
     env = job_env(spec, ifname)
     inner = torchrun_argv(dict(spec, torchrun=(spec.get("docker") or {}).get("torchrun") or spec.get("torchrun"))
                           if spec.get("docker") else spec, nproc)
@@ -573,8 +588,8 @@ def decide(states, hosts, now, started, settings):
             waiting = [h for h in order if h not in joined]
             result.update(done=True, status="failed", reason="rendezvous", failed=missing or waiting,
                           message=rendezvous_message(states, hosts, missing or waiting,
-                                                     "did not complete within torchrun_rdzv_timeout (%ss)"
-                                                     % settings["rdzv_timeout"]))
+                                                     "did not complete within torchrun_rdzv_timeout (%ds)"
+                                                     % int(float(settings["rdzv_timeout"]))))
             return result
     return result
 
@@ -630,7 +645,8 @@ def summarize(run, nodes, verdict, parsed):
             "restarts": snap.get("restarts") or 0,
             "last_metrics": snap.get("last_metrics"),
             "log": node.get("log_path"),
-            "log_tail": (snap.get("tail") or [])[-15:],
+            "log_tail": (snap.get("tail") or [])[-40:],
+            "started_at": state.get("started_at"),
         })
         if log is not None and log.steps:
             for item in log.steps:
@@ -701,6 +717,9 @@ def summary_text(summary, plot_path=None):
             row["node_rank"], row["host"], row.get("address") or "-", row["phase"],
             "-" if row["exit_code"] is None else row["exit_code"],
             "-" if row["duration_s"] is None else "%ss" % row["duration_s"], shown[:80]))
+    restarted = ["%s x%d" % (r["host"], r["restarts"]) for r in summary["nodes"] if r.get("restarts")]
+    if restarted:
+        lines.append("  worker group restarted (torchrun_max_restarts): %s" % ", ".join(restarted))
     metrics = summary.get("metrics") or {}
     if metrics.get("steps_logged"):
         lines.append("  loss %s at step %s -> %s at step %s (%s)%s%s" % (
@@ -720,12 +739,13 @@ def failure_message(summary, unstopped=()):
     msg = ["torchrun run %s failed: %s" % (summary["run_id"], summary.get("message") or "see the summary")]
     for host in (summary.get("failed_nodes") or [])[:1]:
         row = next((r for r in summary["nodes"] if r["host"] == host), None)
-        if row and row.get("log_tail"):
+        tail = [line for line in (row or {}).get("log_tail") or [] if not NOISE_RE.match(line)]
+        if tail:
             msg.append("last lines of %s's log (%s):" % (host, row.get("log") or "not fetched"))
-            msg.extend("  " + line for line in row["log_tail"][-12:])
+            msg.extend("  " + line for line in tail[-12:])
     if unstopped:
-        msg.append("Stopped the job on every node but %s, which could not be reached (its unit ends by itself "
-                   "at torchrun_timeout)." % ", ".join(unstopped))
+        msg.append("Stopped the job on every node but %s, which could not be reached or stopped (a unit left there "
+                   "ends by itself at torchrun_timeout)." % ", ".join(unstopped))
     else:
         msg.append("Stopped the job on every node.")
     msg.append("Logs and summary.json are in the run directory; re-running the playbook resumes from the last "

@@ -56,8 +56,9 @@ options:
     type: dict
     default: {}
   started:
-    description: When the run was launched (epoch seconds).
+    description: When the run was launched (epoch seconds), as given to M(aiinfra.gpu_cluster.torchrun_watch).
     type: float
+    required: true
   rdzv_endpoint:
     description: The rendezvous endpoint, for the report.
     type: str
@@ -89,6 +90,7 @@ EXAMPLES = r"""
     run_id: "{{ run_id }}"
     run_dir: "runs/{{ run_id }}"
     hosts: {node-0: 0, node-1: 1}
+    started: "{{ launched_at }}"
   run_once: true
   delegate_to: localhost
 """

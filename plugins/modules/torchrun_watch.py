@@ -42,7 +42,7 @@ options:
     type: str
     default: /var/lib/aiinfra/torchrun
   run_dir:
-    description: The run directory on the controller; the watchers share state in its C(.watch) folder.
+    description: The run directory on the controller; the watchers share state in its C(.watch/<started>) folder.
     type: str
     required: true
   hosts:
