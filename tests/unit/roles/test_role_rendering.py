@@ -440,3 +440,32 @@ def test_package_lock_wait_sees_a_held_dpkg_lock(tmp_path):
         holder.wait()
     time.sleep(0.1)
     assert subprocess.run([sys.executable, str(patched)], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.parametrize("needs, size, batches", [
+    ({"n0": True, "n1": False, "n2": True, "n3": True}, 2, [["n0", "n2"], ["n3"]]),
+    ({"n0": True, "n1": True, "n2": True}, 1, [["n0"], ["n1"], ["n2"]]),
+    ({"n0": False, "n1": False}, 1, []),
+    ({"n0": True, "n1": None}, 4, [["n0"]]),  # None: a node without a GPU never ran the check
+])
+def test_driver_reboots_only_the_nodes_that_need_it_in_batches(needs, size, batches):
+    loop = tasks("nvidia_driver", "load.yml")["Reboot the nodes that need it, a batch at a time"]["loop"]
+    hostvars = dict((h, {"inventory_hostname": h} if need is None else {"inventory_hostname": h,
+                                                                          "nvidia_driver_reboot_needed": need})
+                    for h, need in needs.items())
+    assert render(loop, {"ansible_play_hosts": list(needs), "hostvars": hostvars,
+                         "nvidia_driver_reboot_batch_size": size}) == batches
+
+
+@pytest.mark.parametrize("installed, loaded, nouveau, reboot", [
+    ("535.309.01", "535.309.01", False, False),
+    ("535.309.01", "535.261.03", False, True),   # upgraded under a loaded module
+    ("580.82.07", "", True, True),               # nouveau holds the GPUs
+    ("", "580.82.07", False, False),             # a driver installed outside packages: adopted
+])
+def test_driver_reboot_decision(installed, loaded, nouveau, reboot):
+    decide = tasks("nvidia_driver", "load.yml")["Decide whether this node needs a reboot"]
+    scope = {"nvidia_driver_installed_version": installed, "nvidia_driver_loaded_version": loaded,
+             "nvidia_driver_nouveau_loaded": nouveau, "nvidia_driver_modprobe": {"skipped": True}}
+    scope.update(decide["vars"])
+    assert render(decide["ansible.builtin.set_fact"]["nvidia_driver_reboot_needed"], scope) is reboot
