@@ -7,7 +7,7 @@ PY          := $(VENV)/bin/python
 ANSIBLE_PB  := $(VENV)/bin/ansible-playbook
 COLL_LINK   := .collections/ansible_collections/aiinfra/gpu_cluster
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS    := podman runc debootstrap openssh-client rsync python3-venv
+APT_PKGS    := podman runc debootstrap openssh-client rsync python3-venv shellcheck
 STAMP       := $(VENV)/.setup-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg

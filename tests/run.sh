@@ -2,7 +2,7 @@
 # The whole test suite (what `make test` and CI run): unit tests, quality gates, then the
 # integration tests against real local nodes, moto and the fake cloud APIs.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 PY=.venv/bin/python
 export ANSIBLE_CONFIG=$PWD/ansible.cfg
 export PATH=$PWD/.venv/bin:$PATH

@@ -14,7 +14,9 @@ REQS=$("$VENV_BIN/python" -c 'import ansible_test, os; print(os.path.join(os.pat
 if [ "$(cat "$SANITY_VENV/.stamp" 2>/dev/null)" != "$CORE" ]; then
   rm -rf "$SANITY_VENV"
   python3 -m venv "$SANITY_VENV"
-  "$SANITY_VENV/bin/python" -m pip install -q "ansible-core==$CORE" $(for f in "$REQS"/sanity.*.txt; do echo "-r $f"; done)
+  reqs=()
+  for f in "$REQS"/sanity.*.txt; do reqs+=(-r "$f"); done
+  "$SANITY_VENV/bin/python" -m pip install -q "ansible-core==$CORE" "${reqs[@]}"
   echo "$CORE" > "$SANITY_VENV/.stamp"
 fi
 # ...and its per-test venvs bootstrap pip with a script from the internet: use our stand-in
