@@ -38,7 +38,9 @@ if [ -e "$DEST/tests/sanity/ignore-2.19.txt" ] || ls "$DEST"/tests/sanity/ignore
 fi
 cd "$DEST"
 echo "== ansible-test sanity"
-"$SANITY_VENV/bin/ansible-test" sanity --python 3.11 --color no "$@"
+rc=0
+"$SANITY_VENV/bin/ansible-test" sanity --python 3.11 --color no "$@" || rc=1
 cd "$ROOT"
 echo "== ansible-lint (production profile)"
-"$VENV_BIN/ansible-lint" --profile production --nocolor playbooks roles site.yml
+"$VENV_BIN/ansible-lint" --profile production --nocolor playbooks roles site.yml || rc=1
+exit $rc
