@@ -65,8 +65,9 @@ def ssh(node, command, **kw):
 
 def run_train(inventory, tmp, run_id):
     started = time.time()
+    # a fresh run id, as people run it (a given run id first looks for an earlier run on every node)
     proc = run_playbook("playbooks/train.yml", inventory=inventory, check=False, timeout=900, extra_vars={
-        "torchrun_job_name": "bench", "torchrun_run_id": run_id, "torchrun_runs_dir": os.path.join(tmp, "runs"),
+        "torchrun_job_name": "bench", "torchrun_run_dir": os.path.join(tmp, "runs", run_id),
         "torchrun_script_args": ["--steps", STEPS], "torchrun_plot": False})
     if proc.returncode != 0:
         raise SystemExit("train.yml failed:\n" + proc.stdout[-4000:])
@@ -89,12 +90,13 @@ def run_floor(nodes, run_id):
                     for n in nodes])
     by_host = dict((n["name"], n) for n in nodes)
     commands = []
+    rdzv_id = "%s-%s" % (run_id, uuid.uuid4().hex[:6])  # fresh per run, the same on every node
     for item in order:
         spec = {"run_id": run_id, "job_name": "bench", "workdir": WORKDIR, "checkpoint_dir": WORKDIR + "/checkpoints",
                 "torchrun": TORCHRUN, "script": WORKDIR + "/train_example.py", "script_args": ["--steps", STEPS],
                 "nnodes": str(len(order)), "node_rank": item["node_rank"], "nproc_per_node": "auto",
                 "cpu_nproc_per_node": 1, "rdzv_host": order[0]["address"], "rdzv_port": 29400,
-                "rdzv_id": "%s-%s" % (run_id, uuid.uuid4().hex[:6]), "rdzv_is_host": item["node_rank"] == 0,
+                "rdzv_id": rdzv_id, "rdzv_is_host": item["node_rank"] == 0,
                 "rdzv_timeout": 180, "local_addr": item["rank_host"], "max_restarts": 0, "env": {},
                 "log_dir": "/tmp/%s-ranks" % run_id}
         built = build_command(spec, gpu_count=0, ifname="eth0")

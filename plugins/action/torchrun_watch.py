@@ -4,7 +4,8 @@
 """Action for aiinfra.gpu_cluster.torchrun_watch (documented in plugins/modules/torchrun_watch.py).
 
 Runs for every node of the job at once (one worker process per node, as any task). Each one polls its
-node with torchrun_job_info, writes what it saw to ``<run_dir>/.watch/<host>.json`` on the controller
+node with a small sh script (module_utils ``poll_script``: a long poll on the unit, its exit record, the new
+part of its log; no Python started on the node), writes what it saw to ``<run_dir>/.watch/<host>.json`` on the controller
 and reads everybody else's file, so that every node's watcher reaches the same verdict (module_utils
 ``decide``) within one poll: they all end together, as soon as the job is done or any node failed,
 stopped answering, missed the rendezvous deadline or ran out of time.
@@ -22,7 +23,8 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import LogState, decide, node_phase, watch_dir
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (
+    LogState, decide, node_phase, parse_poll, poll_script, unit_name, watch_dir)
 
 display = Display()
 
@@ -91,14 +93,14 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
-    def _poll(self, args, task_vars, timeout):
-        """torchrun_job_info on this node, in a thread so that a node that hangs cannot hang the watcher."""
+    def _poll(self, command, probe, timeout):
+        """One poll of this node (a plain sh script over the task's connection: no module, no Python on the node),
+        in a thread, so that a node that hangs cannot hang the watcher."""
         box = {}
 
         def target():
             try:
-                box["result"] = self._execute_module(module_name="aiinfra.gpu_cluster.torchrun_job_info",
-                                                     module_args=args, task_vars=task_vars)
+                box["result"] = self._low_level_execute_command(command, sudoable=False)
             except Exception as exc:  # connection failures arrive as exceptions
                 box["error"] = to_text(exc).strip().splitlines()[0] if to_text(exc).strip() else repr(exc)
 
@@ -111,9 +113,11 @@ class ActionModule(ActionBase):
         if "error" in box:
             return None, box["error"]
         res = box["result"]
-        if res.get("unreachable") or res.get("failed"):
-            return None, to_text(res.get("msg") or "unreachable").strip().splitlines()[0]
-        return res, None
+        try:
+            return parse_poll(to_text(res.get("stdout", ""), errors="surrogate_or_replace"), probe), None
+        except ValueError:
+            lines = to_text(res.get("stderr") or res.get("stdout") or "no output").strip().splitlines()
+            return None, "poll failed (rc %s): %s" % (res.get("rc"), lines[-1] if lines else "")
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -131,6 +135,8 @@ class ActionModule(ActionBase):
         interval = max(0.2, args["interval"])
         call_timeout = max(interval + 5.0, args["node_timeout"] * 0.75)
         log = LogState()
+        run_dir = "%s/runs/%s" % (args["base_dir"].rstrip("/"), args["run_id"])
+        unit = unit_name(args["run_id"])
         me = {"host": host, "node_rank": hosts[host], "t": time.time(), "active": True, "exit": None,
               "started": launch.get("action") in ("started", "attached", "finished"),
               "started_at": launch.get("started_at"), "nproc_per_node": launch.get("nproc_per_node"),
@@ -141,16 +147,16 @@ class ActionModule(ActionBase):
         while True:
             now = time.time()
             if not finished and not me["lost"]:
-                query = {"run_id": args["run_id"], "base_dir": args["base_dir"], "offset": offset,
-                         "wait": interval if me["active"] else 0}
+                probe = None
                 if args["probe"] and not log.attempted and now - started > min(10.0, args["rdzv_timeout"] / 3) \
                         and now - last_probe > 10:
-                    query["probe"] = args["probe"]
+                    probe = args["probe"]
                     last_probe = now
-                res, error = self._poll(query, task_vars, call_timeout)
+                command = poll_script(run_dir, unit, offset, wait=interval if me["active"] else 0, probe=probe)
+                res, error = self._poll(command, probe, call_timeout)
                 if error and "no answer" not in error:
                     time.sleep(1.0)  # one retry: an SSH hiccup is not a dead node
-                    res, error = self._poll(query, task_vars, call_timeout)
+                    res, error = self._poll(command, probe, call_timeout)
                 if error:
                     me.update(lost=error, lost_at=time.time())
                 else:
@@ -159,9 +165,7 @@ class ActionModule(ActionBase):
                         log.line("[... %d bytes of log skipped ...]" % (res["log_start"] - offset))
                     log.feed(res.get("log_chunk") or "")
                     offset = res.get("log_offset", offset)
-                    me.update(active=res.get("active"), exit=res.get("exit"), unit_state=res.get("unit_state"),
-                              started=me["started"] or res.get("started"),
-                              started_at=me["started_at"] or res.get("started_at"))
+                    me.update(active=res.get("active"), exit=res.get("exit"), unit_state=res.get("unit_state"))
                     if res.get("probe"):
                         me["probe"] = res["probe"]
                     if not res.get("active"):

@@ -54,9 +54,12 @@ _value:
       type: str
 """
 
+import os
+
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import SpecError, layout, rerun_plan
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (
+    SpecError, check_settings, layout, rerun_plan)
 
 
 def torchrun_layout(hostvars_list):
@@ -71,10 +74,22 @@ def torchrun_layout(hostvars_list):
         raise AnsibleFilterError("torchrun_layout: %s" % exc)
 
 
+def torchrun_plan(hostvars_list, settings):
+    """Check the role's settings (all problems at once) and lay out the nodes; the script's absolute path."""
+    settings = dict(settings or {})
+    script = settings.get("script") or ""
+    path = os.path.abspath(os.path.expanduser(script)) if script else ""
+    errors = check_settings(settings, os.path.isfile(path) if path else None)
+    if errors:
+        raise AnsibleFilterError("torchrun: " + "; ".join(errors))
+    return {"layout": torchrun_layout(hostvars_list), "script": path}
+
+
 def torchrun_rerun_plan(existing):
     return rerun_plan(list(existing or []))
 
 
 class FilterModule(object):
     def filters(self):
-        return {"torchrun_layout": torchrun_layout, "torchrun_rerun_plan": torchrun_rerun_plan}
+        return {"torchrun_layout": torchrun_layout, "torchrun_plan": torchrun_plan,
+                "torchrun_rerun_plan": torchrun_rerun_plan}

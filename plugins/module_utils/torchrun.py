@@ -55,6 +55,33 @@ def watch_dir(run_dir, started):
     return os.path.join(os.path.abspath(run_dir), ".watch", "%d" % int(float(started) * 1000))
 
 
+HOSTS_BEGIN = "# BEGIN aiinfra.gpu_cluster torchrun node names"
+HOSTS_END = "# END aiinfra.gpu_cluster torchrun node names"
+
+
+def hosts_block(rank_hosts):
+    """The /etc/hosts lines that name every node by its rank (what --local-addr resolves to everywhere)."""
+    lines = [HOSTS_BEGIN]
+    for item in rank_hosts or []:
+        lines.append("%s %s" % (item["address"], item.get("rank_host") or item["name"]))
+    lines.append(HOSTS_END)
+    return "\n".join(lines) + "\n"
+
+
+def with_hosts_block(text, rank_hosts):
+    """``text`` (an /etc/hosts) with our block replaced, or appended; everything else untouched."""
+    block = hosts_block(rank_hosts)
+    lines = text.splitlines(True)
+    begin = next((i for i, ln in enumerate(lines) if ln.rstrip("\n") == HOSTS_BEGIN), None)
+    end = next((i for i, ln in enumerate(lines) if ln.rstrip("\n") == HOSTS_END and begin is not None and i > begin),
+               None)
+    if begin is not None and end is not None:
+        return "".join(lines[:begin]) + block + "".join(lines[end + 1:])
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + block
+
+
 def unit_name(run_id):
     return "%s%s.service" % (UNIT_PREFIX, run_id)
 
@@ -103,6 +130,61 @@ def resolve_nproc(nproc_per_node, gpu_count, cpu_nproc_per_node):
     if value < 1:
         raise SpecError("%s must be at least 1 (got %d): a node needs at least one training process" % (what, value))
     return value
+
+
+def check_settings(settings, script_exists=None):
+    """Every problem with the role's settings, each naming the variable, its value and what it must be.
+
+    ``settings``: torchrun_* values without the prefix (script, module, nproc_per_node, cpu_nproc_per_node,
+    rdzv_port, rdzv_timeout, max_restarts, timeout, nnodes, run_id, job_name, state). ``script_exists``:
+    whether the script is a file on the controller (None: not checked). Returns a list of messages.
+    """
+    errors = []
+
+    def number(name, low, high=None):
+        value = settings.get(name)
+        try:
+            number_value = int(str(value))
+        except (TypeError, ValueError):
+            number_value = None
+        if number_value is None or number_value < low or (high is not None and number_value > high):
+            errors.append("torchrun_%s must be %s (got %r)" % (
+                name, "a number from %d to %d" % (low, high) if high is not None else "at least %d" % low, value))
+
+    script, module = settings.get("script") or "", settings.get("module") or ""
+    if bool(script) == bool(module):
+        errors.append("set exactly one of torchrun_script (a file on the controller, synced to the nodes; got %r) "
+                      "and torchrun_module (a module already on the nodes; got %r)" % (script, module))
+    elif script and script_exists is False:
+        errors.append("torchrun_script %s does not exist on the controller (a relative path is relative to the "
+                      "directory ansible-playbook runs in)" % script)
+    nproc = settings.get("nproc_per_node")
+    if str(nproc) != "auto":
+        try:
+            ok = int(str(nproc)) >= 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            errors.append("torchrun_nproc_per_node must be 'auto' or at least 1 (got %r)" % (nproc,))
+    number("cpu_nproc_per_node", 1)
+    number("rdzv_port", 1, 65535)
+    number("rdzv_timeout", 1)
+    number("timeout", 1)
+    number("max_restarts", 0)
+    nnodes = settings.get("nnodes")
+    if nnodes not in (None, "") and not NNODES_RE.match(str(nnodes)):
+        errors.append("torchrun_nnodes must be empty (every node), N or MIN:MAX (got %r)" % (nnodes,))
+    if settings.get("run_id") and not RUN_ID_RE.match(str(settings["run_id"])):
+        errors.append("torchrun_run_id must be 1-64 letters, digits, '.', '_' or '-' (got %r)" % (settings["run_id"],))
+    if not JOB_NAME_RE.match(str(settings.get("job_name") or "")):
+        errors.append("torchrun_job_name must be 1-64 letters, digits, '.', '_' or '-' (got %r)"
+                      % (settings.get("job_name"),))
+    if settings.get("state") not in (None, "started", "stopped"):
+        errors.append("torchrun_state must be started or stopped (got %r)" % (settings.get("state"),))
+    elif settings.get("state") == "stopped" and not settings.get("run_id"):
+        errors.append("torchrun_state=stopped needs torchrun_run_id, the run to stop (see runs/ on the controller or "
+                      "the units aiinfra-torchrun-* on the nodes)")
+    return errors
 
 
 def layout(hosts):
@@ -283,6 +365,68 @@ def poststop_script(spec, exit_path):
                  % shlex.quote(exit_path))
     lines.append("mv -f %s.tmp %s" % (shlex.quote(exit_path), shlex.quote(exit_path)))
     return "\n".join(lines) + "\n"
+
+
+POLL_MARK = "@@aiinfra-torchrun@@"
+PROBE_PY = ("import socket,sys\n"
+            "try:\n"
+            "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()\n"
+            "    print('ok')\n"
+            "except Exception as e:\n"
+            "    print(str(e) or type(e).__name__)\n")
+
+
+def poll_script(run_dir, unit, offset, wait=0.0, max_bytes=262144, probe=None, probe_timeout=3.0):
+    """One cheap poll of a node (plain sh, no Python unless probing): waits up to ``wait`` seconds for the
+    unit to stop, then prints its state, its exit record and the log from ``offset``; see :func:`parse_poll`."""
+    q = shlex.quote
+    lines = [
+        "u=%s; d=%s; off=%d; n=%d" % (q(unit), q(run_dir), int(offset), int(max(0.0, wait) / 0.25)),
+        'while [ "$n" -gt 0 ] && systemctl is-active --quiet "$u"; do sleep 0.25; n=$((n-1)); done',
+        'echo "%s state $(systemctl show -p ActiveState --value "$u" 2>/dev/null)"' % POLL_MARK,
+        "echo \"%s exit $(cat \"$d/exit.json\" 2>/dev/null | tr -d '\\n')\"" % POLL_MARK,
+        'size=$(stat -c %s "$d/torchrun.log" 2>/dev/null || echo 0)',
+        '[ "$size" -lt "$off" ] && off=0',
+        '[ $((size - off)) -gt %d ] && off=$((size - %d))' % (int(max_bytes), int(max_bytes)),
+        'echo "%s span $off $size"' % POLL_MARK,
+    ]
+    if probe:
+        host, port = probe.rsplit(":", 1)
+        lines.append('echo "%s probe $(python3 -c %s %s %s %s 2>&1 | tail -n 1)"'
+                     % (POLL_MARK, q(PROBE_PY), q(host.strip("[]")), q(port), q(str(probe_timeout))))
+    lines.append('echo "%s log"' % POLL_MARK)
+    lines.append('[ "$size" -gt "$off" ] && tail -c +$((off + 1)) "$d/torchrun.log" | head -c $((size - off))')
+    lines.append("true")
+    return "\n".join(lines) + "\n"
+
+
+def parse_poll(text, probe=None):
+    """What :func:`poll_script` printed: active, unit_state, exit, log_start, log_offset, log_chunk, probe."""
+    head, sep, log = text.partition("%s log\n" % POLL_MARK)
+    if not sep:
+        raise ValueError("not the output of a torchrun poll: %r" % text[-300:])
+    result = {"active": False, "unit_state": "unknown", "exit": None, "log_chunk": log, "probe": None}
+    for line in head.splitlines():
+        if not line.startswith(POLL_MARK + " "):
+            continue
+        key, _sep, value = line[len(POLL_MARK) + 1:].partition(" ")
+        value = value.strip()
+        if key == "state":
+            result["unit_state"] = value or "inactive"
+            result["active"] = value in ("active", "activating", "deactivating", "reloading")
+        elif key == "exit" and value:
+            try:
+                result["exit"] = json.loads(value)
+            except ValueError:
+                result["exit"] = None  # being written: the next poll reads it
+        elif key == "span":
+            start, end = value.split()
+            result["log_start"], result["log_offset"] = int(start), int(end)
+        elif key == "probe":
+            result["probe"] = {"endpoint": probe, "ok": value == "ok", "error": None if value == "ok" else value}
+    if result["active"]:
+        result["exit"] = None
+    return result
 
 
 def exit_code(exit_info):

@@ -64,6 +64,12 @@ options:
   script:
     description: The training script (a path on the node, usually synced into O(workdir)). Exclusive with O(module).
     type: str
+  script_content:
+    description:
+      - The script's content (read on the controller). When given, O(script) is written with it (owned by O(user))
+        whenever it differs, as part of the launch, so a launch is a single round trip to each node.
+      - For a code tree larger than one file, install it on the nodes (O(module)) or in an image (O(docker_image)).
+    type: str
   module:
     description: A Python module already installed on the node, run as C(torchrun -m MODULE). Exclusive with O(script).
     type: str
@@ -178,10 +184,17 @@ options:
     description: The C(torchrun) executable inside the image.
     type: str
     default: torchrun
+  hosts_file:
+    description:
+      - Where O(rank_hosts) are written as a managed block (marked C(aiinfra.gpu_cluster torchrun node names)), so that
+        every node resolves every other node's rendezvous name (O(local_addr)). Empty leaves it alone.
+      - Written in place (not replaced), as C(/etc/hosts) is a bind mount in containers.
+    type: path
+    default: /etc/hosts
   rank_hosts:
     description:
-      - The nodes' rendezvous names (C(rank_host), or C(name)) and C(address), added to a container's C(/etc/hosts)
-        with O(docker_image).
+      - The nodes' rendezvous names (C(rank_host), or C(name)) and C(address), written to O(hosts_file) and added to
+        a container's C(/etc/hosts) with O(docker_image).
     type: list
     elements: dict
     default: []
@@ -242,6 +255,14 @@ socket_ifname:
   description: The interface given to NCCL and Gloo (empty when none was found).
   returned: when state=started
   type: str
+script_changed:
+  description: Whether O(script) was (or, in check mode, would be) written from O(script_content).
+  returned: when state=started
+  type: bool
+hosts_changed:
+  description: Whether O(hosts_file) was (or would be) changed.
+  returned: when state=started
+  type: bool
 unit:
   description: The systemd unit.
   returned: always
@@ -271,6 +292,7 @@ killed_leftovers:
 """
 
 import glob  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import pwd  # noqa: E402
@@ -280,7 +302,8 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (  # noqa: E402
-    UNIT_PREFIX, SpecError, build_command, launch_script, poststop_script, unit_name, validate_run_id)
+    UNIT_PREFIX, SpecError, build_command, launch_script, poststop_script, unit_name, validate_run_id,
+    with_hosts_block)
 
 
 def run_paths(base_dir, run_id):
@@ -352,6 +375,45 @@ def write(path, text, mode=0o644):
         handle.write(text)
     os.chmod(tmp, mode)
     os.rename(tmp, path)
+
+
+def sync_script(module, path, content, owner):
+    """Write the script when its content differs; True when it did (or would, in check mode)."""
+    data = content.encode("utf-8")
+    try:
+        with open(path, "rb") as handle:
+            if hashlib.sha256(handle.read()).digest() == hashlib.sha256(data).digest():
+                return False
+    except (IOError, OSError):
+        pass
+    if module.check_mode:
+        return True
+    make_dir(os.path.dirname(path), owner)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.chown(tmp, owner.pw_uid, owner.pw_gid)
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
+    return True
+
+
+def name_nodes(module, path, rank_hosts):
+    """Our block of rank names in the hosts file, written in place (a bind mount in containers)."""
+    try:
+        with open(path) as handle:
+            current = handle.read()
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="cannot read %s: %s" % (path, exc))
+    wanted = with_hosts_block(current, rank_hosts)
+    if wanted == current:
+        return False
+    if not module.check_mode:
+        with open(path, "r+") as handle:
+            handle.seek(0)
+            handle.write(wanted)
+            handle.truncate()
+    return True
 
 
 def rotate_log(path):
@@ -455,6 +517,20 @@ def start(module, params, paths, unit):
     if params["private_address"] and not ifname and not params["socket_ifname"]:
         module.warn("no interface on this node holds %s; NCCL/Gloo choose their own (set torchrun_socket_ifname)"
                     % params["private_address"])
+    props = unit_show(module, unit)
+    if props["active"]:  # attach: the running job keeps its script and names
+        result.update(action="attached", started_at=_meta(paths).get("started_at"))
+        return result
+    others = [u for u in running_runs(module) if u != unit]
+    if others:
+        module.fail_json(msg="this node is already running another torchrun job: %s. Attach to it with "
+                             "torchrun_run_id=%s, or stop it with torchrun_state=stopped and that run id"
+                             % (", ".join(others), others[0][len(UNIT_PREFIX):-len(".service")]), **result)
+    if params["hosts_file"] and params["rank_hosts"]:
+        result["hosts_changed"] = name_nodes(module, params["hosts_file"], params["rank_hosts"])
+    if params["script"] and params["script_content"] is not None:
+        result["script_changed"] = sync_script(module, params["script"], params["script_content"], owner)
+    result["changed"] = bool(result.get("hosts_changed") or result.get("script_changed"))
     if params["script"] and not module.check_mode and not params["docker_image"] \
             and not os.path.isfile(params["script"]):
         module.fail_json(msg="the training script %s is not on this node" % params["script"], **result)
@@ -463,15 +539,6 @@ def start(module, params, paths, unit):
         module.fail_json(msg="torchrun is not at %s on this node: install PyTorch there (the pytorch role) or set "
                              "torchrun_bin" % params["torchrun"], **result)
 
-    props = unit_show(module, unit)
-    if props["active"]:
-        result.update(action="attached", started_at=_meta(paths).get("started_at"))
-        return result
-    others = [u for u in running_runs(module) if u != unit]
-    if others:
-        module.fail_json(msg="this node is already running another torchrun job: %s. Attach to it with "
-                             "torchrun_run_id=%s, or stop it with torchrun_state=stopped and that run id"
-                             % (", ".join(others), others[0][len(UNIT_PREFIX):-len(".service")]), **result)
     if os.path.exists(paths["exit"]) and not params["restart_finished"]:
         result.update(action="finished", started_at=_meta(paths).get("started_at"))
         return result
@@ -537,6 +604,8 @@ def main():
             checkpoint_dir=dict(type="path"),
             torchrun=dict(type="str", default="torchrun"),
             script=dict(type="str"),
+            script_content=dict(type="str"),
+            hosts_file=dict(type="path", default="/etc/hosts"),
             module=dict(type="str"),
             script_args=dict(type="list", elements="str", default=[]),
             nnodes=dict(type="str"),

@@ -11,8 +11,10 @@ short_description: Watch a torchrun job on every node until it is done or anythi
 version_added: 0.1.0
 description:
   - Runs as one task over every node of the job, like any task; the work happens on the controller (an action
-    plugin). Each node's watcher polls its node with M(aiinfra.gpu_cluster.torchrun_job_info) (a long poll),
-    reads the new part of the node's log, and shares what it saw through files in O(run_dir) on the controller.
+    plugin). Each node's watcher polls its node over the task's connection with a small C(sh) script (a long poll
+    on the run's unit, its exit record and the new part of its log, as M(aiinfra.gpu_cluster.torchrun_job_info)
+    reports them, without starting Python on the node, so watching costs the nodes next to nothing), and shares
+    what it saw through files in O(run_dir) on the controller.
   - Every watcher reaches the same verdict and the task ends on all nodes together as soon as every node finished
     with exit code 0, or any node failed, stopped answering for O(node_timeout) seconds, the rendezvous did not
     complete within O(rdzv_timeout) seconds (naming the nodes that did not join, with a TCP probe of the

@@ -281,10 +281,10 @@ def test_worker_killed_restarts_and_a_rerun_attaches(cluster, tmp_path):
 # -- 5: bad input ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("extra, message", [
-    ({"torchrun_script": "/nonexistent/train.py"}, "The training script /nonexistent/train.py does not exist on the "
+    ({"torchrun_script": "/nonexistent/train.py"}, "torchrun_script /nonexistent/train.py does not exist on the "
                                                    "controller"),
-    ({"torchrun_nproc_per_node": 0}, "torchrun_nproc_per_node must be 'auto' or at least 1 (got '0')"),
-    ({"torchrun_cpu_nproc_per_node": 0}, "torchrun_cpu_nproc_per_node at least 1 (got 0)"),
+    ({"torchrun_nproc_per_node": 0}, "torchrun_nproc_per_node must be 'auto' or at least 1 (got 0)"),
+    ({"torchrun_cpu_nproc_per_node": 0}, "torchrun_cpu_nproc_per_node must be at least 1 (got 0)"),
 ])
 def test_bad_settings_fail_before_anything_starts(cluster, tmp_path, extra, message):
     proc, summary = train(cluster, tmp_path, "bad", extra)

@@ -1,4 +1,5 @@
-"""site.yml end to end on 2 fresh local nodes: provision -> configure -> verify -> train.
+"""site.yml end to end on 2 fresh local nodes: provision -> configure -> verify -> train; and the torchrun
+role's Docker mode on nodes configure.yml gave Docker.
 
 The run report must show world size = nodes x processes and a loss that went down; verify.yml must
 have checked that every node runs the same torch and that an all-reduce over every rank is right.
@@ -7,10 +8,14 @@ have checked that every node runs the same torch and that an all-reduce over eve
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 
 import pytest
 
-from conftest import run_playbook, write_inventory
+from conftest import ROOT, VENV_BIN, ansible_env, podman, run_playbook, write_inventory
 
 pytestmark = pytest.mark.slow
 
@@ -41,3 +46,79 @@ def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name):
     assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "torchrun run %s (job example): SUCCEEDED" % train["run_id"] in proc.stdout
     assert "2 nodes, world size 4, ranks reported: 4/4, aggregate exit code 0" in proc.stdout
+
+    # the same nodes, which configure.yml gave Docker: the job inside containers
+    docker_mode_runs_and_stops_in_containers(inventory, runs, cluster_name)
+
+
+# The nodes site.yml configured have Docker: the same role runs the job inside a container. No registry
+# is reachable, so the image is made on each node: an empty root with the node's /usr and PyTorch
+# virtualenv mounted read-only (the role's torchrun_docker_mounts), i.e. the host's torch in a container.
+IMAGE_SCRIPT = r"""set -e
+rm -rf /tmp/aiinfra-img && mkdir -p /tmp/aiinfra-img && cd /tmp/aiinfra-img
+mkdir -p usr etc tmp proc sys dev opt/aiinfra var/lib/aiinfra root
+ln -s usr/bin bin && ln -s usr/lib lib && ln -s usr/lib64 lib64 && ln -s usr/sbin sbin
+cp /etc/passwd /etc/group etc/
+tar -c . | docker import - aiinfra-host-torch:test >/dev/null
+rm -rf /tmp/aiinfra-img
+"""
+
+
+def node_sh(node, command):
+    return podman("exec", node, "sh", "-c", command, check=False)
+
+
+def docker_mode_runs_and_stops_in_containers(inventory, runs, cluster_name):
+    """train.yml inside containers (a second invocation: the inventory plugin finds the nodes); stopping a run
+    removes its containers and every worker."""
+    nodes = ["%s-%d" % (cluster_name, rank) for rank in range(2)]
+    for node in nodes:
+        made = node_sh(node, IMAGE_SCRIPT)
+        assert made.returncode == 0, made.stderr
+    docker = {"torchrun_docker_image": "aiinfra-host-torch:test",
+              "torchrun_docker_torchrun": "/opt/aiinfra/pytorch/bin/torchrun",
+              "torchrun_docker_mounts": ["/usr:/usr:ro", "/opt/aiinfra/pytorch:/opt/aiinfra/pytorch:ro"],
+              "torchrun_job_name": "indocker"}
+    proc = run_playbook("playbooks/train.yml", inventory=inventory, check=False, timeout=900, extra_vars=dict(
+        docker, torchrun_run_id="dock", torchrun_script_args=["--steps", "40"], torchrun_cpu_nproc_per_node=1))
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    summary = json.loads((runs / "dock" / "summary.json").read_text())
+    assert summary["status"] == "succeeded" and summary["world_size"] == 2
+    assert summary["metrics"]["last_step"] == 40
+    text = " ".join(proc.stdout.split())
+    assert "started: cd /var/lib/aiinfra/torchrun/jobs/indocker && docker run --rm --name aiinfra-torchrun-dock " \
+           "--network host --ipc host --init" in text
+    assert "--gpus" not in text  # CPU nodes
+    for node in nodes:
+        assert node_sh(node, "docker ps -aq --filter label=aiinfra-torchrun-run=dock").stdout.strip() == ""
+
+    # a long run, stopped from outside with torchrun_state=stopped: its containers and workers go
+    long_run = dict(docker, torchrun_run_id="dockstop", torchrun_cpu_nproc_per_node=1,
+                    torchrun_script_args=["--steps", "5000", "--min-step-time", "0.05"])
+    background = subprocess.Popen(
+        [os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/train.yml", "-i", inventory, "-e",
+         json.dumps(long_run)], cwd=ROOT, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            log = node_sh(nodes[0], "cat /var/lib/aiinfra/torchrun/runs/dockstop/torchrun.log 2>/dev/null").stdout
+            if '"event": "step"' in log:
+                break
+            assert background.poll() is None, background.stdout.read()[-4000:]
+            time.sleep(2)
+        for node in nodes:
+            assert node_sh(node, "docker ps -q --filter label=aiinfra-torchrun-run=dockstop").stdout.strip()
+        stop = run_playbook("playbooks/train.yml", inventory=inventory, timeout=300, extra_vars=dict(
+            long_run, torchrun_state="stopped"))
+        assert "run dockstop: stopped" in stop.stdout
+        out = background.communicate(timeout=120)[0]
+    finally:
+        if background.poll() is None:
+            os.killpg(background.pid, signal.SIGKILL)
+    assert background.returncode != 0
+    assert "torchrun run dockstop failed" in out
+    for node in nodes:
+        assert node_sh(node, "docker ps -aq --filter label=aiinfra-torchrun-run=dockstop").stdout.strip() == ""
+        procs = node_sh(node, "ps -eo args=").stdout
+        assert "train_example.py" not in procs and "bin/torchrun" not in procs, procs

@@ -389,3 +389,74 @@ def test_summary_of_a_failure_names_the_node_and_stopped_survivors():
     assert "n1 (node rank 1) failed: torchrun ended with exit code 1" in msg
     assert "boom: CUDA error" in msg and "Stopped the job on every node." in msg
     assert "every node but n2, which could not be reached or stopped" in tr.failure_message(summary, ["n2"])
+
+
+# -- settings, node names, the watcher's poll ------------------------------------------------------
+
+GOOD = {"script": "/x/train.py", "module": "", "nproc_per_node": "auto", "cpu_nproc_per_node": 1, "rdzv_port": 29400,
+        "rdzv_timeout": 180, "max_restarts": 0, "timeout": 3600, "nnodes": "", "run_id": "", "job_name": "example",
+        "state": "started"}
+
+
+def test_good_settings_pass():
+    assert tr.check_settings(GOOD, True) == []
+    assert tr.check_settings(dict(GOOD, script="", module="pkg.train", nproc_per_node=8, nnodes="2:4")) == []
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"script": "/nope.py"}, "torchrun_script /nope.py does not exist on the controller"),
+    ({"module": "pkg.train"}, "set exactly one of torchrun_script"),
+    ({"script": ""}, "set exactly one of torchrun_script"),
+    ({"nproc_per_node": 0}, "torchrun_nproc_per_node must be 'auto' or at least 1 (got 0)"),
+    ({"nproc_per_node": "many"}, "torchrun_nproc_per_node must be 'auto' or at least 1 (got 'many')"),
+    ({"cpu_nproc_per_node": 0}, "torchrun_cpu_nproc_per_node must be at least 1 (got 0)"),
+    ({"rdzv_port": 70000}, "torchrun_rdzv_port must be a number from 1 to 65535 (got 70000)"),
+    ({"max_restarts": -1}, "torchrun_max_restarts must be at least 0 (got -1)"),
+    ({"timeout": 0}, "torchrun_timeout must be at least 1 (got 0)"),
+    ({"nnodes": "4:2x"}, "torchrun_nnodes must be empty (every node), N or MIN:MAX (got '4:2x')"),
+    ({"run_id": "a b"}, "torchrun_run_id must be 1-64 letters"),
+    ({"job_name": ""}, "torchrun_job_name must be 1-64 letters"),
+    ({"state": "stopped"}, "torchrun_state=stopped needs torchrun_run_id"),
+])
+def test_bad_settings_are_named(change, message):
+    errors = tr.check_settings(dict(GOOD, **change), script_exists=change.get("script") != "/nope.py")
+    assert any(message in e for e in errors), errors
+
+
+def test_all_problems_at_once():
+    assert len(tr.check_settings(dict(GOOD, nproc_per_node=0, rdzv_port=0, timeout=0), True)) == 3
+
+
+def test_hosts_block_replaces_only_ours():
+    names = [{"rank_host": "aiinfra-rank-00000", "address": "10.0.0.2"},
+             {"rank_host": "aiinfra-rank-00001", "address": "10.0.0.3"}]
+    base = "127.0.0.1 localhost\n10.0.0.9 other"
+    first = tr.with_hosts_block(base, names)
+    assert first.startswith("127.0.0.1 localhost\n10.0.0.9 other\n# BEGIN aiinfra.gpu_cluster")
+    assert "10.0.0.3 aiinfra-rank-00001\n# END" in first
+    assert tr.with_hosts_block(first, names) == first  # idempotent
+    moved = tr.with_hosts_block(first + "::1 ip6-localhost\n", [dict(names[0], address="10.0.0.7")])
+    assert moved.count("# BEGIN") == 1 and "10.0.0.7 aiinfra-rank-00000" in moved
+    assert "aiinfra-rank-00001" not in moved and moved.endswith("::1 ip6-localhost\n")
+
+
+def test_poll_script_and_parse(tmp_path):
+    import subprocess
+    (tmp_path / "torchrun.log").write_text("one\ntwo \u00fc\npart")
+    (tmp_path / "exit.json").write_text('{"result": "exit-code", "code": "exited", "status": "1", "time": 2.5}\n')
+    script = tr.poll_script(str(tmp_path), "aiinfra-torchrun-none.service", 0, wait=0, probe="127.0.0.1:1")
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    res = tr.parse_poll(out, "127.0.0.1:1")
+    assert res["active"] is False and res["exit"]["status"] == "1"
+    size = len("one\ntwo \u00fc\npart".encode())
+    assert res["log_start"] == 0 and res["log_offset"] == size and res["log_chunk"] == "one\ntwo \u00fc\npart"
+    assert res["probe"]["ok"] is False and res["probe"]["endpoint"] == "127.0.0.1:1"
+    # from an offset, bounded, and a rotated log starts over
+    res = tr.parse_poll(subprocess.run(["sh", "-c", tr.poll_script(str(tmp_path), "u", 4, max_bytes=3)],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert res["log_start"] == size - 3 and res["log_chunk"] == "art"
+    res = tr.parse_poll(subprocess.run(["sh", "-c", tr.poll_script(str(tmp_path), "u", size + 100)],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert res["log_start"] == 0
+    with pytest.raises(ValueError):
+        tr.parse_poll("sudo: a password is required\n")
