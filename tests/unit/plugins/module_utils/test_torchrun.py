@@ -326,7 +326,8 @@ def test_a_node_that_fails_before_the_rendezvous_completes_is_a_rendezvous_failu
     states = {"n0": running(joined=False), "n1": running(joined=False),
               "n2": exited("1", log={"attempted": False, "joined": None, "ranks": [], "tail": ["conn failed"]})}
     verdict = tr.decide(states, HOSTS, 120.0, 100.0, SETTINGS)
-    assert verdict["reason"] == "rendezvous" and "did not join: n2 (node rank 2)" in verdict["message"]
+    assert verdict["reason"] == "rendezvous"
+    assert "did not join: n2 (node rank 2): torchrun ended with exit code 1" in verdict["message"]
 
 
 def test_job_timeout_backstop():
