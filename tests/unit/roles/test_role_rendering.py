@@ -450,9 +450,11 @@ def test_package_lock_wait_sees_a_held_dpkg_lock(tmp_path):
 ])
 def test_driver_reboots_only_the_nodes_that_need_it_in_batches(needs, size, batches):
     loop = tasks("nvidia_driver", "load.yml")["Reboot the nodes that need it, a batch at a time"]["loop"]
-    hostvars = dict((h, {"inventory_hostname": h} if need is None else {"inventory_hostname": h,
-                                                                          "nvidia_driver_reboot_needed": need})
-                    for h, need in needs.items())
+    hostvars = {}
+    for h, need in needs.items():
+        hostvars[h] = {"inventory_hostname": h}
+        if need is not None:
+            hostvars[h]["nvidia_driver_reboot_needed"] = need
     assert render(loop, {"ansible_play_hosts": list(needs), "hostvars": hostvars,
                          "nvidia_driver_reboot_batch_size": size}) == batches
 
