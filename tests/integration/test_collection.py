@@ -74,7 +74,9 @@ def test_bring_your_own_nodes_skips_provisioning(tmp_path, cluster_name):
     result = tmp_path / "made.json"
     run_playbook("tests/integration/playbooks/instance.yml",
                  extra_vars=dict(cluster=cluster_name, count=2, ssh_public_key=PUBKEY, result_file=str(result)))
-    nodes = json.loads(result.read_text())["nodes"]
+    made = json.loads(result.read_text())
+    assert "nodes" in made, made                                  # the module's error, when it failed
+    nodes = made["nodes"]
     # inventories/byo with our servers in it, listed in reverse rank order
     inv = tmp_path / "byo"
     shutil.copytree(os.path.join(ROOT, "inventories", "byo"), str(inv))

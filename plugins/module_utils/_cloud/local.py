@@ -29,7 +29,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base im
     CLUSTER_TAG, RANK_TAG, Node, Provider, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     ConfigError, CloudError, NotFoundError, TransientError)
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.retry import wait_until
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.retry import RetryPolicy, call, wait_until
 
 IMAGE_REPO = "localhost/aiinfra-gpu-node"
 IMAGE_RECIPE_VERSION = "3"
@@ -141,6 +141,10 @@ class Podman(object):
         self.calls = 0
 
     def run(self, *args, **kwargs):
+        """Run podman; a transient failure (lock contention, a slow answer) is retried by the one retry helper."""
+        return call(lambda: self._run_once(*args, **kwargs), policy=RetryPolicy(attempts=4, base=0.5, cap=4.0))
+
+    def _run_once(self, *args, **kwargs):
         stdin = kwargs.pop("stdin", None)
         check = kwargs.pop("check", True)
         timeout = kwargs.pop("timeout", self.timeout)

@@ -107,3 +107,24 @@ def test_cloud_options_rejects_another_clouds_options(monkeypatch):
 def test_unknown_cloud():
     with pytest.raises(errors.ConfigError, match="unknown cloud 'mars'"):
         providers.get_provider("mars")
+
+
+def test_transient_podman_failures_are_retried(monkeypatch):
+    answers = [(125, "Error: database is locked"), (125, "Error: database is locked"), (0, "")]
+    calls = []
+
+    class Proc(object):
+        def __init__(self, rc, err):
+            self.returncode, self.stderr, self.stdout = rc, err, "ok"
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return Proc(*answers.pop(0))
+
+    monkeypatch.setattr(local.subprocess, "run", fake_run)
+    monkeypatch.setattr(local.time, "sleep", lambda s: None)
+    pod = local.Podman(binary="/usr/bin/podman")
+    assert pod.run("ps").stdout == "ok" and len(calls) == 3
+    answers[:] = [(125, "Error: no such container x")]
+    with pytest.raises(errors.NotFoundError):
+        pod.run("rm", "x")
