@@ -315,3 +315,18 @@ def test_rendezvous_port_unreachable_names_the_node(cluster, tmp_path):
            "cannot reach the rendezvous endpoint %s:29400" % (nodes[2], rank0) in text
     assert summary["reason"] == "rendezvous" and summary["failed_nodes"] == [nodes[2]]
     assert_nothing_left(cluster)
+
+
+def test_job_timeout_stops_everything(cluster, tmp_path):
+    started = time.time()
+    proc, summary = train(cluster, tmp_path, "slow", {
+        "torchrun_job_name": "slow", "torchrun_timeout": 60,
+        "torchrun_script_args": ["--steps", "100000", "--min-step-time", "0.05"]})
+    took = time.time() - started
+    assert proc.returncode != 0
+    assert took < 60 + 60, took  # the unit's RuntimeMaxSec, then the stop and the report
+    assert "ran past torchrun_timeout (60s) and was stopped" in " ".join(proc.stdout.split())
+    assert summary["reason"] == "timeout"
+    first = next(n for n in summary["nodes"] if n["host"] == summary["failed_nodes"][0])
+    assert first["result"] == "timeout" and first["phase"] == "timeout", first
+    assert_nothing_left(cluster)
