@@ -648,7 +648,7 @@ def _describe(host, state):
     phase = node_phase(state)
     rank = (state or {}).get("node_rank")
     who = "%s (node rank %s)" % (host, rank)
-    if phase == "lost":
+    if phase == "lost" or (state or {}).get("lost"):
         return who, "stopped answering: %s" % ((state or {}).get("lost") or "unreachable")
     if phase == "timeout":
         return who, "ran past torchrun_timeout (%ss) and was stopped" % (state or {}).get("timeout", "?")
@@ -661,11 +661,18 @@ def _describe(host, state):
     return who, "its torchrun unit vanished without an exit record (the node shut down, or the unit was killed)"
 
 
+def _failed_at(state, now):
+    if state.get("lost"):
+        return float(state.get("lost_at") or state.get("t") or now)
+    return float((state.get("exit") or {}).get("time") or state.get("t") or now)
+
+
 def decide(states, hosts, now, started, settings):
     """The verdict over all nodes.
 
     ``states``: host -> latest state (dicts the watchers write; may be missing); ``hosts``: host ->
-    node_rank of every node that must take part; ``settings``: node_timeout, rdzv_timeout, timeout (s).
+    node_rank of every node that must take part; ``settings``: node_timeout, rdzv_timeout, timeout and
+    settle (how long nodes that were running get to report after a first failure; node_timeout / 2) (s).
     Returns ``{"done": bool, "status": running|succeeded|failed, "reason": rendezvous|node|timeout|None,
     "failed": [hosts, first cause first], "message": str, "phases": {host: phase}}``.
     """
@@ -689,6 +696,21 @@ def decide(states, hosts, now, started, settings):
 
     bad = [h for h in order if phases[h] in FAILED_PHASES]
     if bad:
+        # When a node dies, its peers' workers fail a moment later ("connection closed by peer"), often before
+        # the dead node's own watcher gives up on it. So before naming a cause, every node that is still
+        # running gets a short while to report after the first failure; one that stays silent is the
+        # likely cause and is named first, as lost.
+        failed_at = min(_failed_at(states.get(h) or {}, now) for h in bad)
+        silent = [h for h in order if phases[h] in ("running", "pending")
+                  and float((states.get(h) or {}).get("t") or 0) < failed_at]
+        if silent:
+            if now - failed_at < float(settings.get("settle") or node_timeout / 2):
+                return result
+            for host in silent:
+                phases[host] = "lost"
+                stale[host] = "no answer since its peers failed %.0fs ago" % (now - failed_at)
+            bad = silent + bad
+
         def first(host):
             state = states.get(host) or {}
             if phases[host] == "lost":

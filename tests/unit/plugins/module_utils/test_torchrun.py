@@ -288,7 +288,7 @@ def test_first_failure_is_named_and_a_survivor_exiting_0_does_not_count_as_succe
 
 def test_a_lost_node_comes_first_and_a_silent_one_is_lost():
     states = {"n0": exited("1", at=101.0), "n1": running(lost="no answer within 15s", lost_at=100.0),
-              "n2": running()}
+              "n2": running(t=101.5)}
     verdict = tr.decide(states, HOSTS, 102.0, 50.0, SETTINGS)
     assert verdict["failed"][0] == "n1" and "stopped answering: no answer within 15s" in verdict["message"]
     # a watcher that stopped writing for longer than node_timeout
@@ -297,8 +297,23 @@ def test_a_lost_node_comes_first_and_a_silent_one_is_lost():
     assert verdict["done"] and verdict["failed"] == ["n1"] and "no answer for 30s" in verdict["message"]
 
 
+def test_a_node_that_goes_silent_as_its_peers_fail_is_named_first():
+    # n2 died; n0 and n1 failed a moment later (connection closed by peer) and said so at once
+    states = {"n0": exited("1", at=110.0, t=110.5), "n1": exited("1", at=110.2, t=110.6), "n2": running(t=109.0)}
+    waiting = tr.decide(states, HOSTS, 113.0, 50.0, SETTINGS)
+    assert not waiting["done"]  # n2 gets a moment to report
+    verdict = tr.decide(states, HOSTS, 121.0, 50.0, SETTINGS)  # settle: node_timeout / 2
+    assert verdict["done"] and verdict["failed"] == ["n2", "n0", "n1"]
+    assert verdict["message"].startswith("n2 (node rank 2) failed: stopped answering: no answer since its peers "
+                                         "failed 11s ago")
+    # n2 reporting its own failure in time makes it the cause by its exit time, not a lost node
+    states["n2"] = exited("143", at=109.8, t=112.0)
+    verdict = tr.decide(states, HOSTS, 112.5, 50.0, SETTINGS)
+    assert verdict["failed"][0] == "n2" and "exit code 143" in verdict["message"]
+
+
 def test_killed_and_timed_out_units():
-    states = {"n0": running(), "n1": exited("KILL"), "n2": running()}
+    states = {"n0": running(t=111.5), "n1": exited("KILL"), "n2": running(t=111.5)}
     assert "killed by SIGKILL" in tr.decide(states, HOSTS, 112.0, 50.0, SETTINGS)["message"]
     states["n1"] = running(active=False, exit={"result": "timeout", "code": "killed", "status": "TERM",
                                                "time": 111.0}, timeout=600)
@@ -374,9 +389,9 @@ def test_summary_aggregates_nodes():
 
 
 def test_summary_of_a_failure_names_the_node_and_stopped_survivors():
-    states = {"n0": running(), "n1": exited("1", at=110.0, log={"tail": ["boom: CUDA error"], "ranks": [2, 3],
+    states = {"n0": running(t=110.5), "n1": exited("1", at=110.0, log={"tail": ["boom: CUDA error"], "ranks": [2, 3],
                                                                 "attempted": True, "joined": {"round": 0}}),
-              "n2": running()}
+              "n2": running(t=110.5)}
     verdict = tr.decide(states, HOSTS, 111.0, 90.0, SETTINGS)
     stopped = {"action": "stopped", "exit": {"result": "signal", "code": "killed", "status": "TERM", "time": 112.0}}
     nodes = [{"host": h, "node_rank": r, "nproc_per_node": 2, "state": states[h],
