@@ -389,9 +389,8 @@ def test_summary_aggregates_nodes():
 
 
 def test_summary_of_a_failure_names_the_node_and_stopped_survivors():
-    states = {"n0": running(t=110.5), "n1": exited("1", at=110.0, log={"tail": ["boom: CUDA error"], "ranks": [2, 3],
-                                                                "attempted": True, "joined": {"round": 0}}),
-              "n2": running(t=110.5)}
+    log = {"tail": ["boom: CUDA error"], "ranks": [2, 3], "attempted": True, "joined": {"round": 0}}
+    states = {"n0": running(t=110.5), "n1": exited("1", at=110.0, log=log), "n2": running(t=110.5)}
     verdict = tr.decide(states, HOSTS, 111.0, 90.0, SETTINGS)
     stopped = {"action": "stopped", "exit": {"result": "signal", "code": "killed", "status": "TERM", "time": 112.0}}
     nodes = [{"host": h, "node_rank": r, "nproc_per_node": 2, "state": states[h],
