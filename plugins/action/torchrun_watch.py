@@ -133,7 +133,8 @@ class ActionModule(ActionBase):
         launch = args["launch"] or {}
         started = args["started"]
         interval = max(0.2, args["interval"])
-        call_timeout = max(interval + 5.0, args["node_timeout"] * 0.75)
+        # a poll may be slow (a loaded node, a network blip): only node_timeout without an answer loses a node
+        call_timeout = max(interval + 5.0, args["node_timeout"])
         log = LogState()
         run_dir = "%s/runs/%s" % (args["base_dir"].rstrip("/"), args["run_id"])
         unit = unit_name(args["run_id"])
