@@ -9,6 +9,7 @@ COLL_LINK   := .collections/ansible_collections/aiinfra/gpu_cluster
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS    := podman runc debootstrap openssh-client rsync python3-venv shellcheck
 STAMP       := $(VENV)/.setup-stamp
+PROMTOOL    := $(VENV)/bin/promtool
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
@@ -21,7 +22,7 @@ help:
 	@echo "make teardown  remove the demo cluster"
 	@echo "make bench     benchmarks (benchmarks/)"
 
-setup: $(STAMP) $(COLL_LINK) .ssh/id_ed25519
+setup: $(STAMP) $(COLL_LINK) .ssh/id_ed25519 $(PROMTOOL)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -33,6 +34,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $@
+
+# promtool (checks and unit-tests the monitoring role's alert rules), taken out of Debian's prometheus
+# package without installing it: installing the package would also start a Prometheus server here.
+$(PROMTOOL): | $(STAMP)
+	@tmp=$$(mktemp -d) && chmod 0777 $$tmp && cd $$tmp && \
+	  apt-get download -q prometheus >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && apt-get download -q prometheus; } && \
+	  dpkg-deb -x prometheus_*.deb root && install -m 0755 root/usr/bin/promtool $(CURDIR)/$(PROMTOOL); \
+	  rc=$$?; rm -rf $$tmp; exit $$rc
+	$(PROMTOOL) --version | head -1
 
 $(COLL_LINK):
 	mkdir -p $(dir $(COLL_LINK))
