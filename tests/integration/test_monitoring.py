@@ -147,6 +147,19 @@ def test_monitoring_on_local_nodes(tmp_path, cluster_name):
         targets = node_targets(base, 3)
         assert sorted((t["labels"]["node"], t["health"]) for t in targets) == [(n, "up") for n in nodes]
 
+    # the exporter firewall (on by default on clouds whose network lets every cluster node reach every port; the
+    # local network is private already, so it is asked for here): exporters answer the Prometheus node only,
+    # Prometheus its own node only (the tunnel)
+    run_playbook("playbooks/monitoring.yml", "-e", "monitoring_exporter_firewall=always", inventory=inv3)
+    private[nodes[2]] = inventory_list(inv3)["_meta"]["hostvars"][nodes[2]]["gpu_cluster_private_address"]
+    probe = "python3 -c 'import socket; socket.create_connection((\"%s\", %d), 3)'"
+    assert sh(nodes[0], probe % (private[nodes[2]], 9100)).returncode == 0
+    assert sh(nodes[1], probe % (private[nodes[2]], 9100)).returncode != 0
+    assert sh(nodes[1], probe % (private[nodes[0]], 9090)).returncode != 0
+    with tunnel(inv3, cluster_name) as base:
+        assert sorted((t["labels"]["node"], t["health"]) for t in node_targets(base, 3, timeout=30)) == \
+            [(n, "up") for n in nodes]
+
     # gpu_cluster_monitoring=false: the play ends before the role
     off = run_playbook("playbooks/monitoring.yml", "-e", "gpu_cluster_monitoring=false", inventory=inv3)
     assert "Exporters and Prometheus" not in off.stdout and "Skip when monitoring is off" in off.stdout
