@@ -68,6 +68,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base im
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError  # noqa: E402
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.providers import (  # noqa: E402
     PROVIDERS, get_provider)
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import price_for  # noqa: E402
 
 
 class InventoryModule(BaseInventoryPlugin):
@@ -109,6 +110,8 @@ class InventoryModule(BaseInventoryPlugin):
                 "gpu_cluster_zone": node.zone,
                 "gpu_cluster_instance_type": node.instance_type,
                 "gpu_cluster_state": node.state,
+                "gpu_cluster_launch_time": node.launch_time,
+                "gpu_cluster_price": price_for(cloud, node.instance_type, node.market or "on_demand"),
             }
             if key_file:
                 hostvars["ansible_ssh_private_key_file"] = key_file

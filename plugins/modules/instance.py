@@ -172,6 +172,32 @@ nodes:
     instance_type: {description: Machine type., type: str}
     zone: {description: Zone / placement the node landed in., type: str}
     labels: {description: User labels on the node., type: dict}
+    launch_time: {description: 'When the node was launched (ISO 8601, as the cloud reports it; local: the container''s creation).',
+                  type: str, sample: '2026-12-01T00:40:01+00:00'}
+    market: {description: 'C(on_demand) or C(spot) where the cloud says (aws); empty otherwise.', type: str}
+    hourly_price:
+      description:
+        - The node's price per hour from the collection's price table (C(data/prices.yml), read on the controller by
+          the module's action plugin); C(0) on C(local); null when the table has no price for the type and market
+          ("price unknown", never a guess).
+      type: float
+      sample: 21.96
+    price:
+      description: Where O(nodes[].hourly_price) comes from - C(hourly), C(currency), C(market), C(date), C(source),
+        C(region), or C(reason) when unknown.
+      type: dict
+removed_nodes:
+  description: With O(state=absent), the nodes as they were before the deletion (with launch time and price).
+  returned: when state is absent
+  type: list
+  elements: dict
+cost:
+  description:
+    - With O(state=absent), what the cluster cost from each node's launch to its deletion - C(cost) (null when a
+      price is unknown), C(currency), C(node_hours), C(per_node), and C(text), e.g.
+      C($43.92 (2.00 node-hours; 2 x p4d.24xlarge on-demand at $21.96/h)) or C(price unknown (...)).
+  returned: when state is absent
+  type: dict
 plan:
   description: What the call did (or, in check mode, would do), by rank.
   returned: always

@@ -42,7 +42,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 nodes:
-  description: The cluster's nodes ordered by rank (same fields as M(aiinfra.gpu_cluster.instance) returns).
+  description: The cluster's nodes ordered by rank (same fields as M(aiinfra.gpu_cluster.instance) returns, launch time and hourly price included).
   returned: always
   type: list
   elements: dict

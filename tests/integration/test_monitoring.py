@@ -163,3 +163,11 @@ def test_monitoring_on_local_nodes(tmp_path, cluster_name):
     # gpu_cluster_monitoring=false: the play ends before the role
     off = run_playbook("playbooks/monitoring.yml", "-e", "gpu_cluster_monitoring=false", inventory=inv3)
     assert "Exporters and Prometheus" not in off.stdout and "Skip when monitoring is off" in off.stdout
+
+    # cost: local nodes carry their launch time and a price of 0; teardown says what the cluster cost
+    hostvars = inventory_list(inv3)["_meta"]["hostvars"]
+    assert all(hostvars[n]["gpu_cluster_price"]["hourly"] == 0.0 and hostvars[n]["gpu_cluster_launch_time"]
+               for n in nodes)
+    down = " ".join(run_playbook("playbooks/teardown.yml", inventory=inv3).stdout.split())
+    assert re.search(r"cluster %s cost \$0\.00 \(0\.\d\d node-hours; 3 x local node on-demand at \$0\.00/h\), "
+                     r"from the launch of its first node at 20\d\d-\S+ until its deletion" % cluster_name, down), down[-2000:]

@@ -397,6 +397,9 @@ def node_from_instance(inst, cluster, rank=None):
         instance_type=inst.get("InstanceType", ""),
         zone=(inst.get("Placement") or {}).get("AvailabilityZone", ""),
         labels=labels,
+        launch_time=inst["LaunchTime"].isoformat() if hasattr(inst.get("LaunchTime"), "isoformat")
+        else str(inst.get("LaunchTime") or ""),
+        market="spot" if inst.get("InstanceLifecycle") == "spot" else "on_demand",
     )
 
 

@@ -84,6 +84,8 @@ class Node:
     instance_type: str = ""
     zone: str = ""
     labels: dict = field(default_factory=dict)
+    launch_time: str = ""  # ISO 8601, as the cloud reports it (what a node has cost is counted from it)
+    market: str = ""  # on_demand or spot, where the cloud says
 
     def to_dict(self):
         return asdict(self)

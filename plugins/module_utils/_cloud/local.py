@@ -283,6 +283,7 @@ class LocalProvider(Provider):
             instance_type=labels.get("aiinfra-instance-type", ""),
             zone="localhost",
             labels=user_labels,
+            launch_time=str(info.get("Created") or ""),
         )
 
     def ensure_network(self, cluster):

@@ -1,0 +1,31 @@
+"""Every provider says when a node was launched (what it has cost is counted from then) and, where the cloud
+knows, whether it is a spot node."""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import aws, local
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import parse_time
+
+
+def test_aws_launch_time_and_market():
+    inst = {"InstanceId": "i-1", "State": {"Name": "running"}, "InstanceType": "p4d.24xlarge",
+            "LaunchTime": datetime.datetime(2026, 12, 1, 0, 40, 1, tzinfo=datetime.timezone.utc),
+            "Tags": [{"Key": "aiinfra-gpu-rank", "Value": "0"}]}
+    node = aws.node_from_instance(inst, "c1")
+    assert node.launch_time == "2026-12-01T00:40:01+00:00" and node.market == "on_demand"
+    assert parse_time(node.launch_time) == datetime.datetime(2026, 12, 1, 0, 40, 1,
+                                                             tzinfo=datetime.timezone.utc).timestamp()
+    inst["InstanceLifecycle"] = "spot"
+    assert aws.node_from_instance(inst, "c1").market == "spot"
+
+
+def test_local_launch_time_is_the_containers_creation():
+    info = {"Id": "0123456789abcdef", "Name": "c1-0", "Created": "2026-12-01T00:40:01.123456789Z",
+            "Config": {"Labels": {"aiinfra-gpu-cluster": "c1", "aiinfra-gpu-rank": "0"}},
+            "State": {"Running": True, "Status": "running"},
+            "NetworkSettings": {"Networks": {"aiinfra-c1": {"IPAddress": "10.89.0.3"}}}}
+    node = local.LocalProvider({"ssh_access": "address"})._node(info, "c1")
+    assert node.launch_time == "2026-12-01T00:40:01.123456789Z" and node.market == ""
+    assert int(parse_time(node.launch_time)) == 1796085601
