@@ -17,6 +17,8 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import utilisation as hardware
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import cost
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import parse_log
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.report import (
     failure_message, plot_loss, summarize, summary_text)
@@ -36,6 +38,8 @@ ARGUMENT_SPEC = dict(
     unstopped=dict(type="list", elements="str", default=[]),
     stops=dict(type="dict", default={}),
     show=dict(type="bool", default=True),
+    utilisation=dict(type="dict"),
+    prices=dict(type="dict"),
 )
 
 
@@ -83,13 +87,29 @@ class ActionModule(ActionBase):
                "rdzv_endpoint": args["rdzv_endpoint"]}
         summary = summarize(run, nodes, verdict, parsed)
         summary["unstopped_nodes"] = args["unstopped"]
+        shaped = None
+        if args["utilisation"] is not None:  # the monitoring role's Prometheus, over the run's own window
+            shaped = hardware.shape(args["utilisation"], run["started"], run["ended"], sorted(hosts, key=hosts.get))
+            summary["utilisation"] = dict(window=shaped["window"], nodes=hardware.summary_entries(shaped),
+                                          line=hardware.summary_line(shaped), panels=shaped["panels"])
+        if args["prices"] is not None:
+            priced = [dict(name=h, instance_type=(p.get("price") or {}).get("instance_type", ""),
+                           hourly_price=(p.get("price") or {}).get("hourly"), price=p.get("price") or {},
+                           launch_time=p.get("launch_time")) for h, p in sorted(args["prices"].items())]
+            summary["cost"] = {"run": cost(priced, run["ended"], start=run["started"]),
+                               "cluster": cost(priced, run["ended"])}
         plot_path = None
         if args["plot"]:
-            plot_path, why = plot_loss(summary, os.path.join(run_dir, "loss.png"))
+            plot_path, why = plot_loss(summary, os.path.join(run_dir, "loss.png"), shaped)
             if why and summary["status"] == "succeeded":
                 display.warning("no loss plot: %s" % why)
         summary["plot"] = plot_path
         text = summary_text(summary, plot_path)
+        if summary.get("utilisation"):
+            text += "\n  " + summary["utilisation"]["line"]
+        if summary.get("cost"):
+            text += "\n  cost of the run: %s; of the cluster so far: %s" % (summary["cost"]["run"]["text"],
+                                                                         summary["cost"]["cluster"]["text"])
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "summary.json"), "w") as handle:
             json.dump(summary, handle, indent=2, sort_keys=False)

@@ -80,6 +80,19 @@ options:
     description: Whether to print the summary.
     type: bool
     default: true
+  utilisation:
+    description:
+      - Prometheus' answers for the nodes' CPU, memory and GPU utilisation over the run (C(cpu), C(memory), C(gpu),
+        each the JSON of C(/api/v1/query_range)), as the monitoring role's C(query.yml) asks them. Given, the
+        summary gets C(utilisation) (per node mean and max, C(no GPU) where there is none) and C(loss.png) three
+        panels; points outside the run's window are left out.
+    type: dict
+  prices:
+    description:
+      - Each node's price (C(gpu_cluster_price), from C(data/prices.yml)) and launch time (C(gpu_cluster_launch_time)),
+        as C({host: {price, launch_time}}). Given, the summary gets C(cost) - node-hours and the estimated cost of
+        the run's window (C(run)) and of the cluster from its nodes' launch to the run's end (C(cluster)).
+    type: dict
 seealso:
   - module: aiinfra.gpu_cluster.torchrun_watch
 """
@@ -116,6 +129,14 @@ summary:
       elements: dict
     metrics:
       description: C(first_loss), C(last_loss), C(loss_went_down), C(first_step), C(last_step) ...
+      type: dict
+    utilisation:
+      description: With O(utilisation), C(window) (the run's start and end), C(nodes) (per node C(cpu_mean),
+        C(cpu_max), C(memory_mean), C(memory_max), C(gpu_mean), C(gpu_max), or C(gpu) = C(no GPU)) and C(panels).
+      type: dict
+    cost:
+      description: With O(prices), C(run) and C(cluster), each C(node_hours), C(cost) (null when a price is
+        unknown), C(currency), C(text).
       type: dict
 summary_text:
   description: The readable summary.

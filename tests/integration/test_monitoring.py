@@ -96,6 +96,35 @@ def listeners(node):
     return ports
 
 
+def report_from_the_runs_window(tmp_path, inv, nodes):
+    """The report's utilisation comes from Prometheus over the run's own window: CPU and memory per node, the
+    GPU panel "no GPU"; cost 0 on local nodes."""
+    run_dir = tmp_path / "runs" / "util"
+    proc = run_playbook("tests/integration/playbooks/utilisation_report.yml", inventory=inv,
+                        extra_vars={"run_dir": str(run_dir), "burn_seconds": 12})
+    summary = json.loads((run_dir / "summary.json").read_text())
+    util = summary["utilisation"]
+    start, end = util["window"]
+    assert start == summary["started"] and end == summary["ended"] and 12 <= end - start < 120
+    for key in ("cpu", "memory"):
+        panel = util["panels"][key]
+        assert panel["status"] == "ok" and list(panel["nodes"]) == nodes, panel
+        for series in panel["nodes"].values():
+            assert len(series["t"]) >= 3 and 0 <= series["t"][0] and series["t"][-1] <= end - start
+            assert all(0 <= v <= 100 for v in series["v"])
+    # CPU: rank 1 burnt a core during the window (the local nodes share the controller's CPUs and /proc/stat)
+    assert util["nodes"][nodes[1]]["cpu_max"] > 0
+    assert util["panels"]["gpu"]["status"] == "empty"
+    assert all(util["nodes"][n]["gpu"] == "no GPU" for n in nodes)
+    assert summary["cost"]["run"]["cost"] == 0.0 and summary["cost"]["run"]["node_hours"] > 0
+    text = " ".join(proc.stdout.split())
+    assert "utilisation (mean over the run): %s CPU" % nodes[0] in text and "no GPU" in text
+    assert "cost of the run: $0.00" in text
+    png = run_dir / "loss.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return png
+
+
 def test_monitoring_on_local_nodes(tmp_path, cluster_name):
     inv = write_inventory(tmp_path, cluster_name, size=2)
     run_playbook("playbooks/provision.yml", inventory=inv)
@@ -136,6 +165,8 @@ def test_monitoring_on_local_nodes(tmp_path, cluster_name):
         # the systemd collector sees the units the alert rules read
         assert api(base, "/api/v1/query", query='node_systemd_unit_state{name="prometheus.service",state="active"}')[
             "result"][0]["value"][1] == "1"
+
+    report_from_the_runs_window(tmp_path, inv, nodes[:2])
 
     # scale 2 -> 3 and re-run: the third node is scraped, Prometheus not restarted (file-based discovery)
     started = sh(nodes[0], "systemctl show -p ExecMainStartTimestampMonotonic prometheus").stdout

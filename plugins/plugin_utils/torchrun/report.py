@@ -156,8 +156,9 @@ def failure_message(summary, unstopped=()):
     return "\n".join(msg)
 
 
-def plot_loss(summary, path):
-    """A PNG of loss per step (and eval accuracy where the job logged it). Returns the path, or a reason."""
+def plot_loss(summary, path, utilisation=None):
+    """A PNG of loss per step (and eval accuracy where the job logged it), and with ``utilisation`` (shaped by
+    plugin_utils/utilisation.py) the nodes' CPU, memory and GPU panels under it. Returns the path, or a reason."""
     steps = summary.get("steps") or []
     if not steps:
         return None, "the job logged no step/loss lines"
@@ -167,7 +168,13 @@ def plot_loss(summary, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return None, "matplotlib is not installed on the controller (pip install matplotlib)"
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    if utilisation:
+        fig, axes = plt.subplots(4, 1, figsize=(7, 11), dpi=110, gridspec_kw={"height_ratios": [4, 2.5, 2.5, 2.5]})
+        ax = axes[0]
+        from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.utilisation import draw
+        draw(axes[1:], utilisation)
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], marker=".", linewidth=1.2, label="loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (mean over ranks)")
