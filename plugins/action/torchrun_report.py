@@ -108,8 +108,8 @@ class ActionModule(ActionBase):
         if summary.get("utilisation"):
             text += "\n  " + summary["utilisation"]["line"]
         if summary.get("cost"):
-            text += "\n  cost of the run: %s; of the cluster so far: %s" % (summary["cost"]["run"]["text"],
-                                                                         summary["cost"]["cluster"]["text"])
+            text += "\n  cost of the run: %s; of the cluster so far: %s" % (
+                summary["cost"]["run"]["text"], summary["cost"]["cluster"]["text"])
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "summary.json"), "w") as handle:
             json.dump(summary, handle, indent=2, sort_keys=False)

@@ -90,7 +90,7 @@ options:
   prices:
     description:
       - Each node's price (C(gpu_cluster_price), from C(data/prices.yml)) and launch time (C(gpu_cluster_launch_time)),
-        as C({host: {price, launch_time}}). Given, the summary gets C(cost) - node-hours and the estimated cost of
+        keyed by host, each with C(price) and C(launch_time). Given, the summary gets C(cost) - node-hours and the estimated cost of
         the run's window (C(run)) and of the cluster from its nodes' launch to the run's end (C(cluster)).
     type: dict
 seealso:

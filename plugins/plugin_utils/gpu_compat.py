@@ -11,20 +11,15 @@ installs anything) and ``warnings`` next to its decisions.
 
 from __future__ import annotations
 
-import copy
 import os
 
-import yaml
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import datafile
 
-DATA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                         "data", "gpu_compat.yml")
+DATA_FILE = os.path.join(datafile.DATA_DIR, "gpu_compat.yml")
 
 NVIDIA_VENDOR = "0x10de"
 # PCI base classes: 0x03 display (0x0300 VGA, 0x0302 3D controller), 0x0680 other bridge (NVSwitch)
 DISPLAY_CLASS_PREFIX = "0x03"
-
-_CACHE = {}
-
 
 class CompatDataError(Exception):
     """The data file is missing or malformed."""
@@ -32,17 +27,7 @@ class CompatDataError(Exception):
 
 def load(path=None):
     """The compatibility table (parsed once per path)."""
-    path = path or DATA_FILE
-    if path not in _CACHE:
-        try:
-            with open(path) as handle:
-                data = yaml.safe_load(handle)
-        except (OSError, yaml.YAMLError) as exc:
-            raise CompatDataError("cannot read the compatibility data %s: %s" % (path, exc))
-        if not isinstance(data, dict) or data.get("schema") != 1:
-            raise CompatDataError("%s is not a schema 1 compatibility file" % path)
-        _CACHE[path] = data
-    return copy.deepcopy(_CACHE[path])
+    return datafile.load(path or DATA_FILE, "compatibility", CompatDataError)
 
 
 def version_tuple(value):

@@ -10,50 +10,40 @@ by measured uptime. A type or market without a recorded price is "price unknown"
 
 from __future__ import annotations
 
-import copy
 import datetime
 import os
 import re
 
-import yaml
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import datafile
 
-DATA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                         "data", "prices.yml")
+DATA_FILE = os.path.join(datafile.DATA_DIR, "prices.yml")
 MARKETS = ("on_demand", "spot")
-
-_CACHE = {}
-
 
 class PriceDataError(Exception):
     """The price file is missing or malformed."""
 
 
+def _check(data, path):
+    """Every price has a date and a source, and is a number >= 0 (or null: unknown)."""
+    if not isinstance(data.get("clouds"), dict):
+        raise PriceDataError("%s has no clouds" % path)
+    for cloud, table in data["clouds"].items():
+        entries = dict(table.get("types") or {})
+        if "default" in table:
+            entries["(default)"] = table["default"]
+        for name, entry in entries.items():
+            where = "%s: %s %s" % (path, cloud, name)
+            if not isinstance(entry, dict) or not entry.get("date") or not entry.get("source"):
+                raise PriceDataError("%s has no date or source" % where)
+            for market in MARKETS:
+                value = entry.get(market)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                    raise PriceDataError("%s: %s price %r is not a number >= 0" % (where, market, value))
+
+
 def load(path=None):
     """The price table (parsed once per path), checked: every price has a date and a source."""
-    path = path or DATA_FILE
-    if path not in _CACHE:
-        try:
-            with open(path) as handle:
-                data = yaml.safe_load(handle)
-        except (OSError, yaml.YAMLError) as exc:
-            raise PriceDataError("cannot read the price data %s: %s" % (path, exc))
-        if not isinstance(data, dict) or data.get("schema") != 1 or not isinstance(data.get("clouds"), dict):
-            raise PriceDataError("%s is not a schema 1 price file" % path)
-        for cloud, table in data["clouds"].items():
-            entries = dict(table.get("types") or {})
-            if "default" in table:
-                entries["(default)"] = table["default"]
-            for name, entry in entries.items():
-                where = "%s: %s %s" % (path, cloud, name)
-                if not isinstance(entry, dict) or not entry.get("date") or not entry.get("source"):
-                    raise PriceDataError("%s has no date or source" % where)
-                for market in MARKETS:
-                    value = entry.get(market)
-                    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                              or value < 0):
-                        raise PriceDataError("%s: %s price %r is not a number >= 0" % (where, market, value))
-        _CACHE[path] = data
-    return copy.deepcopy(_CACHE[path])
+    return datafile.load(path or DATA_FILE, "price", PriceDataError, _check)
 
 
 def price_for(cloud, instance_type, market="on_demand", data=None):
