@@ -183,7 +183,7 @@ nodes:
       type: float
       sample: 21.96
     price:
-      description: Where O(nodes[].hourly_price) comes from - C(hourly), C(currency), C(market), C(date), C(source),
+      description: Where C(hourly_price) comes from - C(hourly), C(currency), C(market), C(date), C(source),
         C(region), or C(reason) when unknown.
       type: dict
 removed_nodes:

@@ -20,7 +20,9 @@ import json
 import math
 import re
 import urllib.parse
-import urllib.request
+
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import open_url
 
 PANELS = (
     # key, title, PromQL (per node; {w} is the rate window), the unit
@@ -72,14 +74,14 @@ def query_list(start, end, scrape_interval="10s"):
 
 def fetch(base_url, start, end, scrape_interval=10.0, timeout=20, opener=None):
     """{key: the raw JSON answer of /api/v1/query_range} for each panel (an error answer is kept as it came)."""
-    opener = opener or urllib.request.urlopen
+    opener = opener or open_url
     out = {}
     for key, params in queries(start, end, scrape_interval).items():
         url = base_url.rstrip("/") + "/api/v1/query_range?" + query_string(params)
         try:
             with opener(url, timeout=timeout) as resp:
                 out[key] = json.load(resp)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, UrlConnectionError) as exc:
             out[key] = {"status": "error", "error": str(exc)}
     return out
 

@@ -19,6 +19,8 @@ import urllib.request
 
 from conftest import KEY, inventory_list, podman, run_playbook, write_inventory
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import utilisation
+
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
                    r"\s+failed=(?P<failed>\d+)", re.M)
 
@@ -122,6 +124,11 @@ def report_from_the_runs_window(tmp_path, inv, nodes):
     assert "cost of the run: $0.00" in text
     png = run_dir / "loss.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same window asked from the controller through the tunnel gives the same nodes and panels
+    with tunnel(inv, nodes[0].rsplit("-", 1)[0]) as base:
+        shaped = utilisation.shape(utilisation.fetch(base, start, end, scrape_interval=10), start, end, nodes)
+    assert [(k, p["status"], list(p["nodes"])) for k, p in sorted(shaped["panels"].items())] == \
+        [(k, p["status"], list(p["nodes"])) for k, p in sorted(util["panels"].items())]
     return png
 
 

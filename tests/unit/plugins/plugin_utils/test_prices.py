@@ -51,7 +51,7 @@ def test_unknown_type_or_market_says_price_unknown():
 
 
 def test_cost_over_a_window_counts_each_node_from_its_launch_or_the_start():
-    p4d = prices.price_for("aws", "p4d.24xlarge")["hourly"]
+    p4d = float(prices.price_for("aws", "p4d.24xlarge")["hourly"])
     nodes = prices.price_nodes([
         {"name": "c-0", "instance_type": "p4d.24xlarge", "launch_time": "2026-12-01T00:00:00+00:00"},
         {"name": "c-1", "instance_type": "p4d.24xlarge", "launch_time": "2026-12-01T01:00:00+00:00"}], "aws")
