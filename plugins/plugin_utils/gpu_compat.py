@@ -21,6 +21,7 @@ NVIDIA_VENDOR = "0x10de"
 # PCI base classes: 0x03 display (0x0300 VGA, 0x0302 3D controller), 0x0680 other bridge (NVSwitch)
 DISPLAY_CLASS_PREFIX = "0x03"
 
+
 class CompatDataError(Exception):
     """The data file is missing or malformed."""
 

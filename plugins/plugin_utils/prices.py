@@ -19,6 +19,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import datafil
 DATA_FILE = os.path.join(datafile.DATA_DIR, "prices.yml")
 MARKETS = ("on_demand", "spot")
 
+
 class PriceDataError(Exception):
     """The price file is missing or malformed."""
 
