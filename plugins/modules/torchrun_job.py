@@ -16,8 +16,8 @@ description:
     themselves in.
   - With O(state=started) a unit of the same run id that is still running is attached to, not started twice;
     a node already running another run fails with a message naming it.
-  - Works out the node's share at run time, the number of GPUs (for O(nproc_per_node=auto)) and the network
-    interface that holds O(private_address) (for C(NCCL_SOCKET_IFNAME) and C(GLOO_SOCKET_IFNAME)).
+  - Works out the node's share at run time, the number of GPUs (for the spec's C(nproc_per_node=auto)) and the
+    network interface that holds the spec's C(private_address) (for C(NCCL_SOCKET_IFNAME) and C(GLOO_SOCKET_IFNAME)).
   - In check mode nothing is written or started and RV(command) is the exact command the node would run.
   - The torchrun role (M(aiinfra.gpu_cluster.torchrun_watch) and M(aiinfra.gpu_cluster.torchrun_report)) drives
     this module on every node at once; on its own it is one node's launcher.
