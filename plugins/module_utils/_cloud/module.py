@@ -117,7 +117,7 @@ def run_instance(module):
                                       hint="e.g. ssh_public_key: \"{{ lookup('file', '~/.ssh/id_ed25519.pub') }}\"")
             result = ensure_present(provider, spec, params["count"], wait=params["wait"],
                                     wait_timeout=params["wait_timeout"], check_mode=module.check_mode)
-        result["cluster"] = dict(provider.describe(), id=params["cluster"])
+        result["cluster"] = dict(result.get("cluster") or provider.describe(), id=params["cluster"])
     except CloudError as exc:
         fail(module, exc)
     if not module._diff:
@@ -131,7 +131,7 @@ def run_instance_info(module):
         provider = provider_for(module)
         nodes = sort_nodes(provider.list_nodes(params["cluster"]))
         resources = provider.cluster_resources(params["cluster"])
-        cluster = dict(provider.describe(), id=params["cluster"])
+        cluster = dict(provider.describe(nodes=nodes), id=params["cluster"])
     except CloudError as exc:
         fail(module, exc)
     module.exit_json(changed=False, nodes=[n.to_dict() for n in nodes], resources=resources,
