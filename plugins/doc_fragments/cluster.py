@@ -110,8 +110,9 @@ options:
     type: str
   accelerators:
     description:
-      - GPUs to attach to machine types without built-in ones (N1), e.g. C([{type: nvidia-tesla-v100, count: 8}]).
-        A2, A3, A4 and G2 types have their GPUs built in: setting this with them is an error. Only for O(cloud=gcp).
+      - GPUs to attach to machine types without built-in ones (N1), e.g. one entry with
+        O(accelerators[].type=nvidia-tesla-v100) and O(accelerators[].count=8).
+        A2, A3, A4 and G2 types have their GPUs built in; setting this with them is an error. Only for O(cloud=gcp).
     type: list
     elements: dict
     suboptions:

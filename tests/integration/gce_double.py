@@ -655,8 +655,8 @@ class ComputeDouble(object):
             "resourcePolicies": [self._p("regions", zone.rsplit("-", 1)[0], "resourcePolicies", p.rsplit("/", 1)[-1])
                                  for p in props.get("resourcePolicies") or []],
             "selfLink": self._p("zones", zone, "instances", name),
-            "_zone": zone, "_created": time.monotonic(), "_nat": "34.%d.%d.%d" % (ip // 65536 % 256, ip // 256 % 256,
-                                                                                   ip % 256),
+            "_zone": zone, "_created": time.monotonic(),
+            "_nat": "34.%d.%d.%d" % (ip // 65536 % 256, ip // 256 % 256, ip % 256),
         }
         if not inst["guestAccelerators"]:
             del inst["guestAccelerators"]
@@ -981,6 +981,48 @@ def service_account_file(path, double, project=None, email="aiinfra-test@aiinfra
         json.dump(info, handle)
     os.chmod(path, 0o600)
     return path
+
+
+def make_tls(directory, hosts=("compute.googleapis.com", "www.googleapis.com")):
+    """A local CA and a server certificate for ``hosts`` (to serve a peer that has no endpoint option through
+    ``HTTPS_PROXY``): returns ``(certfile, keyfile, cafile)``."""
+    from cryptography import x509  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives import hashes, serialization  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives.asymmetric import ec  # pylint: disable=import-outside-toplevel
+    from cryptography.x509.oid import NameOID  # pylint: disable=import-outside-toplevel
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
+    end = start + datetime.timedelta(days=30)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("gce double CA")).issuer_name(name("gce double CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(name(hosts[0])).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = tuple(os.path.join(directory, n) for n in ("server.pem", "server.key", "ca.pem"))
+    with open(paths[0], "wb") as handle:
+        handle.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(paths[1], "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    with open(paths[2], "wb") as handle:
+        handle.write(ca.public_bytes(serialization.Encoding.PEM))
+    return paths
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mod
     try:
         if plan.create:
             created = provider.create_nodes(spec, plan.create, existing=existing, prepared=prepared,
-                                             timeout=wait_timeout)
+                                            timeout=wait_timeout)
         nodes = list(plan.keep) + [n for n in created if n.rank not in set(k.rank for k in plan.keep)]
         if wait and (created or stopped or any(n.state != "running" for n in nodes)):
             nodes = provider.wait_ready(spec.cluster, nodes, wait_timeout)

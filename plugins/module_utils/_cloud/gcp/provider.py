@@ -131,15 +131,15 @@ class GcpProvider(GcpFirewall, Provider):
                                      context={"resource": "machine type %s in %s" % (spec.instance_type, zone)})
             except NotFoundError:
                 self._zone_exists(zone)
-                skipped.append({"zone": zone, "error": "machine type %s is not offered in %s" % (spec.instance_type,
-                                                                                                   zone)})
+                why = "machine type %s is not offered in %s" % (spec.instance_type, zone)
+                skipped.append({"zone": zone, "error": why})
                 continue
             built_in = found.get("accelerators") or []
             if built_in and accelerators:
+                gpus = ", ".join("%d x %s" % (a.get("guestAcceleratorCount", 0), a.get("guestAcceleratorType"))
+                                 for a in built_in)
                 raise ConfigError("machine type %s has GPUs built in (%s); accelerators only go with N1 types"
-                                  % (spec.instance_type, ", ".join("%d x %s" % (a.get("guestAcceleratorCount", 0),
-                                                                              a.get("guestAcceleratorType"))
-                                                                   for a in built_in)),
+                                  % (spec.instance_type, gpus),
                                   hint="Remove accelerators, or pick an N1 machine type (e.g. n1-standard-8)")
             missing = []
             for acc in accelerators:
@@ -338,8 +338,8 @@ class GcpProvider(GcpFirewall, Provider):
                     raise CloudError("node %s disappeared while starting" % name,
                                      hint="A spot VM may have been preempted, or it was deleted by hand")
                 if inst.get("status") in ("STOPPING", "TERMINATED", "SUSPENDED", "STOPPED"):
-                    raise CloudError("node %s stopped while starting (%s)" % (name, inst.get("statusMessage") or
-                                                                               inst["status"]),
+                    why = inst.get("statusMessage") or inst["status"]
+                    raise CloudError("node %s stopped while starting (%s)" % (name, why),
                                      hint="A spot VM may have been preempted, or the image failed to boot")
                 if inst.get("status") != "RUNNING":
                     pending[name] = inst.get("status")
@@ -413,4 +413,3 @@ class GcpProvider(GcpFirewall, Provider):
         if self._api is not None:
             info["api_calls"] = self._api.calls
         return info
-

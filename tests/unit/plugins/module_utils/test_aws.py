@@ -74,7 +74,7 @@ def test_vcpu_quota_names_the_quota(itype, spot, name, code):
 
 def test_quota_error_message_names_quota_and_need():
     err = aws_errors.classify(client_error("VcpuLimitExceeded", "You have requested more vCPU capacity"),
-                       {"instance_type": "p4d.24xlarge", "count": 8, "vcpus": 768, "region": "us-east-1"})
+                              {"instance_type": "p4d.24xlarge", "count": 8, "vcpus": 768, "region": "us-east-1"})
     assert isinstance(err, QuotaError)
     text = str(err)
     assert "'Running On-Demand P instances' (L-417A185B)" in text
