@@ -135,7 +135,7 @@ def measure(double, playbook, variables, env):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--op-seconds", type=float, default=None,
                         help="how long each operation stays RUNNING in the double (default 0.25)")
     args = parser.parse_args()

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import KEY, ROOT, VENV_BIN, ansible_env, run_playbook, unique_name
+from conftest import KEY, ROOT, VENV_BIN, ansible_env, plain, run_playbook, task_results, unique_name
 from gce_double import ComputeDouble, service_account_file
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import base, reconcile
@@ -106,23 +106,6 @@ def run(double, cluster, playbook="playbooks/provision.yml", args=(), check=True
     return proc, task_results(proc.stdout)
 
 
-def task_results(output):
-    start = output.find("{\n")
-    if start < 0:
-        return {}
-    doc, _end = json.JSONDecoder().raw_decode(output[start:])
-    results = {}
-    for play in doc.get("plays", []):
-        for task in play.get("tasks", []):
-            if "localhost" in task.get("hosts", {}):
-                results[task["task"]["name"]] = task["hosts"]["localhost"]
-    return results
-
-
-def plain(value):
-    return value.get("__ansible_unsafe") if isinstance(value, dict) else value
-
-
 def ranks_of(double, cluster):
     return sorted(int(i["labels"].get("aiinfra-gpu-rank", -1)) for i in double.live_instances(CLUSTER_LABEL, cluster))
 
@@ -200,6 +183,16 @@ def test_lifecycle_create_rerun_scale_check_inventory_teardown(double, cluster):
     hostvars = inventory["_meta"]["hostvars"]
     assert [plain(hostvars["%s-%d" % (cluster, r)]["gpu_cluster_rank"]) for r in range(4)] == [0, 1, 2, 3]
     assert set(plain(h["ansible_user"]) for h in hostvars.values()) == {"gpuadmin"}
+
+    # instance_info reads the same, changing nothing
+    out = subprocess.run([os.path.join(VENV_BIN, "ansible"), "localhost", "-m", "aiinfra.gpu_cluster.instance_info",
+                          "-a", json.dumps({"cloud": "gcp", "cluster": cluster, "endpoint_url": double.url}),
+                          "-e", "ansible_python_interpreter=%s" % os.path.join(VENV_BIN, "python")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120)
+    info = json.loads(out.stdout.split(" => ", 1)[1])
+    assert [n["rank"] for n in info["nodes"]] == [0, 1, 2, 3] and info["changed"] is False
+    assert "resource-policy/aiinfra-%s (us-central1)" % cluster in info["resources"]
+    assert info["cluster"]["project"] == double.project
 
     # teardown leaves nothing carrying the cluster, and a second one changes nothing
     _proc, results = run(double, cluster, playbook="playbooks/teardown.yml")
@@ -302,6 +295,15 @@ def test_thirty_percent_throttled_calls_still_exactly_n_and_no_duplicate(double,
     assert double.throttled >= 5
     reconcile.ensure_absent(provider(double), cluster, wait_timeout=60)
     assert double.labelled(cluster) == {"instances": [], "firewalls": [], "policies": []}
+
+
+def test_an_operation_that_never_ends_fails_at_wait_timeout(double, cluster):
+    double.hold_operations = {"bulkInsert"}
+    started = time.monotonic()
+    with pytest.raises(CloudError, match="timed out waiting for bulkInsert"):
+        present(double, cluster, 2, timeout=2)
+    assert time.monotonic() - started < 30
+    assert double.calls["compute.instances.bulkInsert"] == 1
 
 
 def test_torn_down_and_made_again_within_the_hour_gets_a_fresh_request(double, cluster):

@@ -110,7 +110,7 @@ def test_firewall_refuses_egress_it_cannot_express():
 ])
 def test_operation_errors_are_classified_once(code, cls):
     err = classify_operation({"status": "DONE", "error": {"errors": [{"code": code, "message": "m"}]}})
-    assert type(err) is cls and err.code == code
+    assert err.__class__ is cls and err.code == code
 
 
 def test_operation_without_error_is_none_and_quota_names_metric():
@@ -131,7 +131,7 @@ def test_operation_without_error_is_none_and_quota_names_metric():
 ])
 def test_http_errors_are_classified_once(status, reason, cls):
     err = classify(HttpError(status, {"message": "m", "errors": [{"reason": reason}]}, "GET x"))
-    assert type(err) is cls
+    assert err.__class__ is cls
 
 
 def test_connection_errors_are_transient_and_others_are_not_ours():
