@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import aws, local
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import local
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws import shapes as aws
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import parse_time
 
 
@@ -29,3 +30,15 @@ def test_local_launch_time_is_the_containers_creation():
     node = local.LocalProvider({"ssh_access": "address"})._node(info, "c1")
     assert node.launch_time == "2026-12-01T00:40:01.123456789Z" and node.market == ""
     assert int(parse_time(node.launch_time)) == 1796085601
+
+
+def test_gcp_launch_time_is_the_last_start_and_spot_is_the_provisioning_model():
+    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp import shapes as gcp
+    inst = {"name": "c1-0", "id": "1", "status": "RUNNING", "labels": {"aiinfra-gpu-cluster": "c1"},
+            "creationTimestamp": "2026-11-30T10:00:00.000-08:00", "lastStartTimestamp": "2026-12-01T00:40:01.000-00:00",
+            "scheduling": {"provisioningModel": "SPOT"}}
+    node = gcp.node_from_instance(inst, "c1")
+    assert int(parse_time(node.launch_time)) == 1796085601 and node.market == "spot"
+    del inst["lastStartTimestamp"], inst["scheduling"]
+    node = gcp.node_from_instance(inst, "c1")
+    assert parse_time(node.launch_time) == parse_time("2026-11-30T18:00:00Z") and node.market == "on_demand"

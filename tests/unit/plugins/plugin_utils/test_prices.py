@@ -10,7 +10,7 @@ import yaml
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import prices
 
-NAMED_TYPES = ["p4d.24xlarge", "p5.48xlarge"]  # inventories/aws and the instance module's docs
+NAMED_TYPES = {"aws": ["p4d.24xlarge", "p5.48xlarge"], "gcp": ["a2-highgpu-1g", "g2-standard-4", "n1-standard-8"]}
 
 
 def test_every_price_has_a_date_and_a_source_and_the_named_types_are_there():
@@ -22,8 +22,11 @@ def test_every_price_has_a_date_and_a_source_and_the_named_types_are_there():
             datetime.date.fromisoformat(entry["date"])
             assert entry["source"].strip(), (cloud, name)
             assert "on_demand" in entry and "spot" in entry, (cloud, name)
-    for name in NAMED_TYPES:
-        assert prices.price_for("aws", name)["hourly"] > 1.0
+    for cloud, names in NAMED_TYPES.items():  # the inventories and the instance module's docs
+        for name in names:
+            assert prices.price_for(cloud, name)["hourly"] > 0.1, (cloud, name)
+    # not recorded yet: said, not guessed
+    assert prices.price_for("gcp", "a3-highgpu-8g")["reason"] == "a3-highgpu-8g is not in data/prices.yml"
 
 
 def test_local_costs_nothing():
