@@ -354,7 +354,7 @@ def test_pytorch_gpu_node_installs_from_the_matching_index():
     v = pytorch_vars(gpu=H100_HGX, preflight_nvidia_loaded_version="570.133.20", pytorch_torchvision=True)
     assert v["pytorch_plan"]["index"] == "cu128"
     assert v["pytorch_requirements"] == ["torch==2.13.0+cu128", "torchvision==0.28.0+cu128"]
-    assert v["pytorch_pip_args"].split() == [
+    assert v["pytorch_pip_args"] == [
         "--index-url", "https://download.pytorch.org/whl/cu128", "--extra-index-url", "https://pypi.org/simple"]
 
 
@@ -368,7 +368,7 @@ def test_pytorch_wheelhouse_mode():
     v = pytorch_vars(pytorch_wheelhouse="/srv/wheels", pytorch_extra_packages=["numpy==2.3.*"],
                      pytorch_pip_extra_args="--no-cache-dir")
     assert v["pytorch_requirements"] == ["torch==2.13.0+cpu", "numpy==2.3.*"]
-    assert v["pytorch_pip_args"].split() == ["--no-index", "--find-links", "/opt/aiinfra/wheelhouse", "--no-cache-dir"]
+    assert v["pytorch_pip_args"] == ["--no-index", "--find-links", "/opt/aiinfra/wheelhouse", "--no-cache-dir"]
     wheelhouse = tasks("pytorch", "wheelhouse.yml")
     scope = dict(v, ansible_playbook_python="/venv/bin/python", pytorch_wheelhouse_tmp={"path": "/srv/.wheelhouse-download-x"},
                  ansible_facts=dict(FACTS["ubuntu-22.04"], python={"version": {"major": 3, "minor": 11}}))
@@ -455,8 +455,10 @@ def test_driver_reboots_only_the_nodes_that_need_it_in_batches(needs, size, batc
         hostvars[h] = {"inventory_hostname": h}
         if need is not None:
             hostvars[h]["nvidia_driver_reboot_needed"] = need
-    assert render(loop, {"ansible_play_hosts": list(needs), "hostvars": hostvars,
-                         "nvidia_driver_reboot_batch_size": size}) == batches
+    # the batch size as -e gives it: a string
+    scope = role_vars("nvidia_driver", "debian-12", ansible_play_hosts=list(needs), hostvars=hostvars,
+                      nvidia_driver_reboot_batch_size=str(size))
+    assert render(loop, scope) == batches
 
 
 @pytest.mark.parametrize("installed, loaded, nouveau, reboot", [
