@@ -545,3 +545,72 @@ def test_driver_reboot_decision(installed, loaded, nouveau, reboot):
              "nvidia_driver_nouveau_loaded": nouveau, "nvidia_driver_modprobe": {"skipped": True}}
     scope.update(decide["vars"])
     assert render(decide["ansible.builtin.set_fact"]["nvidia_driver_reboot_needed"], scope) is reboot
+
+
+# -- what users type: every role reads its variables typed (<role>_inputs), strings as -e gives them ----------
+def test_preflight_takes_strings_as_users_type_them():
+    v = role_vars("preflight", "debian-12", preflight_extra_ca_certificates="/etc/ca/one.pem '/etc/ca/two.pem'",
+                  preflight_require_supported_os="no", preflight_cloud_init_timeout="0",
+                  preflight_package_lock_timeout="60", preflight_report="false")
+    ca = tasks("preflight", "ca-Debian.yml")["Install the extra CA certificates (Debian family)"]
+    assert render(ca["loop"], v) == ["/etc/ca/one.pem", "/etc/ca/two.pem"]
+    main = tasks("preflight", "main.yml")
+    assert render(expr(main["Fail early on an unsupported OS"]["when"]), v) is False
+    assert render(expr(main["Wait for cloud-init to finish (bounded)"]["when"][1]), v) is False
+    assert render(main["Wait for the package manager's locks (bounded)"]["retries"], v) == 12
+    assert render(expr(main["Report what the node is"]["when"]), v) is False
+    with pytest.raises(Exception, match="preflight_extra_ca_certificates: cannot split .* like a shell would"):
+        render(ca["loop"], dict(v, preflight_extra_ca_certificates="'/etc/ca/one.pem"))
+
+
+def test_nvidia_driver_takes_strings_as_users_type_them():
+    v = driver_vars("debian-12", NO_GPU, nvidia_driver_install_without_gpu="yes", nvidia_driver_kernel_headers="no",
+                    nvidia_driver_reboot="no", nvidia_driver_branch=535)
+    assert v["nvidia_driver_plan"]["install"] is True and v["nvidia_driver_plan"]["branch"] == "535"
+    setup = tasks("nvidia_driver", "setup-Debian.yml")
+    assert render(expr(setup["Install the kernel headers of the running kernel"]["when"]), v) is False
+    refuse = tasks("nvidia_driver", "load.yml")["Fail when a reboot is needed but not allowed"]["ansible.builtin.assert"]
+    assert render(expr(refuse["that"]), dict(v, nvidia_driver_reboot_needed=True)) is False
+    with pytest.raises(Exception, match="argument 'nvidia_driver_reboot_batch_size' is of type str and we were unable "
+                                        "to convert to int"):
+        render("{{ nvidia_driver_inputs }}", dict(v, nvidia_driver_reboot_batch_size="two"))
+
+
+def test_cuda_takes_strings_as_users_type_them():
+    v = cuda_vars("ubuntu-22.04", cuda_install="true", cuda_configure_paths="no", cuda_version=12.8,
+                  nvidia_driver_plan={"branch": "570", "install": True, "adopt": False})
+    assert v["cuda_plan"]["version"] == "12.8" and v["cuda_plan"]["errors"] == []
+    main = tasks("cuda", "main.yml")
+    assert render(expr(main["Install CUDA"]["when"]), v) is True
+    assert render(expr(main["Say that nothing is installed"]["when"]), v) is False
+    assert render(expr(" and ".join("(%s)" % c for c in main["Put CUDA on PATH and in the loader's path"]["when"])), v) is False
+
+
+def test_docker_takes_strings_as_users_type_them():
+    import base64
+    v = docker_vars("debian-12", gpu=H100_HGX, docker_users="alice bob", docker_nvidia_default_runtime="yes",
+                    docker_daemon_options='{"data-root": "/data/docker"}', docker_verify="no")
+    main = tasks("docker", "main.yml")
+    assert render(main["Add the users to the docker group"]["loop"], v) == ["alice", "bob"]
+    assert render(tasks("docker", "validate.yml")["Look up the docker users"]["loop"], v) == ["alice", "bob"]
+    assert render(expr(main["Check the daemon answers"]["when"][0]), v) is False
+    task = tasks("docker", "daemon.yml")["Merge the settings into daemon.json"]
+    scope = dict(v, docker_daemon_current={"content": base64.b64encode(b"{}").decode()})
+    scope.update(task["vars"])
+    assert json.loads(render(task["ansible.builtin.copy"]["content"], scope)) == {
+        "data-root": "/data/docker", "default-runtime": "nvidia",
+        "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}
+    with pytest.raises(Exception, match="give docker_users as a list"):
+        render(main["Add the users to the docker group"]["loop"], dict(v, docker_users={"alice": 1}))
+
+
+def test_pytorch_takes_strings_as_users_type_them():
+    v = pytorch_vars(pytorch_torchvision="yes", pytorch_extra_packages="numpy==2.3.* 'tensorboard>=2,<3'",
+                     pytorch_pip_extra_args="--trusted-host mirror.internal --no-cache-dir",
+                     pytorch_verify_world_size="4", pytorch_verify_every_run="true")
+    assert v["pytorch_requirements"] == ["torch==2.13.0+cpu", "torchvision==0.28.0+cpu", "numpy==2.3.*", "tensorboard>=2,<3"]
+    assert v["pytorch_pip_args"][-3:] == ["--trusted-host", "mirror.internal", "--no-cache-dir"]
+    verify = tasks("pytorch", "verify.yml")["Run the torch checks in the virtualenv"]
+    assert "--world-size 4 " in render(verify["ansible.builtin.script"]["cmd"], dict(v, pytorch_plan=v["pytorch_plan"]))
+    main = tasks("pytorch", "main.yml")
+    assert render(expr(main["Verify torch on the node"]["when"][2]), dict(v, pytorch_venv_created={}, pytorch_pip_install={})) is True

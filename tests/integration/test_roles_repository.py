@@ -1,0 +1,158 @@
+"""The nvidia_driver and cuda roles share NVIDIA's CUDA repository: nvidia_driver owns its files
+(aiinfra-cuda.sources, cuda-archive-keyring.asc), cuda adds them through it. With only cuda_repo_url set
+(a mirror), both install from the mirror and a second run changes nothing; two different mirrors fail
+before anything is written. Every setting is passed as `-e key=value`, i.e. as strings, so the same runs
+show the roles typing what users type: "no", "true", lists as shell words.
+
+The mirror is real: a flat apt repository on the node (file://), signed with a key made here, holding
+stand-ins for the packages the plans name (nvidia-open-580, cuda-cudart-13-0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import KEY, destroy_cluster, run_playbook, unique_name, write_inventory
+
+MIRROR = "file:///srv/aiinfra-test-cuda-mirror/"
+PLAYBOOK = "tests/integration/playbooks/driver_cuda_mirror.yml"
+
+
+def build_mirror(tmp):
+    """A signed flat apt repository: two stand-in packages, Packages, InRelease, the key as <name>.pub."""
+    mirror, build, gnupg = tmp / "mirror", tmp / "build", tmp / "gnupg"
+    for path in (mirror, build, gnupg):
+        path.mkdir(mode=0o700)
+    for name, version in (("nvidia-open-580", "580.82.07-1"), ("cuda-cudart-13-0", "13.0.96-1")):
+        root = build / name
+        (root / "DEBIAN").mkdir(parents=True)
+        (root / "DEBIAN" / "control").write_text(
+            "Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: test <test@example.invalid>\n"
+            "Description: stand-in for the CUDA repository's %s\n" % (name, version, name))
+        subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(mirror / (name + ".deb"))],
+                       check=True, capture_output=True)
+    packages = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=mirror, check=True,
+                              capture_output=True, text=True).stdout
+    (mirror / "Packages").write_text(packages)
+    digest = hashlib.sha256(packages.encode()).hexdigest()
+    (mirror / "Release").write_text("Origin: aiinfra-test\nLabel: aiinfra-test\nDate: Tue, 01 Dec 2026 00:00:00 UTC\n"
+                                    "SHA256:\n %s %d Packages\n" % (digest, len(packages.encode())))
+    gpg = ["gpg", "--homedir", str(gnupg), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    subprocess.run(gpg + ["--quick-gen-key", "aiinfra test mirror <test@example.invalid>", "ed25519", "sign", "never"],
+                   check=True, capture_output=True)
+    subprocess.run(gpg + ["--clearsign", "-o", str(mirror / "InRelease"), str(mirror / "Release")], check=True,
+                   capture_output=True)
+    key = subprocess.run(gpg + ["--armor", "--export"], check=True, capture_output=True, text=True).stdout
+    subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"], check=False, capture_output=True)
+    (mirror / "3bf863cc.pub").write_text(key)  # the key file name the CUDA repository for debian12 uses
+    return mirror
+
+
+def make_ca_pair(tmp):
+    paths = []
+    for name in ("test-ca-a", "test-ca-b"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-subj", "/CN=aiinfra %s" % name, "-days", "2", "-keyout", str(tmp / (name + ".key")),
+                        "-out", str(tmp / (name + ".pem"))], check=True, capture_output=True)
+        paths.append(str(tmp / (name + ".pem")))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    cluster = unique_name("repo")
+    tmp = tmp_path_factory.mktemp("repo")
+    inv = write_inventory(tmp, cluster, size=1)
+    try:
+        run_playbook("playbooks/provision.yml", inventory=inv)
+        yield {"inventory": inv, "cluster": cluster, "tmp": tmp, "mirror": build_mirror(tmp), "cas": make_ca_pair(tmp)}
+    finally:
+        destroy_cluster(cluster)
+
+
+def as_strings(node, **extra):
+    """-e key=value arguments: every value reaches Ansible as a string."""
+    settings = {
+        "test_mirror_dir": str(node["mirror"]),
+        "preflight_extra_ca_certificates": " ".join(node["cas"]),
+        "nvidia_driver_source": "cuda_repo",
+        "nvidia_driver_install_without_gpu": "yes",
+        "nvidia_driver_kernel_headers": "no",
+        "nvidia_driver_reboot_batch_size": "2",
+        "cuda_install": "true",
+        "cuda_source": "cuda_repo",
+        "cuda_component": "runtime",
+        "cuda_verify": "no",
+        "cuda_repo_url": MIRROR,
+        "docker_users": "root gpuadmin",
+        "pytorch_torchvision": "yes",
+        "pytorch_extra_packages": "numpy==2.3.* 'tensorboard>=2.20'",
+        "pytorch_pip_extra_args": "--trusted-host mirror.internal",
+    }
+    settings.update(extra)
+    args = []
+    for key, value in settings.items():
+        args += ["-e", "%s=%s" % (key, value)]
+    return args
+
+
+def ssh(node, command):
+    host = subprocess.run(["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                           node["cluster"] + "-0"], capture_output=True, text=True, check=True,
+                          env=_podman_env()).stdout.strip()
+    return subprocess.run(["ssh", "-i", KEY, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+                           "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "gpuadmin@" + host, command],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def _podman_env():
+    from conftest import _containers_conf
+    return dict(os.environ, CONTAINERS_CONF=_containers_conf())
+
+
+def changed(proc, host):
+    line = [ln for ln in proc.stdout[proc.stdout.rindex("PLAY RECAP"):].splitlines() if ln.startswith(host)][0]
+    return int(re.search(r"changed=(\d+)", line).group(1)), line
+
+
+def test_cuda_repo_url_alone_is_written_once_and_a_second_run_changes_nothing(node):
+    host = node["cluster"] + "-0"
+    first = run_playbook(PLAYBOOK, *as_strings(node), inventory=node["inventory"])
+    assert changed(first, host)[0] > 0
+    text = " ".join(first.stdout.split())
+    typed = json.loads(re.search(r"TYPED-INPUTS=(\{.*?\})\"", text).group(1).replace('\\"', '"'))
+    assert typed == {"docker_users": ["root", "gpuadmin"],
+                     "pytorch_requirements": ["torch==2.13.0+cpu", "torchvision==0.28.0+cpu", "numpy==2.3.*",
+                                              "tensorboard>=2.20"],
+                     "pytorch_pip_args": ["--index-url", "https://download.pytorch.org/whl/cpu", "--extra-index-url",
+                                          "https://pypi.org/simple", "--trusted-host", "mirror.internal"]}, typed
+    out = ssh(node, "cat /etc/apt/sources.list.d/aiinfra-cuda.sources; ls /etc/apt/sources.list.d/ "
+                    "/usr/local/share/ca-certificates/; cmp /etc/apt/keyrings/cuda-archive-keyring.asc "
+                    "/srv/aiinfra-test-cuda-mirror/3bf863cc.pub && echo same-key; "
+                    "dpkg-query -W -f='${Package} ${Status}\\n' nvidia-open-580 cuda-cudart-13-0; "
+                    "cat /etc/ld.so.conf.d/aiinfra-cuda.conf")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "URIs: %s\n" % MIRROR in out.stdout and "Signed-By: /etc/apt/keyrings/cuda-archive-keyring.asc" in out.stdout
+    assert "same-key" in out.stdout  # the key came from the mirror too
+    assert "nvidia-open-580 hold ok installed" in out.stdout and "cuda-cudart-13-0 install ok installed" in out.stdout
+    assert "aiinfra-test-ca-a.crt" in out.stdout and "aiinfra-test-ca-b.crt" in out.stdout  # two CAs, not 80 letters
+    assert "/usr/local/cuda-13.0/lib64" in out.stdout
+
+    second = run_playbook(PLAYBOOK, *as_strings(node), inventory=node["inventory"])
+    count, line = changed(second, host)
+    assert count == 0, line + "\n" + "\n".join(ln for ln in second.stdout.splitlines() if ln.startswith("changed:"))
+
+    # two different mirrors for the one file: refused in the driver's plan check, nothing rewritten
+    third = run_playbook(PLAYBOOK, *as_strings(node, nvidia_driver_cuda_repo_url="file:///srv/elsewhere/"),
+                         inventory=node["inventory"], check=False)
+    assert third.returncode != 0
+    assert ("nvidia_driver_cuda_repo_url and cuda_repo_url name file:///srv/elsewhere/ and %s. Set one of the two" % MIRROR) \
+        in " ".join(third.stdout.split()), third.stdout[-3000:]
+    assert "TASK [aiinfra.gpu_cluster.nvidia_driver : Add the CUDA repository]" not in third.stdout
+    assert "URIs: %s\n" % MIRROR in ssh(node, "cat /etc/apt/sources.list.d/aiinfra-cuda.sources").stdout
