@@ -35,16 +35,19 @@ options:
 """
 
 EXAMPLES = r"""
-# roles/docker/vars/main.yml
-docker_inputs: "{{ lookup('aiinfra.gpu_cluster.role_inputs', 'docker') }}"
-
-# roles/docker/tasks/main.yml: -e docker_users="alice bob" loops over two users
+# roles/docker/vars/main.yml holds
+#   docker_inputs: "{{ lookup('aiinfra.gpu_cluster.role_inputs', 'docker') }}"
+# and the role's tasks read docker_inputs.<variable>: -e 'docker_users="alice bob"' loops over two users.
 - name: Add the users to the docker group
   ansible.builtin.user:
     name: "{{ item }}"
     groups: docker
     append: true
   loop: "{{ docker_inputs.docker_users }}"
+
+- name: Show one entry point's variables, typed
+  ansible.builtin.debug:
+    msg: "{{ lookup('aiinfra.gpu_cluster.role_inputs', 'docker', entry_point='validate') }}"
 """
 
 RETURN = r"""

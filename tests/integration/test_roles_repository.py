@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 
 import pytest
 
-from conftest import KEY, destroy_cluster, run_playbook, unique_name, write_inventory
+from conftest import one_node, run_playbook
 
 MIRROR = "file:///srv/aiinfra-test-cuda-mirror/"
 PLAYBOOK = "tests/integration/playbooks/driver_cuda_mirror.yml"
@@ -66,14 +65,9 @@ def make_ca_pair(tmp):
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    cluster = unique_name("repo")
-    tmp = tmp_path_factory.mktemp("repo")
-    inv = write_inventory(tmp, cluster, size=1)
-    try:
-        run_playbook("playbooks/provision.yml", inventory=inv)
-        yield {"inventory": inv, "cluster": cluster, "tmp": tmp, "mirror": build_mirror(tmp), "cas": make_ca_pair(tmp)}
-    finally:
-        destroy_cluster(cluster)
+    for node in one_node(tmp_path_factory, "repo"):
+        node.update(mirror=build_mirror(node["tmp"]), cas=make_ca_pair(node["tmp"]))
+        yield node
 
 
 def as_strings(node, **extra):
@@ -100,23 +94,9 @@ def as_strings(node, **extra):
 def stage_mirror(node):
     """The mirror on the node, where file:// finds it (a tar over ssh: one round trip)."""
     tar = subprocess.run(["tar", "-C", str(node["mirror"]), "-c", "."], capture_output=True, check=True).stdout
-    out = ssh(node, "sudo mkdir -p /srv/aiinfra-test-cuda-mirror && sudo tar -x --no-same-owner -C "
-                    "/srv/aiinfra-test-cuda-mirror && sudo chmod -R go+rX /srv/aiinfra-test-cuda-mirror", stdin=tar)
+    out = node.ssh("sudo mkdir -p /srv/aiinfra-test-cuda-mirror && sudo tar -x --no-same-owner -C "
+                   "/srv/aiinfra-test-cuda-mirror && sudo chmod -R go+rX /srv/aiinfra-test-cuda-mirror", stdin=tar)
     assert out.returncode == 0, out.stderr
-
-
-def ssh(node, command, stdin=None):
-    host = subprocess.run(["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                           node["cluster"] + "-0"], capture_output=True, text=True, check=True,
-                          env=_podman_env()).stdout.strip()
-    return subprocess.run(["ssh", "-i", KEY, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
-                           "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "gpuadmin@" + host, command],
-                          input=stdin, capture_output=True, text=stdin is None, timeout=60, check=False)
-
-
-def _podman_env():
-    from conftest import _containers_conf
-    return dict(os.environ, CONTAINERS_CONF=_containers_conf())
 
 
 def changed(proc, host):
@@ -135,11 +115,11 @@ def test_cuda_repo_url_alone_is_written_once_and_a_second_run_changes_nothing(no
                      "pytorch_requirements": ["torch==2.13.0+cpu", "torchvision==0.28.0+cpu", "numpy==2.3.*",
                                               "tensorboard>=2.20"],
                      "pytorch_pip_args": typed["pytorch_pip_args"][:-2] + ["--trusted-host", "mirror.internal"]}, typed
-    out = ssh(node, "cat /etc/apt/sources.list.d/aiinfra-cuda.sources; ls /etc/apt/sources.list.d/ "
-                    "/usr/local/share/ca-certificates/; cmp /etc/apt/keyrings/cuda-archive-keyring.asc "
-                    "/srv/aiinfra-test-cuda-mirror/3bf863cc.pub && echo same-key; "
-                    "dpkg-query -W -f='${Package} ${Status}\\n' nvidia-open-580 cuda-cudart-13-0; "
-                    "cat /etc/ld.so.conf.d/aiinfra-cuda.conf")
+    out = node.ssh("cat /etc/apt/sources.list.d/aiinfra-cuda.sources; ls /etc/apt/sources.list.d/ "
+                   "/usr/local/share/ca-certificates/; cmp /etc/apt/keyrings/cuda-archive-keyring.asc "
+                   "/srv/aiinfra-test-cuda-mirror/3bf863cc.pub && echo same-key; "
+                   "dpkg-query -W -f='${Package} ${Status}\\n' nvidia-open-580 cuda-cudart-13-0; "
+                   "cat /etc/ld.so.conf.d/aiinfra-cuda.conf")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "URIs: %s\n" % MIRROR in out.stdout and "Signed-By: /etc/apt/keyrings/cuda-archive-keyring.asc" in out.stdout
     assert "same-key" in out.stdout  # the key came from the mirror too
@@ -158,4 +138,4 @@ def test_cuda_repo_url_alone_is_written_once_and_a_second_run_changes_nothing(no
     assert ("nvidia_driver_cuda_repo_url and cuda_repo_url name file:///srv/elsewhere/ and %s. Set one of the two" % MIRROR) \
         in " ".join(third.stdout.split()), third.stdout[-3000:]
     assert "TASK [aiinfra.gpu_cluster.nvidia_driver : Add the CUDA repository]" not in third.stdout
-    assert "URIs: %s\n" % MIRROR in ssh(node, "cat /etc/apt/sources.list.d/aiinfra-cuda.sources").stdout
+    assert "URIs: %s\n" % MIRROR in node.ssh("cat /etc/apt/sources.list.d/aiinfra-cuda.sources").stdout
