@@ -145,8 +145,8 @@ unit:
   returned: always
   type: str
   sample: aiinfra-torchrun-20260101-120000-ab12cd.service
-run_dir:
-  description: The run directory on the node.
+node_run_dir:
+  description: The run directory on the node (the controller's copy of the logs and the report are elsewhere).
   returned: always
   type: str
 log_path:
@@ -315,7 +315,7 @@ def leftover_pids(run_id):
 def stop(module, params, run):
     unit = run.unit
     props = unit_show(module, unit)
-    result = {"changed": False, "action": "absent", "unit": unit, "run_dir": run.path, "log_path": run.log,
+    result = {"changed": False, "action": "absent", "unit": unit, "node_run_dir": run.path, "log_path": run.log,
               "killed_leftovers": []}
     if props["active"] or props.get("ActiveState") == "failed":
         result.update(changed=True, action="stopped")
@@ -362,7 +362,7 @@ def node_spec(module, params, run):
     if missing:
         module.fail_json(msg="spec lacks %s: build it with the aiinfra.gpu_cluster.torchrun_plan filter"
                              % ", ".join(missing))
-    spec.update(run_id=params["run_id"], rdzv_id=params["rdzv_id"] or params["run_id"], run_dir=run.path,
+    spec.update(run_id=params["run_id"], rdzv_id=params["rdzv_id"] or params["run_id"], node_run_dir=run.path,
                 log_dir=run.ranks)
     if spec.get("docker"):
         spec["docker"] = dict(spec["docker"], name=run.unit[:-len(".service")])
@@ -382,7 +382,7 @@ def start(module, params, run):
         built = build_command(spec, gpu_count=gpus, ifname=ifname)
     except SpecError as exc:
         module.fail_json(msg=str(exc))
-    result = {"changed": False, "unit": unit, "run_dir": run.path, "log_path": run.log,
+    result = {"changed": False, "unit": unit, "node_run_dir": run.path, "log_path": run.log,
               "command": built["command"], "argv": built["argv"], "nproc_per_node": built["nproc_per_node"],
               "gpu_count": gpus, "socket_ifname": ifname}
     if spec.get("private_address") and not ifname:

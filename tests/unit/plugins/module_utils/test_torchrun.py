@@ -114,7 +114,7 @@ def test_docker_wraps_the_same_torchrun():
               "args": ["--shm-size", "8g"], "torchrun": "torchrun", "name": "aiinfra-torchrun-r1"}
     rank_hosts = [{"rank_host": "aiinfra-rank-00000", "address": "10.0.0.2"},
                   {"rank_host": "aiinfra-rank-00001", "address": "10.0.0.3"}]
-    built = tr.build_command(spec(docker=docker, rank_hosts=rank_hosts, run_dir="/w/runs/r1"), gpu_count=4,
+    built = tr.build_command(spec(docker=docker, rank_hosts=rank_hosts, node_run_dir="/w/runs/r1"), gpu_count=4,
                              ifname="eth0")
     argv = built["argv"]
     assert argv[:4] == ["docker", "run", "--rm", "--name"]
@@ -128,10 +128,10 @@ def test_docker_wraps_the_same_torchrun():
     assert argv[image_at + 1] == "torchrun" and opt(argv, "--nproc-per-node") == "4"
     assert built["env"] == {}  # the environment travels as -e inside the docker command
     # a CPU node gets no --gpus
-    cpu = tr.build_command(spec(docker=docker, run_dir="/w/runs/r1"), gpu_count=0)["argv"]
+    cpu = tr.build_command(spec(docker=docker, node_run_dir="/w/runs/r1"), gpu_count=0)["argv"]
     assert "--gpus" not in cpu
     with pytest.raises(tr.SpecError, match="SRC:DEST"):
-        tr.build_command(spec(docker=dict(docker, mounts=["/data"]), run_dir="/w/runs/r1"))
+        tr.build_command(spec(docker=dict(docker, mounts=["/data"]), node_run_dir="/w/runs/r1"))
 
 
 def test_launch_and_poststop_scripts():
