@@ -153,8 +153,8 @@ def main():
         print("train.yml (forks 5) vs a parallel ssh fan-out of the same torchrun commands, 1 process per node, "
               "median of %d:" % ROUNDS)
         print("%5s | %-32s | %-32s" % ("nodes", "all ranks joined (s)", "verdict after the job ended (s)"))
-        print("%5s | %8s %9s %6s %6s | %8s %9s %6s %6s" % ("", "floor", "train.yml", "ratio", "extra", "floor",
-                                                            "train.yml", "ratio", "extra"))
+        print("%5s | %8s %9s %6s %6s | %8s %9s %6s %6s" % (
+            "", "floor", "train.yml", "ratio", "extra", "floor", "train.yml", "ratio", "extra"))
         for size, fj, oj, fv, ov in rows:
             print("%5d | %8.2f %9.2f %6.2f %6.2f | %8.2f %9.2f %6.2f %6.2f" % (
                 size, fj, oj, oj / fj, oj - fj, fv, ov, ov / fv if fv > 0 else float("nan"), ov - fv))

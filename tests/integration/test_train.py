@@ -289,8 +289,8 @@ def test_worker_killed_restarts_and_a_rerun_attaches(cluster, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     ({"torchrun_script": "/nonexistent/train.py"}, "torchrun_script /nonexistent/train.py does not exist on the "
                                                    "controller"),
-    ({"torchrun_script_args": "--name 'unclosed"}, "torchrun_script_args \"--name 'unclosed\" cannot be split into "
-                                                   "words (No closing quotation): give a list"),
+    ({"torchrun_script_args": "--name 'unclosed"}, "torchrun_script_args: cannot split \"--name 'unclosed\" like a "
+                                                   "shell would (No closing quotation)"),
     ({"torchrun_rdzv_port": "port"}, "argument 'torchrun_rdzv_port' is of type str and we were unable to convert to "
                                      "int"),
     ({"torchrun_nproc_per_node": 0}, "torchrun_nproc_per_node must be 'auto' or at least 1 (got 0)"),

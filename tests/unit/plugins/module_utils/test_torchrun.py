@@ -169,7 +169,6 @@ def test_hosts_block_replaces_only_ours():
     assert "aiinfra-rank-00001" not in moved and moved.endswith("::1 ip6-localhost\n")
 
 
-
 def test_run_dir_owns_the_layout():
     run = tr.RunDir("/var/lib/x", "r1")
     assert run.path == "/var/lib/x/runs/r1" and run.unit == "aiinfra-torchrun-r1.service"
