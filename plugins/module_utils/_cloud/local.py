@@ -172,7 +172,9 @@ def classify_podman(args, rc, stderr):
         return NotFoundError("%s: %s" % (what, msg))
     if "permission denied" in low or "operation not permitted" in low:
         return ConfigError("%s: %s" % (what, msg), hint="Run as root, or configure rootless podman (subuid/subgid)")
-    if "locked" in low or "timeout" in low or "temporarily" in low:
+    # "container state improper" / "resource busy": a removal racing the container's own stop (seen under load)
+    if ("locked" in low or "timeout" in low or "temporarily" in low or "state improper" in low
+            or "resource busy" in low):
         return TransientError("%s: %s" % (what, msg))
     return CloudError("%s: %s" % (what, msg))
 
