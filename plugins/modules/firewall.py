@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.AWS
+  - aiinfra.gpu_cluster.cluster.AZURE
 attributes:
   check_mode:
     support: full

@@ -11,11 +11,13 @@ when its cloud is chosen.
 from __future__ import annotations
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws import AwsProvider
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.provider import AzureProvider
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local import LocalProvider
 
 PROVIDERS = {
     "aws": AwsProvider,
+    "azure": AzureProvider,
     "local": LocalProvider,
 }
 
