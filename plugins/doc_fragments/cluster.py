@@ -196,7 +196,7 @@ options:
     type: str
   location:
     description:
-      - The Azure location of the cluster, e.g. C(eastus): the firewall's NSG and the resource group live there;
+      - The Azure location of the cluster, for example C(eastus). The firewall's NSG and the resource group live there;
         nodes too unless O(placements) says otherwise. Only for O(cloud=azure).
     type: str
   resource_group:

@@ -34,16 +34,24 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base im
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, WaitTimeout)
 
-try:
-    from azure.identity import ClientSecretCredential, DefaultAzureCredential
-    from azure.mgmt.compute import ComputeManagementClient
-    from azure.mgmt.network import NetworkManagementClient
-    from azure.mgmt.resource.resources import ResourceManagementClient
-    HAS_AZURE = True
-    AZURE_IMPORT_ERROR = None
-except ImportError:
-    HAS_AZURE = False
-    AZURE_IMPORT_ERROR = traceback.format_exc()
+
+
+def _sdk():
+    """The Azure SDK classes, imported only when cloud azure is used (they take a second to import)."""
+    try:
+        from azure.identity import ClientSecretCredential, DefaultAzureCredential
+        from azure.mgmt.compute import ComputeManagementClient
+        from azure.mgmt.network import NetworkManagementClient
+        from azure.mgmt.resource.resources import ResourceManagementClient
+    except ImportError:
+        raise ConfigError(missing_required_lib("azure-identity, azure-mgmt-compute, azure-mgmt-network and "
+                                               "azure-mgmt-resource"),
+                          hint="pip install azure-identity azure-mgmt-compute azure-mgmt-network azure-mgmt-resource "
+                               "into the Python that runs the module; import error: %s"
+                               % traceback.format_exc().strip().splitlines()[-1])
+    return ClientSecretCredential, DefaultAzureCredential, ResourceManagementClient, ComputeManagementClient, \
+        NetworkManagementClient
+
 
 DEFAULT_ENDPOINT = "https://management.azure.com"
 MICROSOFT_AUTHORITIES = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
@@ -109,17 +117,11 @@ class AzureProvider(AzureFirewall, Provider):
     and the instance module's Azure options."""
 
     name = "azure"
-    options = ("subscription_id", "tenant", "client_id", "secret", "authority_host", "endpoint_url", "location",
+    options = ("subscription_id", "tenant", "client_id", "secret", "authority_host", "endpoint_url", "location", "image",
                "resource_group", "placements", "spot", "root_volume_size", "public_ip", "subnet_id")
 
     def __init__(self, options=None, log=None, clients=None, policy=None, sleep=time.sleep, environ=None):
         super(AzureProvider, self).__init__(options, log)
-        if clients is None and not HAS_AZURE:
-            raise ConfigError(missing_required_lib("azure-identity, azure-mgmt-compute, azure-mgmt-network and "
-                                                   "azure-mgmt-resource"),
-                              hint="pip install azure-identity azure-mgmt-compute azure-mgmt-network "
-                                   "azure-mgmt-resource into the Python that runs the module; import error: %s"
-                                   % (AZURE_IMPORT_ERROR or "").strip().splitlines()[-1])
         self._clients = clients
         self.environ = os.environ if environ is None else environ
         self.policy = policy or retry.RetryPolicy(attempts=6, base=0.5, cap=8.0, deadline=180, sleep=sleep)
@@ -157,6 +159,8 @@ class AzureProvider(AzureFirewall, Provider):
     def clients(self):
         """``(resource, compute, network)`` SDK clients sharing one credential (made on first use)."""
         if self._clients is None:
+            (ClientSecretCredential, DefaultAzureCredential, ResourceManagementClient, ComputeManagementClient,
+             NetworkManagementClient) = _sdk()
             creds = self._creds or credential_settings(self.opts, self.environ)
             self._creds = creds
             kwargs = {}
@@ -170,7 +174,7 @@ class AzureProvider(AzureFirewall, Provider):
                 credential = DefaultAzureCredential(**kwargs)
             common = dict(base_url=self.endpoint, credential_scopes=[self.endpoint + "/.default"],
                           retry_total=10, retry_status=10, retry_backoff_factor=0.5, retry_backoff_max=30,
-                          polling_interval=5,
+                          polling_interval=1,
                           user_agent="aiinfra.gpu_cluster")
             self._clients = (ResourceManagementClient(credential, creds["subscription"], **common),
                              ComputeManagementClient(credential, creds["subscription"], **common),
