@@ -57,6 +57,25 @@ def run_playbook(playbook, *args, extra_vars=None, inventory=None, env=None, tim
     return proc
 
 
+def task_results(output):
+    """{task name: localhost's result} from ansible-playbook's output with the ansible.posix.json callback."""
+    start = output.find("{\n")
+    if start < 0:
+        return {}
+    doc, _end = json.JSONDecoder().raw_decode(output[start:])
+    results = {}
+    for play in doc.get("plays", []):
+        for task in play.get("tasks", []):
+            if "localhost" in task.get("hosts", {}):
+                results[task["task"]["name"]] = task["hosts"]["localhost"]
+    return results
+
+
+def plain(value):
+    """ansible-inventory marks values from plugins as unsafe: {"__ansible_unsafe": value}."""
+    return value.get("__ansible_unsafe") if isinstance(value, dict) else value
+
+
 def podman(*args, check=True):
     return subprocess.run(["podman"] + list(args), capture_output=True, text=True, check=check,
                           env=dict(os.environ, CONTAINERS_CONF=_containers_conf()))

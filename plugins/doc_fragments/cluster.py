@@ -16,9 +16,10 @@ options:
       - C(aws) runs every node as an EC2 instance (needs C(boto3) and AWS credentials).
       - C(azure) runs every node as an Azure VM (needs C(azure-identity), C(azure-mgmt-compute), C(azure-mgmt-network)
         and C(azure-mgmt-resource), and Azure credentials).
+      - C(gcp) runs every node as a Compute Engine VM (needs C(google-auth) and C(requests), and Google credentials).
     type: str
     default: local
-    choices: [aws, azure, local]
+    choices: [aws, azure, gcp, local]
   cluster:
     description:
       - The cluster id. Every resource the collection creates carries it as a tag or label, which is how
@@ -48,7 +49,8 @@ options:
   region:
     description:
       - The AWS region, e.g. C(us-east-1). Defaults to C(AWS_REGION) / C(AWS_DEFAULT_REGION) or the profile's region.
-      - Only for O(cloud=aws).
+      - On O(cloud=gcp), a Compute Engine region (e.g. C(us-central1)) whose zones are tried when no placements
+        are given.
     type: str
   endpoint_url:
     description:
@@ -56,6 +58,7 @@ options:
       - Defaults to C(AWS_ENDPOINT_URL_EC2) / C(AWS_ENDPOINT_URL) when set.
       - On O(cloud=azure) the Resource Manager root (default C(https://management.azure.com), a sovereign cloud's, or a
         test server's); tokens are asked for its C(/.default) scope.
+      - On O(cloud=gcp), the Compute API root (default C(https://compute.googleapis.com/compute/v1/)).
     type: str
   access_key:
     description:
@@ -78,6 +81,55 @@ requirements:
   - boto3 (for O(cloud=aws), on the host that runs the module)
 """
 
+    # How to reach Compute Engine (cloud gcp), beside region and endpoint_url (see AWS).
+    GCP = r"""
+options:
+  project:
+    description:
+      - The Google Cloud project id. Defaults to C(GCP_PROJECT), C(GOOGLE_CLOUD_PROJECT), else the credentials' own
+        project. Only for O(cloud=gcp).
+    type: str
+  credentials_file:
+    description:
+      - A service-account key file (JSON). Its C(token_uri) is honoured.
+      - Defaults to C(GCP_SERVICE_ACCOUNT_FILE), C(GOOGLE_APPLICATION_CREDENTIALS), else Application Default
+        Credentials (C(gcloud auth application-default login), or the VM's service account). Only for O(cloud=gcp).
+    type: path
+  network:
+    description:
+      - The VPC network of the nodes and the firewall rules (default C(default)). Only for O(cloud=gcp).
+    type: str
+requirements:
+  - google-auth and requests (for O(cloud=gcp), on the host that runs the module)
+"""
+
+    # What the instance module takes on Compute Engine (cloud gcp), beside placements, min_count, spot and
+    # root_volume_size (see AWS_INSTANCE).
+    GCP_INSTANCE = r"""
+options:
+  subnetwork:
+    description:
+      - A subnetwork of O(network) (by name; it must exist in the region of every placement). Default the
+        network's subnetwork of the region (auto-mode networks). Only for O(cloud=gcp).
+    type: str
+  accelerators:
+    description:
+      - GPUs to attach to machine types without built-in ones (N1), e.g. one entry with
+        O(accelerators[].type=nvidia-tesla-v100) and O(accelerators[].count=8).
+        A2, A3, A4 and G2 types have their GPUs built in; setting this with them is an error. Only for O(cloud=gcp).
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: The GPU type (an accelerator type of the zone), e.g. C(nvidia-tesla-t4).
+        type: str
+        required: true
+      count:
+        description: GPUs per node.
+        type: int
+        default: 1
+"""
+
     # What the instance module takes on EC2 (cloud aws).
     AWS_INSTANCE = r"""
 options:
@@ -94,6 +146,8 @@ options:
       - Unset, every availability zone of the default VPC that offers the instance type is tried in order.
       - Once a cluster has nodes, new nodes go to the same availability zone.
       - The result's RV(cluster.landed) says where the cluster landed and RV(cluster.failover) what was skipped.
+      - On O(cloud=gcp) each entry names a O(placements[].zone); a stockout (C(ZONE_RESOURCE_POOL_EXHAUSTED)) moves
+        on to the next at once. Unset, the zones of O(region) are tried in order.
     type: list
     elements: dict
     suboptions:
@@ -111,6 +165,7 @@ options:
         type: str
       zone:
         description:
+          - A Compute Engine zone, e.g. C(us-central1-a) (cloud gcp).
           - An availability zone (C(1), C(2), C(3)) of O(placements[].location) (cloud azure). Zonal nodes get no
             availability set (Azure allows one or the other); leave unset for ND-series InfiniBand clusters.
         type: str
@@ -118,7 +173,7 @@ options:
     description:
       - Accept a cluster of at least this many nodes when capacity is short (RunInstances MinCount). By default
         the launch is all-or-nothing (MinCount = MaxCount). A later run adds the missing nodes.
-      - Only for O(cloud=aws).
+      - For O(cloud=aws) and O(cloud=gcp) (bulkInsert C(minCount)).
     type: int
   key_name:
     description:
@@ -147,7 +202,9 @@ options:
         inside the VPC (a bastion, VPN or SSM). Only for O(cloud=aws).
     type: bool
   root_volume_size:
-    description: Root volume size in GiB (default the image's). Deleted with the node. Only for O(cloud=aws) and O(cloud=azure).
+    description:
+      - Root volume size in GiB (default the image's). Deleted with the node. For O(cloud=aws), O(cloud=azure) and
+        O(cloud=gcp).
     type: int
   root_volume_type:
     description: Root volume type (default C(gp3)). Only for O(cloud=aws).
@@ -155,8 +212,8 @@ options:
     choices: [gp3, gp2, io1, io2]
   spot:
     description:
-      - Launch spot instances (one-time, terminated on interruption; on O(cloud=azure) Spot VMs deleted on eviction).
-        Only for O(cloud=aws) and O(cloud=azure).
+      - Launch spot instances (one-time, terminated on interruption). For O(cloud=aws), O(cloud=azure) (Spot VMs
+        deleted on eviction) and O(cloud=gcp) (Spot VMs, deleted when preempted).
     type: bool
   image_owners:
     description:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import KEY, ROOT, VENV_BIN, ansible_env, run_playbook, unique_name
+from conftest import KEY, ROOT, VENV_BIN, ansible_env, plain, run_playbook, task_results, unique_name
 from arm_double import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, ArmDouble
 
 CLUSTER_TAG = "aiinfra-gpu-cluster"
@@ -83,19 +83,6 @@ def run(arm, cluster, playbook="playbooks/provision.yml", args=(), env=None, che
     return proc, task_results(proc.stdout)
 
 
-def task_results(output):
-    start = output.find("{\n")
-    if start < 0:
-        return {}
-    doc, _end = json.JSONDecoder().raw_decode(output[start:])
-    results = {}
-    for play in doc.get("plays", []):
-        for task in play.get("tasks", []):
-            if "localhost" in task.get("hosts", {}):
-                results[task["task"]["name"]] = task["hosts"]["localhost"]
-    return results
-
-
 def of_type(items, rtype):
     return [i for i in items if i["type"].lower() == rtype.lower()]
 
@@ -107,11 +94,6 @@ def end_state(arm, cluster):
     return {"tagged": tagged, "vms": vms,
             "ranks": sorted(int(v["tags"]["aiinfra-gpu-rank"]) for v in vms),
             "group": arm.in_group("aiinfra-%s" % cluster)}
-
-
-def plain(value):
-    """ansible-inventory marks values from plugins as unsafe: {"__ansible_unsafe": value}."""
-    return value.get("__ansible_unsafe") if isinstance(value, dict) else value
 
 
 def nodes_of(results):

@@ -22,6 +22,7 @@ def cluster_argument_spec():
     )
     spec.update(aws_connection_argument_spec())
     spec.update(azure_connection_argument_spec())
+    spec.update(gcp_connection_argument_spec())
     return spec
 
 
@@ -47,6 +48,17 @@ def azure_connection_argument_spec():
         authority_host=dict(type="str"),
         location=dict(type="str"),
         resource_group=dict(type="str"),
+    )
+
+
+def gcp_connection_argument_spec():
+    """How to reach Compute Engine (cloud gcp), beside the shared region and endpoint_url. Unset, the project and
+    credentials come from GCP_PROJECT / GOOGLE_CLOUD_PROJECT and GCP_SERVICE_ACCOUNT_FILE /
+    GOOGLE_APPLICATION_CREDENTIALS, else Application Default Credentials."""
+    return dict(
+        project=dict(type="str"),
+        credentials_file=dict(type="path", no_log=False),
+        network=dict(type="str"),
     )
 
 
@@ -83,6 +95,10 @@ def instance_argument_spec():
         # cloud azure
         public_ip=dict(type="bool"),
         subnet_id=dict(type="str"),
+        # cloud gcp
+        subnetwork=dict(type="str"),
+        accelerators=dict(type="list", elements="dict", options=dict(
+            type=dict(type="str", required=True), count=dict(type="int", default=1))),
     )
     return spec
 
@@ -111,8 +127,6 @@ def run_instance(module):
     params = module.params
     try:
         provider = provider_for(module)
-        # bounds the cloud's own long-running operations too (cloud azure)
-        provider.wait_timeout = params["wait_timeout"]
         if params["count"] < 0:
             raise ConfigError("count must be 0 or more, got %d" % params["count"])
         if params["wait_timeout"] < 1:
@@ -137,7 +151,7 @@ def run_instance(module):
                                       hint="e.g. ssh_public_key: \"{{ lookup('file', '~/.ssh/id_ed25519.pub') }}\"")
             result = ensure_present(provider, spec, params["count"], wait=params["wait"],
                                     wait_timeout=params["wait_timeout"], check_mode=module.check_mode)
-        result["cluster"] = dict(provider.describe(), id=params["cluster"])
+        result["cluster"] = dict(result.get("cluster") or provider.describe(), id=params["cluster"])
     except CloudError as exc:
         fail(module, exc)
     if not module._diff:
@@ -151,7 +165,7 @@ def run_instance_info(module):
         provider = provider_for(module)
         nodes = sort_nodes(provider.list_nodes(params["cluster"]))
         resources = provider.cluster_resources(params["cluster"])
-        cluster = dict(provider.describe(), id=params["cluster"])
+        cluster = dict(provider.describe(nodes=nodes), id=params["cluster"])
     except CloudError as exc:
         fail(module, exc)
     module.exit_json(changed=False, nodes=[n.to_dict() for n in nodes], resources=resources,

@@ -113,7 +113,7 @@ class AzureFirewall(object):
                               % (self.group_for(cluster), cluster),
                               hint="Name the group with resource_group (it is never deleted then), or remove it")
 
-    def _nsg_in(self, cluster, location, primary):
+    def _nsg_in(self, cluster, location, primary, timeout=600):
         """The id of the cluster's NSG in ``location``, copying the firewall's rules there when it is missing."""
         if primary is None:
             raise ConfigError("cluster %s has no firewall" % cluster,
@@ -129,7 +129,8 @@ class AzureFirewall(object):
             body = {"location": location, "tags": dict(primary.get("tags") or {}),
                     "properties": {"securityRules": wanted}}
             self._lros([(name, network.network_security_groups.begin_create_or_update,
-                         (self.group_for(cluster), name, body))], "the network security group in %s" % location)
+                         (self.group_for(cluster), name, body))], "the network security group in %s" % location,
+                       timeout=timeout)
         return self._rid(cluster, NSG_TYPE, name)
 
     def delete_firewall(self, cluster, check_mode=False):

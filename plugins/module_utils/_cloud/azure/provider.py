@@ -30,7 +30,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.e
     classify, quota_details, with_detail)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.firewall import AzureFirewall
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Provider, node_name)
+    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Launch, Provider, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, WaitTimeout)
 
@@ -127,13 +127,7 @@ class AzureProvider(AzureFirewall, Provider):
         self.policy = policy or retry.RetryPolicy(attempts=6, base=0.5, cap=8.0, deadline=180, sleep=sleep)
         self.sleep = sleep
         self.calls = 0
-        self.wait_timeout = 600
         self._creds = None
-        self._nodes = None
-        self._failed = []
-        self._resolved = None
-        self.landed = None
-        self.failover = []
 
     # -- connection ------------------------------------------------------------------------------------------
     @property
@@ -208,15 +202,15 @@ class AzureProvider(AzureFirewall, Provider):
         return retry.call(once, classify=lambda exc: with_detail(classify(exc, context), exc), policy=self.policy,
                           on_retry=on_retry)
 
-    def _wait(self, pollers, what, context=None):
-        """Wait for ``pollers`` ([(label, poller)]) within wait_timeout; return {label: result or CloudError}."""
-        deadline = time.monotonic() + self.wait_timeout
+    def _wait(self, pollers, what, context=None, timeout=600):
+        """Wait for ``pollers`` ([(label, poller)]) within ``timeout``; return {label: result or CloudError}."""
+        deadline = time.monotonic() + timeout
         out = {}
         for label, poller in pollers:
             try:
                 poller.wait(timeout=max(0.0, deadline - time.monotonic()))
                 if not poller.done():
-                    raise WaitTimeout("timed out after %ss waiting for %s (%s)" % (self.wait_timeout, what, label),
+                    raise WaitTimeout("timed out after %ss waiting for %s (%s)" % (timeout, what, label),
                                       hint="Raise wait_timeout; the operation goes on in Azure")
                 out[label] = _plain(poller.result())
             except WaitTimeout:
@@ -230,10 +224,11 @@ class AzureProvider(AzureFirewall, Provider):
                 out[label] = err
         return out
 
-    def _lros(self, calls, what, context=None):
-        """Start each ``(label, fn, args)`` long-running operation, then wait for all; raise the first failure."""
+    def _lros(self, calls, what, context=None, timeout=600):
+        """Start each ``(label, fn, args)`` long-running operation, then wait for all (at most ``timeout``
+        seconds); raise the first failure."""
         pollers = [(label, self._call(fn, *args, context=context)) for label, fn, args in calls]
-        results = self._wait(pollers, what, context)
+        results = self._wait(pollers, what, context, timeout)
         for label, result in results.items():
             if isinstance(result, CloudError):
                 raise result
@@ -263,17 +258,18 @@ class AzureProvider(AzureFirewall, Provider):
             return []
         return [i for i in items if shapes.owned(i, cluster)]
 
-    def list_nodes(self, cluster):
+    def _all_nodes(self, cluster):
+        """Every VM of the cluster as a :class:`Node`, those whose provisioning failed included."""
         vms = self._list(cluster, VM)
-        nodes = []
-        if vms:
-            nics = dict((n["id"].lower(), n) for n in self._list(cluster, NIC))
-            pips = dict((p["id"].lower(), p) for p in self._list(cluster, PIP))
-            nodes = [shapes.node_from_vm(vm, cluster, nics, pips) for vm in vms]
-        self._failed = [n for n in nodes if n.state == "failed"]
-        self._nodes = [n for n in nodes if n.state not in ("failed", "terminating")]
-        self._locations = dict((n.rank, n.zone.split("-")[0]) for n in self._nodes)
-        return list(self._nodes)
+        if not vms:
+            return []
+        nics = dict((n["id"].lower(), n) for n in self._list(cluster, NIC))
+        pips = dict((p["id"].lower(), p) for p in self._list(cluster, PIP))
+        return [shapes.node_from_vm(vm, cluster, nics, pips) for vm in vms]
+
+    def list_nodes(self, cluster):
+        """The cluster's live nodes. A VM whose provisioning failed is not a node: its rank is placed again."""
+        return [n for n in self._all_nodes(cluster) if n.state not in ("failed", "terminating")]
 
     # -- checks --------------------------------------------------------------------------------------------
     def preflight(self, spec):
@@ -305,10 +301,10 @@ class AzureProvider(AzureFirewall, Provider):
                 raise ConfigError("label %r is not a valid Azure tag" % key,
                                   hint="Keys up to 512 characters without <>%&\\?/, values up to 256")
 
-    def preflight_create(self, spec, ranks, check_mode=False):
-        self._resolved = self._resolve(spec, check_mode)
+    def preflight_create(self, spec, ranks, existing=(), check_mode=False):
+        return self._resolve(spec, existing, check_mode)
 
-    def _resolve(self, spec, check_mode=False):
+    def _resolve(self, spec, existing=(), check_mode=False):
         resource, compute, network = self.clients()
         opts = self.opts
         provider = _plain(self._call(resource.providers.get, "Microsoft.Compute"))
@@ -316,8 +312,8 @@ class AzureProvider(AzureFirewall, Provider):
         for rtype in provider.get("resourceTypes") or []:
             if (rtype.get("resourceType") or "").lower() == "virtualmachines":
                 known.update(loc.lower().replace(" ", "") for loc in rtype.get("locations") or [])
-        existing = sorted(set(n.zone.split("-")[0] for n in self._nodes or [] if n.zone))
-        tries = shapes.plan_locations(opts.get("placements"), opts.get("location"), existing[0] if existing else None)
+        where = sorted(set(n.zone.split("-")[0] for n in existing if n.zone))
+        tries = shapes.plan_locations(opts.get("placements"), opts.get("location"), where[0] if where else None)
         unknown = sorted(set(t["location"] for t in tries if t["location"] not in known))
         if unknown:
             raise ConfigError("location %s is not an Azure location of this subscription" % ", ".join(unknown),
@@ -396,26 +392,27 @@ class AzureProvider(AzureFirewall, Provider):
         return image
 
     # -- creating ------------------------------------------------------------------------------------------
-    def create_nodes(self, spec, ranks):
+    def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
         ranks = list(ranks)
-        res = self._resolved or self._resolve(spec)
-        if self._failed:
+        res = prepared or self._resolve(spec, existing)
+        failed = [n.rank for n in self._all_nodes(spec.cluster) if n.rank in ranks and n.state == "failed"]
+        if failed:
             # a VM whose allocation failed keeps its name and NIC: clear it before placing the rank again
-            self._delete_ranks(spec.cluster, [n.rank for n in self._failed])
+            self._delete_ranks(spec.cluster, failed, timeout)
         self._ensure_group(spec, self.opts.get("location") or res["tries"][0]["location"])
         attempts = []
         for trial in res["tries"]:
             try:
-                nodes = self._create_in(spec, ranks, trial, res)
+                nodes = self._create_in(spec, ranks, trial, res, timeout)
             except CapacityError as exc:
                 attempts.append(dict(trial, error=str(exc)))
                 self.log("azure: %s; trying the next placement" % exc)
-                self._delete_ranks(spec.cluster, ranks)
+                self._delete_ranks(spec.cluster, ranks, timeout)
                 continue
-            self.landed = dict(trial, count=len(nodes), instance_type=spec.instance_type)
-            self.failover = attempts
-            return nodes
-        self.failover = attempts
+            info = {"landed": dict(trial, count=len(nodes), instance_type=spec.instance_type)}
+            if attempts:
+                info["failover"] = attempts
+            return Launch(nodes, info)
         raise CapacityError(
             "no placement had capacity for %d x %s" % (len(ranks), spec.instance_type),
             hint="Tried, in order: %s. Add placements (other locations or zones) or retry later" % "; ".join(
@@ -444,14 +441,14 @@ class AzureProvider(AzureFirewall, Provider):
     def _rid(self, cluster, rtype, name):
         return shapes.resource_id(self.subscription, self.group_for(cluster), rtype, name)
 
-    def _create_in(self, spec, ranks, trial, res):
+    def _create_in(self, spec, ranks, trial, res, timeout):
         resource, compute, network = self.clients()
         loc, zone = trial["location"], trial["zone"]
         group = self.group_for(spec.cluster)
         where = "%s%s" % (loc, " zone %s" % zone if zone else "")
         ctx = {"instance_type": spec.instance_type, "placement": where,
                "family": shapes.sku_family(res["skus"][loc], spec.instance_type)}
-        subnet_id, nsg_id = self._ensure_network(spec, loc, res)
+        subnet_id, nsg_id = self._ensure_network(spec, loc, res, timeout)
         ppg_id, avset_id = self._ensure_placement(spec, loc, zone)
         accelerated = shapes.sku_capability(res["skus"][loc], spec.instance_type,
                                             "AcceleratedNetworkingEnabled", "False") == "True"
@@ -463,7 +460,7 @@ class AzureProvider(AzureFirewall, Provider):
                 pip_ids[rank] = self._rid(spec.cluster, PIP, name)
                 calls.append((rank, network.public_ip_addresses.begin_create_or_update,
                               (group, name, shapes.public_ip_body(loc, self._tags(spec, rank), zone))))
-            self._lros(calls, "public IPs", ctx)
+            self._lros(calls, "public IPs", ctx, timeout)
         calls = []
         nic_ids = {}
         for rank in ranks:
@@ -472,7 +469,7 @@ class AzureProvider(AzureFirewall, Provider):
             calls.append((rank, network.network_interfaces.begin_create_or_update,
                           (group, name, shapes.nic_body(loc, self._tags(spec, rank), subnet_id, pip_ids.get(rank),
                                                         nsg_id if res["subnet"] else None, accelerated))))
-        self._lros(calls, "network interfaces", ctx)
+        self._lros(calls, "network interfaces", ctx, timeout)
         pollers = []
         first_error = None
         for rank in ranks:
@@ -487,7 +484,7 @@ class AzureProvider(AzureFirewall, Provider):
             except CloudError as exc:
                 first_error = first_error or exc
                 break
-        results = self._wait(pollers, "virtual machines", ctx)
+        results = self._wait(pollers, "virtual machines", ctx, timeout)
         errors = [r for r in results.values() if isinstance(r, CloudError)]
         if first_error is not None:
             errors.insert(0, first_error)
@@ -516,7 +513,7 @@ class AzureProvider(AzureFirewall, Provider):
                                   hint=err.hint, code=err.code)
         return err
 
-    def _ensure_network(self, spec, loc, res):
+    def _ensure_network(self, spec, loc, res, timeout):
         """(subnet id, NSG id) for nodes in ``loc``: the user's subnet, or the cluster's VNet there with the
         firewall's NSG on its subnet (copied from the firewall's location when the cluster fails over)."""
         if res["subnet"]:
@@ -524,7 +521,7 @@ class AzureProvider(AzureFirewall, Provider):
             return res["subnet"]["id"], nsg["id"] if nsg and nsg.get("location") == loc else None
         network = self.clients()[2]
         group = self.group_for(spec.cluster)
-        nsg_id = self._nsg_in(spec.cluster, loc, res.get("nsg"))
+        nsg_id = self._nsg_in(spec.cluster, loc, res.get("nsg"), timeout)
         name = shapes.vnet_name(spec.cluster, loc)
         wanted = shapes.vnet_body(loc, spec.tags(), nsg_id)
         try:
@@ -533,7 +530,7 @@ class AzureProvider(AzureFirewall, Provider):
             current = None
         if current is None or not _same_vnet(current, wanted):
             self._lros([(name, network.virtual_networks.begin_create_or_update, (group, name, wanted))],
-                       "the cluster's network")
+                       "the cluster's network", timeout=timeout)
         return "%s/subnets/%s" % (self._rid(spec.cluster, VNET, name), shapes.SUBNET_NAME), nsg_id
 
     def _ensure_placement(self, spec, loc, zone):
@@ -562,14 +559,19 @@ class AzureProvider(AzureFirewall, Provider):
         if not want:
             return []
         pending = {}
+        nodes_now = []
+
+        def failed():
+            return set(n.rank for n in nodes_now if n.state == "failed")
 
         def ready():
-            current = dict((n.rank, n) for n in self.list_nodes(cluster))
+            nodes_now[:] = self._all_nodes(cluster)
+            current = dict((n.rank, n) for n in nodes_now if n.state not in ("failed", "terminating"))
             pending.clear()
             for rank in want:
                 node = current.get(rank)
                 state = node.state if node else "missing"
-                if state == "missing" and any(f.rank == rank for f in self._failed):
+                if state == "missing" and rank in failed():
                     raise CloudError("node %s failed to provision" % node_name(cluster, rank),
                                      hint="Its VM is in state Failed; a re-run deletes and places it again")
                 if state != "running":
@@ -581,10 +583,9 @@ class AzureProvider(AzureFirewall, Provider):
 
     # -- deleting ------------------------------------------------------------------------------------------
     def delete_nodes(self, cluster, nodes, wait=True, timeout=600):
-        self.wait_timeout = timeout
-        self._delete_ranks(cluster, [n.rank for n in nodes])
+        self._delete_ranks(cluster, [n.rank for n in nodes], timeout)
 
-    def _delete_ranks(self, cluster, ranks):
+    def _delete_ranks(self, cluster, ranks, timeout=600):
         """Delete the VMs of ``ranks`` (NIC, disk and IP go with them), then any NIC / IP of theirs left over."""
         compute, network = self.clients()[1], self.clients()[2]
         group = self.group_for(cluster)
@@ -594,13 +595,13 @@ class AzureProvider(AzureFirewall, Provider):
             return [i for i in items if (i.get("tags") or {}).get(RANK_TAG) in ranks]
         vms = mine(self._list(cluster, VM))
         self._lros([(vm["name"], compute.virtual_machines.begin_delete, (group, vm["name"])) for vm in vms],
-                   "VMs to delete")
+                   "VMs to delete", timeout=timeout)
         nics = mine(self._list(cluster, NIC))
         self._lros([(n["name"], network.network_interfaces.begin_delete, (group, n["name"])) for n in nics],
-                   "network interfaces to delete")
+                   "network interfaces to delete", timeout=timeout)
         pips = mine(self._list(cluster, PIP))
         self._lros([(p["name"], network.public_ip_addresses.begin_delete, (group, p["name"])) for p in pips],
-                   "public IPs to delete")
+                   "public IPs to delete", timeout=timeout)
 
     def _group_resources(self, cluster):
         resource = self.clients()[0]
@@ -620,7 +621,7 @@ class AzureProvider(AzureFirewall, Provider):
                 out.append("resourceGroups/%s" % group["name"])
         return sorted(out)
 
-    def delete_cluster_resources(self, cluster):
+    def delete_cluster_resources(self, cluster, timeout=600):
         resource, compute, network = self.clients()
         if self._own_group(cluster):
             group = self._group_exists(cluster)
@@ -629,7 +630,7 @@ class AzureProvider(AzureFirewall, Provider):
                 return []
             deleted = self.cluster_resources(cluster)
             self._lros([(group["name"], resource.resource_groups.begin_delete, (group["name"],))],
-                       "resource group %s to delete" % group["name"])
+                       "resource group %s to delete" % group["name"], timeout=timeout)
             return deleted
         group = self.group_for(cluster)
         ops = {
@@ -648,17 +649,18 @@ class AzureProvider(AzureFirewall, Provider):
                 for r in these:
                     self._call(ops[rtype], group, r["name"])
             else:
-                self._lros([(r["name"], ops[rtype], (group, r["name"])) for r in these], "%s to delete" % rtype)
+                self._lros([(r["name"], ops[rtype], (group, r["name"])) for r in these], "%s to delete" % rtype,
+                           timeout=timeout)
             deleted += ["%s/%s" % (rtype.split("/")[-1], r["name"]) for r in these]
         return deleted
 
-    def describe(self):
-        info = {"cloud": self.name, "location": self.opts.get("location") or "",
-                "resource_group": self.opts.get("resource_group") or ""}
-        if self.landed:
-            info["landed"] = self.landed
-        if self.failover:
-            info["failover"] = self.failover
+    def describe(self, nodes=None, prepared=None, launch=None):
+        info = super(AzureProvider, self).describe(nodes, prepared, launch)
+        info.update(location=self.opts.get("location") or "", resource_group=self.opts.get("resource_group") or "")
+        if nodes:
+            info["locations"] = sorted(set(n.zone.split("-")[0] for n in nodes if n.zone))
+        if prepared:
+            info["images"] = prepared["images"]
         info["api_calls"] = self.calls
         return info
 
