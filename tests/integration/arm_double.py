@@ -255,6 +255,21 @@ class ArmDouble(object):
         return {"SSL_CERT_FILE": self.ca_file, "REQUESTS_CA_BUNDLE": self.ca_file, "CURL_CA_BUNDLE": self.ca_file,
                 "AZURE_AUTHORITY_HOST": self.url}
 
+    def add_network(self, group, vnet, subnet, location="eastus", prefix="10.77.0.0/24"):
+        """A network of the user's own (bring your own subnet), made as if by hand; returns the subnet's id."""
+        with self.lock:
+            self.groups[group.lower()] = {"id": self.rg_id(group), "name": group, "location": location, "tags": {},
+                                          "type": "Microsoft.Resources/resourceGroups",
+                                          "properties": {"provisioningState": "Succeeded"}}
+            rid = self.res_id(group, "Microsoft.Network/virtualNetworks", vnet)
+            subnet_id = "%s/subnets/%s" % (rid, subnet)
+            self.resources[rid.lower()] = {
+                "id": rid, "name": vnet, "type": "Microsoft.Network/virtualNetworks", "location": location, "tags": {},
+                "properties": {"provisioningState": "Succeeded", "addressSpace": {"addressPrefixes": [prefix]},
+                               "subnets": [{"id": subnet_id, "name": subnet, "properties": {
+                                   "addressPrefix": prefix, "provisioningState": "Succeeded"}}]}}
+            return subnet_id
+
     def reset_counts(self):
         with self.lock:
             self.calls.clear()

@@ -41,6 +41,7 @@ def cluster(arm):
         for rid in [r for r in arm.resources if ("/resourcegroups/aiinfra-%s/" % name) in r]:
             del arm.resources[rid]
         arm.groups.pop("aiinfra-%s" % name, None)
+        arm.groups.pop("byo-%s" % name, None)
         arm.alloc_fail.clear()
         arm.quota.clear()
         arm.fail_ops.clear()
@@ -171,7 +172,7 @@ def test_cluster_with_firewall_placement_group_then_rerun_changes_nothing_then_t
 
 # 2 ---------------------------------------------------------------------------------------------------------------
 def test_check_mode_creates_nothing_and_scaling_3_4_2_under_30_percent_throttling_keeps_ranks(arm, cluster):
-    proc, results = run(arm, cluster, args=["--check"], gpu_cluster_size=3)
+    proc, results = run(arm, cluster, args=["--check", "--start-at-task", "Create the nodes"], gpu_cluster_size=3)
     assert results["Create the nodes"]["plan"]["create"] == [0, 1, 2]
     assert arm.tagged(CLUSTER_TAG, cluster) == []
 
@@ -218,7 +219,7 @@ def test_allocation_failure_in_first_location_lands_in_the_second(arm, cluster):
 
 
 # 4 ---------------------------------------------------------------------------------------------------------------
-def test_quota_fails_fast_naming_the_family_and_limit_then_a_failed_operation_fails_too_leaving_no_node(arm, cluster):
+def test_quota_fails_fast_naming_the_family_and_limit_and_leaves_nothing(arm, cluster):
     arm.quota[("eastus", "standardNDSH100v5Family")] = 192
     arm.reset_counts()
     proc, results = run(arm, cluster, check=False, gpu_cluster_size=3)
@@ -230,15 +231,6 @@ def test_quota_fails_fast_naming_the_family_and_limit_then_a_failed_operation_fa
     assert arm.calls["PUT Microsoft.Compute/virtualMachines"] <= 3 + 2
     # a failed first creation leaves the cluster as it found it: nothing (the firewall's NSG and group too)
     assert end_state(arm, cluster)["tagged"] == []
-
-    # an operation that ends Failed (not capacity) fails the run too, and what it made is removed
-    arm.quota.clear()
-    arm.fail_ops["virtualMachines"] = 1
-    proc, results = run(arm, cluster, check=False, gpu_cluster_size=2)
-    assert proc.returncode != 0
-    assert "InternalOperationError" in results["Create the nodes"]["msg"]
-    assert end_state(arm, cluster)["vms"] == []
-    assert of_type(end_state(arm, cluster)["group"], "Microsoft.Network/networkInterfaces") == []
 
 
 # 6 ---------------------------------------------------------------------------------------------------------------
@@ -305,23 +297,30 @@ BAD_INPUT = """
        environment: {AZURE_CLIENT_SECRET: "", AZURE_SECRET: "wrong-secret-xyz"}}
     - {name: missing subnet, aiinfra.gpu_cluster.instance: {subnet_id: "{{ subnet }}"}, register: r6,
        ignore_errors: true}
+    # not bad input: the user's own subnet (no firewall needed), where the VM's operation ends Failed
+    - {name: failed operation, aiinfra.gpu_cluster.instance: {subnet_id: "{{ byo_subnet }}", public_ip: false},
+       register: r7, ignore_errors: true}
     - name: Report
       ansible.builtin.copy:
         dest: "{{ out }}"
-        content: "{{ [r1, r2, r3, r4, r5, r6] | map(attribute='msg') | list | to_json }}"
+        content: "{{ [r1, r2, r3, r4, r5, r6, r7] | map(attribute='msg') | list | to_json }}"
         mode: "0600"
 """
 
 
-def test_bad_input_gets_a_clear_error_and_creates_nothing(arm, cluster, tmp_path):
+def test_bad_input_gets_a_clear_error_and_creates_nothing_and_a_failed_operation_leaves_nothing(arm, cluster,
+                                                                                                 tmp_path):
     arm.restricted.add(("Standard_NC4as_T4_v3", "eastus"))
+    byo_subnet = arm.add_network("byo-%s" % cluster, "byo", "nodes")
+    arm.fail_ops["virtualMachines"] = 1
+    arm.reset_counts()
     playbook = tmp_path / "bad.yml"
     playbook.write_text(BAD_INPUT)
     out = tmp_path / "msgs.json"
     subnet = "/subscriptions/%s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/hub/subnets/gpu" % SUBSCRIPTION
     run_playbook(str(playbook), "-i", "inventories/azure/hosts.yml", extra_vars={
         "cluster": cluster, "key": open(KEY + ".pub").read().strip(), "endpoint": arm.url, "out": str(out),
-        "subnet": subnet}, env=dict(azure_env(arm, cluster), ANSIBLE_STDOUT_CALLBACK="default"), timeout=300)
+        "subnet": subnet, "byo_subnet": byo_subnet}, env=dict(azure_env(arm, cluster), ANSIBLE_STDOUT_CALLBACK="default"), timeout=300)
     msgs = json.loads(out.read_text())
     assert "location atlantis is not an Azure location" in msgs[0]
     assert "Standard_NC4as_T4_v3 is restricted in eastus" in msgs[1]
@@ -330,5 +329,9 @@ def test_bad_input_gets_a_clear_error_and_creates_nothing(arm, cluster, tmp_path
     assert "refused the credentials" in msgs[4] and "AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_SECRET" in msgs[4]
     assert "wrong-secret-xyz" not in msgs[4]
     assert "subnet_id %s does not exist" % subnet in msgs[5]
+    assert "InternalOperationError" in msgs[6]
+    # the failed call got as far as the VMs, and removed what it made (NICs on the user's subnet, the group)
+    assert arm.calls["PUT Microsoft.Compute/virtualMachines"] == 2
+    assert arm.calls["DELETE resourceGroups"] == 1
     assert arm.tagged(CLUSTER_TAG, cluster) == []
     assert arm.in_group("aiinfra-%s" % cluster) == []
