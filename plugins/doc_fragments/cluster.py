@@ -254,7 +254,7 @@ options:
   location:
     description:
       - The Azure location of the cluster, for example C(eastus). The firewall's NSG and the resource group live there;
-        nodes too unless O(placements) says otherwise. Only for O(cloud=azure).
+        nodes too unless the instance module's placements say otherwise. Only for O(cloud=azure).
     type: str
   resource_group:
     description:

@@ -637,8 +637,8 @@ class ArmDouble(object):
                            "resource is PutOperation." % (res["id"], what, _props(res).get("provisioningState")))
         if location and res.get("location") and res["location"] != location:
             raise ArmError(400, "InvalidResourceReference" if "Network" in res["type"] else "BadRequest",
-                           "Resource %s is in location %s, not %s like %s." % (res["id"], res["location"], location,
-                                                                            what))
+                           "Resource %s is in location %s, not %s like %s."
+                           % (res["id"], res["location"], location, what))
         return res
 
     def _put_virtualnetworks(self, rid, res, existing):

@@ -35,7 +35,6 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors 
     CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, WaitTimeout)
 
 
-
 def _sdk():
     """The Azure SDK classes, imported only when cloud azure is used (they take a second to import)."""
     try:
@@ -613,7 +612,7 @@ class AzureProvider(AzureFirewall, Provider):
         return [i for i in items if shapes.owned(i, cluster)]
 
     def cluster_resources(self, cluster):
-        out = ["%s/%s" % (r["type"].split("/")[-1], r["name"]) for r in self._group_resources(cluster)
+        out = ["%s/%s" % (r["type"].rsplit("/", 1)[-1], r["name"]) for r in self._group_resources(cluster)
                if r["type"] != VM]
         if self._own_group(cluster):
             group = self._group_exists(cluster)
@@ -651,7 +650,7 @@ class AzureProvider(AzureFirewall, Provider):
             else:
                 self._lros([(r["name"], ops[rtype], (group, r["name"])) for r in these], "%s to delete" % rtype,
                            timeout=timeout)
-            deleted += ["%s/%s" % (rtype.split("/")[-1], r["name"]) for r in these]
+            deleted += ["%s/%s" % (rtype.rsplit("/", 1)[-1], r["name"]) for r in these]
         return deleted
 
     def describe(self, nodes=None, prepared=None, launch=None):
