@@ -68,9 +68,10 @@ PEER = """
   hosts: localhost
   gather_facts: false
   module_defaults:
-    group/azure.azcollection.azure:
+    group/azure.azcollection.all:
       cloud_environment: "{{ endpoint }}/metadata/endpoints?api-version=2019-05-01"
       disable_instance_discovery: true
+      adfs_authority_url: "{{ endpoint }}"
   vars:
     rg: "peer-{{ cluster }}"
   tasks:
@@ -117,9 +118,10 @@ PEER = """
         ssh_public_keys: [{path: /home/gpuadmin/.ssh/authorized_keys, key_data: "{{ key }}"}]
         network_interface_names: ["{{ cluster }}-{{ item }}-nic"]
         availability_set: "{{ cluster }}-avset"
-        proximity_placement_group: {name: "{{ cluster }}-ppg"}
+        proximity_placement_group: {name: "{{ cluster }}-ppg", resource_group: "{{ rg }}"}
         image: {publisher: microsoft-dsvm, offer: ubuntu-hpc, sku: "2204", version: latest}
         os_disk_size_gb: 256
+        managed_disk_type: Premium_LRS
       loop: "{{ range(%d) | list }}"
 """ % (COUNT, COUNT, SIZE, COUNT)
 
@@ -166,15 +168,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--peer", help="a Python with azure.azcollection's requirements (its ansible-playbook beside)")
     parser.add_argument("--lro-seconds", type=float, default=0.05)
+    parser.add_argument("--peer-only", action="store_true", help="skip our side (debugging the peer)")
     args = parser.parse_args()
+    if args.peer:
+        args.peer = os.path.abspath(args.peer)
     arm = ArmDouble(lro_seconds=args.lro_seconds)
     try:
         print("double: %s, %d x %s, LRO %.2f s + Retry-After 1" % (arm.url, COUNT, SIZE, args.lro_seconds))
-        ours = side("aiinfra.gpu_cluster", arm, sys.executable, OURS)
+        ours = side("aiinfra.gpu_cluster", arm, sys.executable, OURS) if not args.peer_only else (None, None)
         if not args.peer:
             print("azure.azcollection: not run (pass --peer PYTHON with its requirements.txt installed)")
             return
-        peer = side("azure.azcollection", arm, args.peer, PEER)
+        # what azure.azcollection needs to reach the double: cloud_environment pointing at the double's metadata
+        # document, disable_instance_discovery, AZURE_AUTHORITY_HOST (via arm.env()), and a shim that gives current
+        # azure-cli-core back get_cloud_from_metadata_endpoint (benchmarks/azure_peer_shim)
+        shim = {"PYTHONPATH": os.path.join(ROOT, "benchmarks", "azure_peer_shim"),
+                # credentials from the environment take these from the environment too (module options are not read)
+                "AZURE_CLOUD_ENVIRONMENT": arm.url + "/metadata/endpoints?api-version=2019-05-01",
+                "AZURE_ADFS_AUTHORITY_URL": arm.url, "AZURE_DISABLE_INSTANCE_DISCOVERY": "true",
+                # the azure.azcollection the `ansible` package ships (in this venv), run by the peer's ansible-core
+                "ANSIBLE_COLLECTIONS_PATH": os.path.dirname(os.path.dirname(__import__("ansible").__file__))}
+        peer = side("azure.azcollection", arm, args.peer, PEER, shim)
         for i, label in enumerate(("first run", "re-run")):
             if ours[i] and peer[i] and ours[i]["ok"] and peer[i]["ok"]:
                 print("ratio peer/ours %-9s wall %.2fx  API calls %.2fx"

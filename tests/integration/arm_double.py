@@ -337,6 +337,15 @@ class ArmDouble(object):
         parts = [p for p in path.split("/") if p]
         if len(parts) >= 2 and parts[1] in ("v2.0", "oauth2"):
             return self._identity(method, parts, body)
+        if parts == ["metadata", "endpoints"]:
+            # the cloud metadata document azure-cli-core reads for a custom cloud (azure.azcollection's
+            # cloud_environment: <URL>)
+            return 200, {}, {"name": "ArmDouble", "resourceManager": self.url + "/", "portal": self.url,
+                             "authentication": {"loginEndpoint": self.url + "/", "audiences": [self.url + "/"],
+                                                "tenant": "common", "identityProvider": "AAD"},
+                             "graphEndpoint": self.url + "/", "gallery": self.url + "/",
+                             "suffixes": {"storage": "core.windows.net", "keyVaultDns": "vault.azure.net",
+                                          "acrLoginServer": "azurecr.io"}}
         key = self._call_key(method, parts)
         with self.lock:
             self.calls[key] += 1
@@ -424,16 +433,21 @@ class ArmDouble(object):
         if len(parts) == 5:
             if method != "GET":
                 raise ArmError(405, "MethodNotAllowed", "")
-            return 200, {}, {"value": self.in_group(rg, rtype)}
+            items = self.in_group(rg, rtype)
+            if rtype.lower() == "microsoft.compute/virtualmachines" and query.get("$expand", "").lower() == "instanceview":
+                items = [dict(r, properties=dict(_props(r), instanceView=self._instance_view(r))) for r in items]
+            return 200, {}, {"value": items}
         name = parts[5]
         if len(parts) == 6:
             return self._resource(method, rg, rtype, name, body, query)
         if len(parts) == 7 and low[6] == "start" and method == "POST":
             return self._vm_start(rg, name)
         if len(parts) == 8 and low[6] == "subnets":
-            if method != "GET":
-                raise ArmError(405, "MethodNotAllowed", "subnets are managed through their virtual network here")
             vnet = self._get(self.res_id(rg, rtype, name))
+            if method == "PUT":
+                return self._put_subnet(vnet, parts[7], body)
+            if method != "GET":
+                raise ArmError(405, "MethodNotAllowed", "only GET and PUT of a subnet are served here")
             for subnet in _props(vnet).get("subnets") or []:
                 if subnet["name"].lower() == low[7]:
                     return 200, {}, subnet
@@ -455,6 +469,11 @@ class ArmDouble(object):
             location = low[2]
             if low[3:] == ["usages"]:
                 return 200, {}, {"value": self._usages(location)}
+            if low[3:] == ["vmsizes"]:
+                return 200, {}, {"value": [{"name": size, "numberOfCores": vcpus, "osDiskSizeInMB": 1047552,
+                                            "resourceDiskSizeInMB": 0, "memoryInMB": vcpus * 8192,
+                                            "maxDataDiskCount": 32}
+                                           for size, (_f, vcpus, _a, _z) in sorted(SIZES.items())]}
             if low[3:4] == ["publishers"] and len(low) >= 12:
                 key = (low[4], low[8], low[10])
                 versions = IMAGES.get(key) if location in LOCATIONS else None
@@ -562,7 +581,7 @@ class ArmDouble(object):
         existing = self.resources.get(rid.lower())
         if method == "GET":
             res = self._get(rid)
-            if kind == "microsoft.compute/virtualmachines" and query.get("$expand") == "instanceView":
+            if kind == "microsoft.compute/virtualmachines" and query.get("$expand", "").lower() == "instanceview":
                 res = dict(res, properties=dict(_props(res), instanceView=self._instance_view(res)))
             return 200, {}, res
         if method == "DELETE":
@@ -650,6 +669,21 @@ class ArmDouble(object):
                 self._check_ref(nsg, rid, res.get("location"))
         return self._store_lro(rid, res, existing, "Microsoft.Network", "virtualNetworks")
 
+    def _put_subnet(self, vnet, name, body):
+        """PUT of a subnet on its own (a long-running operation of its virtual network)."""
+        self._validate("microsoft.network/virtualnetworks/subnets", body)
+        subnet = copy.deepcopy(body)
+        subnet.update(id="%s/subnets/%s" % (vnet["id"], name), name=name)
+        props = subnet.setdefault("properties", {})
+        if props.get("networkSecurityGroup"):
+            self._check_ref(props["networkSecurityGroup"], subnet["id"], vnet.get("location"))
+        props["provisioningState"] = "Succeeded"
+        subnets = [s for s in _props(vnet).get("subnets") or [] if s["name"].lower() != name.lower()]
+        existed = len(subnets) != len(_props(vnet).get("subnets") or [])
+        _props(vnet)["subnets"] = subnets + [subnet]
+        headers, _op = self._operation("Microsoft.Network", vnet.get("location"), lambda: None)
+        return (200 if existed else 201), headers, subnet
+
     def _put_networksecuritygroups(self, rid, res, existing):
         seen = set()
         for rule in _props(res).get("securityRules") or []:
@@ -717,6 +751,9 @@ class ArmDouble(object):
         if existing:
             p["virtualMachine"] = _props(existing).get("virtualMachine")
             p["_ip"] = _props(existing).get("_ip")
+        # what ARM fills in on every NIC
+        p.setdefault("dnsSettings", {"dnsServers": [], "appliedDnsServers": []})
+        p.setdefault("enableIPForwarding", False)
         return self._store_lro(rid, res, existing, "Microsoft.Network", "networkInterfaces")
 
     def _put_proximityplacementgroups(self, rid, res, existing):
