@@ -188,7 +188,8 @@ def test_lifecycle_create_rerun_scale_check_inventory_teardown(double, cluster):
     out = subprocess.run([os.path.join(VENV_BIN, "ansible"), "localhost", "-m", "aiinfra.gpu_cluster.instance_info",
                           "-a", json.dumps({"cloud": "gcp", "cluster": cluster, "endpoint_url": double.url}),
                           "-e", "ansible_python_interpreter=%s" % os.path.join(VENV_BIN, "python")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120)
+                         cwd=ROOT, env=dict(env, ANSIBLE_CALLBACK_RESULT_FORMAT="json"), capture_output=True, text=True,
+                         check=True, timeout=120)
     info = json.loads(out.stdout.split(" => ", 1)[1])
     assert [n["rank"] for n in info["nodes"]] == [0, 1, 2, 3] and info["changed"] is False
     assert "resource-policy/aiinfra-%s (us-central1)" % cluster in info["resources"]
