@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action for aiinfra.gpu_cluster.torchrun_report (documented in plugins/modules/torchrun_report.py).
 
-Runs on the controller only: reads the watchers' final states (``<run_dir>/.watch``) and the node logs
+Runs on the controller only: takes the watch's verdict and every node's last state, and the node logs
 fetched into the run directory, writes ``summary.json``, ``summary.txt`` and ``loss.png``, shows the
 summary, and fails with the cause when the job failed.
 """
@@ -17,8 +17,9 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (
-    failure_message, parse_log, summarize, summary_text, watch_dir)
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import parse_log
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.report import (
+    failure_message, plot_loss, summarize, summary_text)
 
 display = Display()
 
@@ -28,7 +29,7 @@ ARGUMENT_SPEC = dict(
     run_dir=dict(type="str", required=True),
     hosts=dict(type="dict", required=True),
     addresses=dict(type="dict", default={}),
-    verdicts=dict(type="dict", default={}),
+    watch=dict(type="dict", default={}),
     started=dict(type="float", required=True),
     rdzv_endpoint=dict(type="str", default=""),
     plot=dict(type="bool", default=True),
@@ -38,47 +39,14 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def pick_verdict(verdicts, hosts, states):
-    """The watchers agree on the outcome; take the first non-lost node's, a failure over a success."""
+def verdict_of(watch, hosts):
+    """The watch's verdict; a watch that did not end with one (the controller was stopped) is a failure."""
+    verdict = (watch or {}).get("verdict")
+    if verdict and verdict.get("done"):
+        return verdict
     order = sorted(hosts, key=lambda h: hosts[h])
-    candidates = [verdicts[h] for h in order if verdicts.get(h) and not (states.get(h) or {}).get("lost")]
-    candidates += [verdicts[h] for h in order if verdicts.get(h)]
-    for verdict in candidates:
-        if verdict.get("status") == "failed":
-            return verdict
-    if candidates:
-        return candidates[0]
-    return {"status": "failed", "reason": "node", "failed": order, "message": "no node reported on the job",
-            "phases": dict((h, "lost") for h in order)}
-
-
-def plot_loss(summary, path):
-    """A PNG of loss per step (and eval accuracy where the job logged it). Returns the path, or a reason."""
-    steps = summary.get("steps") or []
-    if not steps:
-        return None, "the job logged no step/loss lines"
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None, "matplotlib is not installed on the controller (pip install matplotlib)"
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], marker=".", linewidth=1.2, label="loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (mean over ranks)")
-    ax.grid(True, alpha=0.3)
-    ax.set_title("%s: %s, %d nodes, world size %d" % (summary["run_id"], summary["status"], summary["nnodes"],
-                                                      summary["world_size"]), fontsize=9)
-    resumed = (summary.get("metrics") or {}).get("resumed_from_step")
-    if resumed:
-        ax.axvline(resumed, color="grey", linestyle="--", linewidth=1)
-        ax.annotate("resumed", (resumed, ax.get_ylim()[1]), fontsize=8, va="top", ha="left")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path, None
+    return {"status": "failed", "reason": "node", "failed": order, "message": "the watch ended without a verdict",
+            "phases": (verdict or {}).get("phases") or dict((h, "pending") for h in order)}
 
 
 class ActionModule(ActionBase):
@@ -90,30 +58,27 @@ class ActionModule(ActionBase):
         dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         run_dir = os.path.abspath(args["run_dir"])
         hosts = dict((k, int(v)) for k, v in args["hosts"].items())
-        states, parsed, nodes = {}, {}, []
+        watched = (args["watch"] or {}).get("nodes") or {}
+        parsed, nodes = {}, []
         for host in hosts:
-            try:
-                with open(os.path.join(watch_dir(run_dir, args["started"] or 0), "%s.json" % host)) as handle:
-                    states[host] = json.load(handle)
-            except (IOError, OSError, ValueError):
-                states[host] = {}
+            state = watched.get(host) or {}
             log_path = os.path.join(run_dir, host, "torchrun.log")
             if os.path.exists(log_path):
                 with open(log_path, errors="replace") as handle:
                     parsed[host] = parse_log(handle.read())
             else:
                 log_path = None
-                tail = ((states[host].get("log") or {}).get("tail")) or []
-                if tail:  # a node that stopped answering: keep what the watcher saw of its log
+                tail = (state.get("log") or {}).get("tail") or []
+                if tail:  # a node that stopped answering: keep what the poller saw of its log
                     partial = os.path.join(run_dir, host, "torchrun.partial.log")
                     os.makedirs(os.path.dirname(partial), exist_ok=True)
                     with open(partial, "w") as handle:
                         handle.write("\n".join(tail) + "\n")
                     log_path = partial
             nodes.append({"host": host, "node_rank": hosts[host], "address": args["addresses"].get(host),
-                          "nproc_per_node": states[host].get("nproc_per_node"), "state": states[host],
+                          "nproc_per_node": state.get("nproc_per_node"), "state": state,
                           "log_path": log_path, "stopped": args["stops"].get(host) or {}})
-        verdict = pick_verdict(args["verdicts"], hosts, states)
+        verdict = verdict_of(args["watch"], hosts)
         run = {"run_id": args["run_id"], "job": args["job"], "started": args["started"], "ended": time.time(),
                "rdzv_endpoint": args["rdzv_endpoint"]}
         summary = summarize(run, nodes, verdict, parsed)

@@ -58,35 +58,44 @@ import os
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (
-    SpecError, check_settings, layout, rerun_plan)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import SpecError
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.plan import layout, plan, rerun_plan
 
 
-def torchrun_layout(hostvars_list):
+def _items(hostvars_list):
     items = []
     for hv in hostvars_list or []:
         host = hv.get("inventory_hostname")
         address = hv.get("gpu_cluster_private_address") or hv.get("ansible_host") or host
         items.append({"host": host, "rank": hv.get("gpu_cluster_rank"), "address": str(address)})
+    return items
+
+
+def torchrun_layout(hostvars_list):
     try:
-        return layout(items)
+        return layout(_items(hostvars_list))
     except SpecError as exc:
         raise AnsibleFilterError("torchrun_layout: %s" % exc)
 
 
 def torchrun_plan(hostvars_list, settings):
-    """Check the role's settings (all problems at once) and lay out the nodes; the script's absolute path."""
+    """Check the role's settings (all problems at once), lay out the nodes, build each node's launch spec."""
     settings = dict(settings or {})
     script = settings.get("script") or ""
     path = os.path.abspath(os.path.expanduser(script)) if script else ""
-    errors = check_settings(settings, os.path.isfile(path) if path else None)
-    if errors:
-        raise AnsibleFilterError("torchrun: " + "; ".join(errors))
-    return {"layout": torchrun_layout(hostvars_list), "script": path}
+    try:
+        result = plan(_items(hostvars_list), settings, os.path.isfile(path) if path else None)
+    except SpecError as exc:
+        raise AnsibleFilterError("torchrun: %s" % exc)
+    result["script"] = path
+    return result
 
 
-def torchrun_rerun_plan(existing):
-    return rerun_plan(list(existing or []))
+def torchrun_rerun_plan(states):
+    """``states``: the nodes' states from one poll (a dict host -> state, or a list)."""
+    if isinstance(states, dict):
+        states = list(states.values())
+    return rerun_plan(list(states or []))
 
 
 class FilterModule(object):

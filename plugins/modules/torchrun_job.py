@@ -30,195 +30,72 @@ attributes:
   diff_mode:
     support: none
     description: Not applicable.
+extends_documentation_fragment:
+  - aiinfra.gpu_cluster.torchrun
 options:
-  run_id:
-    description: The run id. Names the unit and the run directory; the same on every node of the job.
-    type: str
-    required: true
   state:
     description:
       - C(started) starts (or attaches to) the run on this node.
-      - C(stopped) stops the run's unit, then makes sure no process of the run is left (and no container, with
-        O(docker_image)); idempotent.
+      - C(stopped) stops the run's unit, then makes sure no process of the run is left (and no container of the
+        run); idempotent.
     type: str
     choices: [started, stopped]
     default: started
-  job_name:
-    description: The job this run belongs to (recorded with the run; the torchrun role names directories by it).
-    type: str
-    default: job
-  base_dir:
-    description: Runs live in C(BASE_DIR/runs/RUN_ID) (launch script, log, exit record).
-    type: path
-    default: /var/lib/aiinfra/torchrun
-  workdir:
-    description: The job's working directory (created, owned by O(user)). Required with O(state=started).
-    type: path
-  checkpoint_dir:
-    description: Created (owned by O(user)) and exported to the job as C(AIINFRA_CHECKPOINT_DIR).
-    type: path
-  torchrun:
-    description: Path of the C(torchrun) executable on the node.
-    type: str
-    default: torchrun
-  script:
-    description: The training script (a path on the node, usually synced into O(workdir)). Exclusive with O(module).
-    type: str
-  script_content:
+  spec:
     description:
-      - The script's content (read on the controller). When given, O(script) is written with it (owned by O(user))
-        whenever it differs, as part of the launch, so a launch is a single round trip to each node.
-      - For a code tree larger than one file, install it on the nodes (O(module)) or in an image (O(docker_image)).
-    type: str
-  module:
-    description: A Python module already installed on the node, run as C(torchrun -m MODULE). Exclusive with O(script).
-    type: str
-  script_args:
-    description: Arguments after the script or module.
-    type: list
-    elements: str
-    default: []
-  nnodes:
-    description: Required with O(state=started). The number of nodes, or an elastic C(MIN:MAX).
-    type: str
-  node_rank:
-    description: Required with O(state=started). This node's rank in the job (0 is the node that hosts the rendezvous).
-    type: int
-  nproc_per_node:
-    description: Processes on this node; C(auto) means one per GPU, or O(cpu_nproc_per_node) without GPUs.
-    type: str
-    default: auto
-  cpu_nproc_per_node:
-    description: Processes on a node without GPUs when O(nproc_per_node=auto).
-    type: int
-    default: 1
-  rdzv_host:
-    description: Required with O(state=started). The rendezvous address (the private address of the node of rank 0).
-    type: str
-  rdzv_port:
-    description: The rendezvous port on O(rdzv_host).
-    type: int
-    default: 29400
+      - Required with O(state=started). This node's launch spec, as the P(aiinfra.gpu_cluster.torchrun_plan#filter)
+        filter builds it from the torchrun role's settings (its C(specs[host])); see that filter for its keys
+        (C(job_name), C(workdir), C(checkpoint_dir), C(torchrun), C(script) or C(module), C(script_args), C(nnodes),
+        C(node_rank), C(nproc_per_node), C(cpu_nproc_per_node), C(rdzv_host), C(rdzv_port), C(rdzv_is_host),
+        C(rdzv_timeout), C(local_addr), C(max_restarts), C(env), C(nccl_debug), C(agent_log_level),
+        C(socket_ifname), C(private_address), C(timeout), C(stop_timeout), C(user), C(rank_hosts), C(docker)).
+    type: dict
   rdzv_id:
     description: The rendezvous id (fresh for every launch); defaults to O(run_id).
     type: str
-  rdzv_is_host:
-    description: Whether this node hosts the rendezvous store (the node of rank 0).
-    type: bool
-    default: false
-  rdzv_timeout:
-    description: Seconds torchrun waits for every node to join (its C(join_timeout)).
-    type: int
-    default: 600
-  local_addr:
+  script_content:
     description:
-      - The name this node's torchrun agent goes by (C(--local-addr)). torchrun orders nodes by it, and
-        the first one serves the workers' store under it, so it must resolve on every node.
+      - The script's content (read on the controller). When given, the spec's C(script) is written with it (owned by
+        its C(user)) whenever it differs, as part of the launch, so a launch is a single round trip to each node.
+      - For a code tree larger than one file, install it on the nodes (C(module)) or in an image (C(docker)).
     type: str
-  max_restarts:
-    description: How many times torchrun restarts the worker group after a failure.
-    type: int
-    default: 0
-  monitor_interval:
-    description: Seconds between torchrun's checks of its workers (torchrun's default when unset).
-    type: float
-  env:
-    description: Extra environment for the job; wins over the variables this module sets.
-    type: dict
-    default: {}
-  nccl_debug:
-    description: C(NCCL_DEBUG) for the job (e.g. C(INFO), C(WARN)); unset when empty.
-    type: str
-    default: ""
-  agent_log_level:
-    description: C(LOGLEVEL) of the torchrun agent. C(INFO) logs the rendezvous steps the watcher reads.
-    type: str
-    default: INFO
-  socket_ifname:
-    description: The interface for NCCL and Gloo; empty means the one that holds O(private_address).
-    type: str
-    default: ""
-  private_address:
-    description: This node's private address (to find O(socket_ifname)).
-    type: str
-    default: ""
-  timeout:
-    description: Seconds the unit may run (C(RuntimeMaxSec)); then systemd stops it and every worker.
-    type: int
-    default: 86400
-  stop_timeout:
-    description: Seconds between SIGTERM and SIGKILL when the unit is stopped (C(TimeoutStopSec)).
-    type: int
-    default: 15
-  user:
-    description: The user the job runs as (owns O(workdir) and O(checkpoint_dir)).
-    type: str
-    default: root
   restart_finished:
     description:
       - What to do when this run id already ran to its end on this node. C(false) leaves it (the result is
         reported again); C(true) starts it again (the old log is kept as C(torchrun.log.N)).
     type: bool
     default: false
-  docker_image:
-    description:
-      - Run torchrun inside this image (C(docker run --network host --ipc host --init), O(workdir) and the run
-        directory mounted). Empty runs torchrun on the host.
-    type: str
-    default: ""
-  docker_gpus:
-    description: C(--gpus) for the container; C(auto) is C(all) on a node with GPUs, none otherwise.
-    type: str
-    default: auto
-  docker_mounts:
-    description: Extra C(-v SRC:DEST[:OPTIONS]) mounts.
-    type: list
-    elements: str
-    default: []
-  docker_args:
-    description: Extra C(docker run) arguments.
-    type: list
-    elements: str
-    default: []
-  docker_torchrun:
-    description: The C(torchrun) executable inside the image.
-    type: str
-    default: torchrun
   hosts_file:
     description:
-      - Where O(rank_hosts) are written as a managed block (marked C(aiinfra.gpu_cluster torchrun node names)), so that
-        every node resolves every other node's rendezvous name (O(local_addr)). Empty leaves it alone.
+      - Where the spec's C(rank_hosts) are written as a managed block (marked C(aiinfra.gpu_cluster torchrun node
+        names)), so that every node resolves every other node's rendezvous name (C(local_addr)). Empty leaves it
+        alone.
       - Written in place (not replaced), as C(/etc/hosts) is a bind mount in containers.
     type: path
     default: /etc/hosts
-  rank_hosts:
-    description:
-      - The nodes' rendezvous names (C(rank_host), or C(name)) and C(address), written to O(hosts_file) and added to
-        a container's C(/etc/hosts) with O(docker_image).
-    type: list
-    elements: dict
-    default: []
 notes:
   - Needs systemd (C(systemd-run)) and root (use C(become)).
 seealso:
-  - module: aiinfra.gpu_cluster.torchrun_job_info
   - module: aiinfra.gpu_cluster.torchrun_watch
+  - plugin: aiinfra.gpu_cluster.torchrun_plan
+    plugin_type: filter
 """
 
 EXAMPLES = r"""
-- name: Start rank 1 of a two-node job
+- name: Plan the job once (every node's launch spec)
+  ansible.builtin.set_fact:
+    job: >-
+      {{ ansible_play_hosts_all | map('extract', hostvars) | aiinfra.gpu_cluster.torchrun_plan({
+           'script': 'train.py', 'module': '', 'script_args': '--steps 300', 'job_name': 'example',
+           'workdir': '/var/lib/aiinfra/torchrun/jobs/example', 'bin': '/opt/aiinfra/pytorch/bin/torchrun',
+           'user': 'gpuadmin'}) }}
+  run_once: true
+
+- name: Start this node's part of the run
   aiinfra.gpu_cluster.torchrun_job:
     run_id: 20260101-120000-ab12cd
-    job_name: example
-    workdir: /var/lib/aiinfra/torchrun/jobs/example
-    torchrun: /opt/aiinfra/pytorch/bin/torchrun
-    script: /var/lib/aiinfra/torchrun/jobs/example/train_example.py
-    script_args: [--steps, "300"]
-    nnodes: "2"
-    node_rank: 1
-    rdzv_host: 10.89.0.2
-    private_address: 10.89.0.3
-    user: gpuadmin
+    spec: "{{ job.specs[inventory_hostname] }}"
+    script_content: "{{ lookup('ansible.builtin.file', job.script) }}"
   become: true
 
 - name: Stop it (every worker goes with it)
@@ -256,7 +133,7 @@ socket_ifname:
   returned: when state=started
   type: str
 script_changed:
-  description: Whether O(script) was (or, in check mode, would be) written from O(script_content).
+  description: Whether the spec's C(script) was (or, in check mode, would be) written from O(script_content).
   returned: when state=started
   type: bool
 hosts_changed:
@@ -302,16 +179,11 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (  # noqa: E402
-    UNIT_PREFIX, SpecError, build_command, launch_script, poststop_script, unit_name, validate_run_id,
-    with_hosts_block)
+    ACTIVE_STATES, UNIT_PREFIX, RunDir, SpecError, build_command, launch_script, poststop_script, with_hosts_block)
 
-
-def run_paths(base_dir, run_id):
-    run_dir = os.path.join(base_dir, "runs", run_id)
-    return {"run_dir": run_dir, "log": os.path.join(run_dir, "torchrun.log"),
-            "exit": os.path.join(run_dir, "exit.json"), "meta": os.path.join(run_dir, "meta.json"),
-            "launch": os.path.join(run_dir, "launch.sh"), "poststop": os.path.join(run_dir, "poststop.sh"),
-            "ranks": os.path.join(run_dir, "ranks")}
+# what a launch spec must hold (the torchrun_plan filter builds it)
+SPEC_REQUIRED = ("job_name", "workdir", "nnodes", "node_rank", "rdzv_host", "rdzv_port", "user", "timeout",
+                 "stop_timeout")
 
 
 def unit_show(module, unit):
@@ -320,7 +192,7 @@ def unit_show(module, unit):
     if rc != 0:
         module.fail_json(msg="systemctl show %s failed: %s" % (unit, err.strip()))
     props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    props["active"] = props.get("ActiveState") in ("active", "activating", "deactivating", "reloading")
+    props["active"] = props.get("ActiveState") in ACTIVE_STATES
     return props
 
 
@@ -331,8 +203,7 @@ def running_runs(module):
     units = []
     for line in out.splitlines():
         fields = line.split()
-        if fields and fields[0].startswith(UNIT_PREFIX) and len(fields) >= 3 and fields[2] in (
-                "active", "activating", "deactivating", "reloading"):
+        if fields and fields[0].startswith(UNIT_PREFIX) and len(fields) >= 3 and fields[2] in ACTIVE_STATES:
             units.append(fields[0])
     return units
 
@@ -441,10 +312,11 @@ def leftover_pids(run_id):
     return pids
 
 
-def stop(module, params, paths, unit):
+def stop(module, params, run):
+    unit = run.unit
     props = unit_show(module, unit)
-    result = {"changed": False, "action": "absent", "unit": unit, "run_dir": paths["run_dir"],
-              "log_path": paths["log"], "killed_leftovers": []}
+    result = {"changed": False, "action": "absent", "unit": unit, "run_dir": run.path, "log_path": run.log,
+              "killed_leftovers": []}
     if props["active"] or props.get("ActiveState") == "failed":
         result.update(changed=True, action="stopped")
         if module.check_mode:
@@ -455,15 +327,14 @@ def stop(module, params, paths, unit):
         module.run_command(["systemctl", "reset-failed", unit])
     if module.check_mode:
         return result
-    if params["docker_image"]:
-        docker = module.get_bin_path("docker")
-        if docker:
-            rc, out, err = module.run_command([docker, "ps", "-aq", "--filter",
-                                               "label=aiinfra-torchrun-run=%s" % params["run_id"]])
-            ids = out.split()
-            if ids:
-                module.run_command([docker, "rm", "-f"] + ids)
-                result.update(changed=True)
+    docker = module.get_bin_path("docker")
+    if docker:  # a container of the run (torchrun in Docker) that outlived its unit
+        rc, out, err = module.run_command([docker, "ps", "-aq", "--filter",
+                                           "label=aiinfra-torchrun-run=%s" % params["run_id"]])
+        ids = out.split() if rc == 0 else []
+        if ids:
+            module.run_command([docker, "rm", "-f"] + ids)
+            result.update(changed=True)
     deadline = time.time() + 5
     pids = leftover_pids(params["run_id"])
     while pids and time.time() < deadline:
@@ -480,100 +351,99 @@ def stop(module, params, paths, unit):
             params["run_id"], ", ".join(str(p) for p in pids)), **result)
     if result["killed_leftovers"]:
         result["changed"] = True
-    result["exit"] = _read_json(paths["exit"])
+    result["exit"] = _read_json(run.exit)
     return result
 
 
-def spec_from(params, paths):
-    spec = dict((k, params[k]) for k in (
-        "run_id", "job_name", "workdir", "checkpoint_dir", "torchrun", "script", "module", "script_args", "nnodes",
-        "node_rank", "nproc_per_node", "cpu_nproc_per_node", "rdzv_host", "rdzv_port", "rdzv_id", "rdzv_is_host",
-        "rdzv_timeout", "local_addr", "max_restarts", "monitor_interval", "env", "nccl_debug", "agent_log_level",
-        "rank_hosts"))
-    spec["run_dir"] = paths["run_dir"]
-    spec["log_dir"] = paths["ranks"]
-    if params["docker_image"]:
-        spec["docker"] = {"image": params["docker_image"], "gpus": params["docker_gpus"],
-                          "mounts": params["docker_mounts"], "args": params["docker_args"],
-                          "torchrun": params["docker_torchrun"], "name": unit_name(params["run_id"])[:-8]}
+def node_spec(module, params, run):
+    """The launch spec as the plan made it, plus what only this launch knows (the run, its directories)."""
+    spec = dict(params["spec"] or {})
+    missing = [key for key in SPEC_REQUIRED if spec.get(key) in (None, "")]
+    if missing:
+        module.fail_json(msg="spec lacks %s: build it with the aiinfra.gpu_cluster.torchrun_plan filter"
+                             % ", ".join(missing))
+    spec.update(run_id=params["run_id"], rdzv_id=params["rdzv_id"] or params["run_id"], run_dir=run.path,
+                log_dir=run.ranks)
+    if spec.get("docker"):
+        spec["docker"] = dict(spec["docker"], name=run.unit[:-len(".service")])
     return spec
 
 
-def start(module, params, paths, unit):
+def start(module, params, run):
+    unit = run.unit
+    spec = node_spec(module, params, run)
     try:
-        owner = pwd.getpwnam(params["user"])
+        owner = pwd.getpwnam(spec["user"])
     except KeyError:
-        module.fail_json(msg="user %r does not exist on this node" % params["user"])
+        module.fail_json(msg="user %r does not exist on this node" % spec["user"])
     gpus = gpu_count(module)
-    ifname = params["socket_ifname"] or find_ifname(module, params["private_address"])
-    spec = spec_from(params, paths)
+    ifname = spec.get("socket_ifname") or find_ifname(module, spec.get("private_address"))
     try:
         built = build_command(spec, gpu_count=gpus, ifname=ifname)
     except SpecError as exc:
         module.fail_json(msg=str(exc))
-    result = {"changed": False, "unit": unit, "run_dir": paths["run_dir"], "log_path": paths["log"],
+    result = {"changed": False, "unit": unit, "run_dir": run.path, "log_path": run.log,
               "command": built["command"], "argv": built["argv"], "nproc_per_node": built["nproc_per_node"],
               "gpu_count": gpus, "socket_ifname": ifname}
-    if params["private_address"] and not ifname and not params["socket_ifname"]:
+    if spec.get("private_address") and not ifname:
         module.warn("no interface on this node holds %s; NCCL/Gloo choose their own (set torchrun_socket_ifname)"
-                    % params["private_address"])
+                    % spec["private_address"])
     props = unit_show(module, unit)
     if props["active"]:  # attach: the running job keeps its script and names
-        result.update(action="attached", started_at=_meta(paths).get("started_at"))
+        result.update(action="attached", started_at=_meta(run).get("started_at"))
         return result
     others = [u for u in running_runs(module) if u != unit]
     if others:
         module.fail_json(msg="this node is already running another torchrun job: %s. Attach to it with "
                              "torchrun_run_id=%s, or stop it with torchrun_state=stopped and that run id"
                              % (", ".join(others), others[0][len(UNIT_PREFIX):-len(".service")]), **result)
-    if params["hosts_file"] and params["rank_hosts"]:
-        result["hosts_changed"] = name_nodes(module, params["hosts_file"], params["rank_hosts"])
-    if params["script"] and params["script_content"] is not None:
-        result["script_changed"] = sync_script(module, params["script"], params["script_content"], owner)
+    if params["hosts_file"] and spec.get("rank_hosts"):
+        result["hosts_changed"] = name_nodes(module, params["hosts_file"], spec["rank_hosts"])
+    if spec.get("script") and params["script_content"] is not None:
+        result["script_changed"] = sync_script(module, spec["script"], params["script_content"], owner)
     result["changed"] = bool(result.get("hosts_changed") or result.get("script_changed"))
-    if params["script"] and not module.check_mode and not params["docker_image"] \
-            and not os.path.isfile(params["script"]):
-        module.fail_json(msg="the training script %s is not on this node" % params["script"], **result)
-    if not params["docker_image"] and not os.access(params["torchrun"], os.X_OK) \
-            and not module.get_bin_path(params["torchrun"]):
+    torchrun = spec.get("torchrun") or "torchrun"
+    if spec.get("script") and not module.check_mode and not spec.get("docker") and not os.path.isfile(spec["script"]):
+        module.fail_json(msg="the training script %s is not on this node" % spec["script"], **result)
+    if not spec.get("docker") and not os.access(torchrun, os.X_OK) and not module.get_bin_path(torchrun):
         module.fail_json(msg="torchrun is not at %s on this node: install PyTorch there (the pytorch role) or set "
-                             "torchrun_bin" % params["torchrun"], **result)
+                             "torchrun_bin" % torchrun, **result)
 
-    if os.path.exists(paths["exit"]) and not params["restart_finished"]:
-        result.update(action="finished", started_at=_meta(paths).get("started_at"))
+    if os.path.exists(run.exit) and not params["restart_finished"]:
+        result.update(action="finished", started_at=_meta(run).get("started_at"))
         return result
     result.update(changed=True, action="started")
     if module.check_mode:
         result["action"] = "check"
         return result
 
-    for path in (params["workdir"], params["checkpoint_dir"]):
+    for path in (spec["workdir"], spec.get("checkpoint_dir")):
         if path:
             make_dir(path, owner)
-    if not os.path.isdir(paths["run_dir"]):
-        os.makedirs(paths["run_dir"])
-    make_dir(paths["run_dir"], owner)
-    make_dir(paths["ranks"], owner)
-    if os.path.exists(paths["exit"]):
-        os.unlink(paths["exit"])
-    rotate_log(paths["log"])
-    write(paths["launch"], launch_script(spec, built), 0o755)
-    write(paths["poststop"], poststop_script(spec, paths["exit"]), 0o755)
+    if not os.path.isdir(run.path):
+        os.makedirs(run.path)
+    make_dir(run.path, owner)
+    make_dir(run.ranks, owner)
+    if os.path.exists(run.exit):
+        os.unlink(run.exit)
+    rotate_log(run.log)
+    write(run.launch, launch_script(spec, built), 0o755)
+    write(run.poststop, poststop_script(spec, run.exit), 0o755)
     started_at = time.time()
-    write(paths["meta"], json.dumps({"run_id": params["run_id"], "job_name": params["job_name"],
-                                     "node_rank": params["node_rank"], "started_at": started_at,
-                                     "command": built["command"], "nproc_per_node": built["nproc_per_node"]}))
+    write(run.meta, json.dumps({"run_id": params["run_id"], "job_name": spec["job_name"],
+                                "node_rank": spec["node_rank"], "started_at": started_at,
+                                "command": built["command"], "nproc_per_node": built["nproc_per_node"]}))
     cmd = ["systemd-run", "--unit", unit, "--collect", "--quiet",
-           "--description", "aiinfra.gpu_cluster torchrun job %s run %s" % (params["job_name"], params["run_id"]),
+           "--description", "aiinfra.gpu_cluster torchrun job %s run %s" % (spec["job_name"], params["run_id"]),
            "-p", "KillMode=control-group",
-           "-p", "RuntimeMaxSec=%d" % params["timeout"],
-           "-p", "TimeoutStopSec=%d" % params["stop_timeout"],
-           "-p", "User=%s" % params["user"],
-           "-p", "WorkingDirectory=%s" % params["workdir"],
-           "-p", "StandardOutput=append:%s" % paths["log"],
-           "-p", "StandardError=append:%s" % paths["log"],
-           "-p", "ExecStopPost=+/bin/sh %s" % paths["poststop"],
-           "/bin/sh", paths["launch"]]
+           "-p", "RuntimeMaxSec=%d" % int(spec["timeout"]),
+           "-p", "TimeoutStopSec=%d" % int(spec["stop_timeout"]),
+           "-p", "User=%s" % spec["user"],
+           "-p", "WorkingDirectory=%s" % spec["workdir"],
+           "-p", "StandardOutput=append:%s" % run.log,
+           "-p", "StandardError=append:%s" % run.log,
+           "-p", "ExecStopPost=+/bin/sh %s" % run.poststop,
+           "/bin/sh", run.launch]
     rc, out, err = module.run_command(cmd)
     if rc != 0:
         module.fail_json(msg="systemd-run failed: %s" % (err.strip() or out.strip()), cmd=cmd, **result)
@@ -589,8 +459,8 @@ def _read_json(path):
         return None
 
 
-def _meta(paths):
-    return _read_json(paths["meta"]) or {}
+def _meta(run):
+    return _read_json(run.meta) or {}
 
 
 def main():
@@ -598,60 +468,26 @@ def main():
         argument_spec=dict(
             run_id=dict(type="str", required=True),
             state=dict(type="str", choices=["started", "stopped"], default="started"),
-            job_name=dict(type="str", default="job"),
             base_dir=dict(type="path", default="/var/lib/aiinfra/torchrun"),
-            workdir=dict(type="path"),
-            checkpoint_dir=dict(type="path"),
-            torchrun=dict(type="str", default="torchrun"),
-            script=dict(type="str"),
-            script_content=dict(type="str"),
-            hosts_file=dict(type="path", default="/etc/hosts"),
-            module=dict(type="str"),
-            script_args=dict(type="list", elements="str", default=[]),
-            nnodes=dict(type="str"),
-            node_rank=dict(type="int"),
-            nproc_per_node=dict(type="str", default="auto"),
-            cpu_nproc_per_node=dict(type="int", default=1),
-            rdzv_host=dict(type="str"),
-            rdzv_port=dict(type="int", default=29400),
+            spec=dict(type="dict"),
             rdzv_id=dict(type="str"),
-            rdzv_is_host=dict(type="bool", default=False),
-            rdzv_timeout=dict(type="int", default=600),
-            local_addr=dict(type="str"),
-            max_restarts=dict(type="int", default=0),
-            monitor_interval=dict(type="float"),
-            env=dict(type="dict", default={}),
-            nccl_debug=dict(type="str", default=""),
-            agent_log_level=dict(type="str", default="INFO"),
-            socket_ifname=dict(type="str", default=""),
-            private_address=dict(type="str", default=""),
-            timeout=dict(type="int", default=86400),
-            stop_timeout=dict(type="int", default=15),
-            user=dict(type="str", default="root"),
+            script_content=dict(type="str"),
             restart_finished=dict(type="bool", default=False),
-            docker_image=dict(type="str", default=""),
-            docker_gpus=dict(type="str", default="auto"),
-            docker_mounts=dict(type="list", elements="str", default=[]),
-            docker_args=dict(type="list", elements="str", default=[]),
-            docker_torchrun=dict(type="str", default="torchrun"),
-            rank_hosts=dict(type="list", elements="dict", default=[]),
+            hosts_file=dict(type="path", default="/etc/hosts"),
         ),
-        mutually_exclusive=[("script", "module")],
-        required_if=[("state", "started", ("workdir", "nnodes", "node_rank", "rdzv_host"))],
+        required_if=[("state", "started", ("spec",))],
         supports_check_mode=True,
     )
     params = module.params
     try:
-        validate_run_id(params["run_id"])
+        run = RunDir(params["base_dir"], params["run_id"])
     except SpecError as exc:
         module.fail_json(msg=str(exc))
     if not module.get_bin_path("systemd-run") and not module.check_mode:
         module.fail_json(msg="systemd-run is missing: the torchrun role needs systemd on the nodes")
-    paths = run_paths(params["base_dir"], params["run_id"])
-    unit = unit_name(params["run_id"])
     if params["state"] == "stopped":
-        module.exit_json(**stop(module, params, paths, unit))
-    module.exit_json(**start(module, params, paths, unit))
+        module.exit_json(**stop(module, params, run))
+    module.exit_json(**start(module, params, run))
 
 
 if __name__ == "__main__":

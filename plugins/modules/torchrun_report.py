@@ -7,10 +7,10 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: torchrun_report
-short_description: The report of a torchrun run, from the watchers' states and the fetched logs
+short_description: The report of a torchrun run, from the watch's verdict and the fetched logs
 version_added: 0.1.0
 description:
-  - Runs on the controller (an action plugin). Reads what M(aiinfra.gpu_cluster.torchrun_watch) left in O(run_dir)
+  - Runs on the controller (an action plugin). Takes the result of M(aiinfra.gpu_cluster.torchrun_watch) (O(watch))
     and the node logs fetched to C(RUN_DIR/HOST/torchrun.log), and writes C(summary.json) (per node rank, exit code,
     duration, last metrics and log tail; the loss curve; the aggregated exit code), C(summary.txt) and C(loss.png)
     (loss per step, with matplotlib).
@@ -51,8 +51,8 @@ options:
     description: Each node's private address, for the report.
     type: dict
     default: {}
-  verdicts:
-    description: Each node's C(verdict) from M(aiinfra.gpu_cluster.torchrun_watch).
+  watch:
+    description: The result of M(aiinfra.gpu_cluster.torchrun_watch) (its C(verdict) and every node's last state).
     type: dict
     default: {}
   started:

@@ -10,17 +10,19 @@ module: torchrun_watch
 short_description: Watch a torchrun job on every node until it is done or anything fails
 version_added: 0.1.0
 description:
-  - Runs as one task over every node of the job, like any task; the work happens on the controller (an action
-    plugin). Each node's watcher polls its node over the task's connection with a small C(sh) script (a long poll
-    on the run's unit, its exit record and the new part of its log, as M(aiinfra.gpu_cluster.torchrun_job_info)
-    reports them, without starting Python on the node, so watching costs the nodes next to nothing), and shares
-    what it saw through files in O(run_dir) on the controller.
-  - Every watcher reaches the same verdict and the task ends on all nodes together as soon as every node finished
-    with exit code 0, or any node failed, stopped answering for O(node_timeout) seconds, the rendezvous did not
-    complete within O(rdzv_timeout) seconds (naming the nodes that did not join, with a TCP probe of the
-    rendezvous endpoint from each of them), or the job ran past O(timeout).
-  - The watcher of the node with the lowest rank prints progress (nodes up, rendezvous, ranks in, latest
-    step and loss) every O(progress_interval) seconds and whenever a node changes phase.
+  - Runs once for the whole job (C(run_once)), on the controller (an action plugin), whatever Ansible's C(forks):
+    in rounds, one short poll on every node at once, each over that node's own connection (made from its
+    inventory variables as Ansible makes a task's connection; a small C(sh) script that waits a little for the
+    run's unit to stop, then prints its state, its exit and launch records and the new part of its log, without
+    starting Python on the node), then one decision over every node's latest state.
+  - The task ends as soon as every node finished with exit code 0, or any node failed, stopped answering for
+    O(node_timeout) seconds, the rendezvous did not complete within O(rdzv_timeout) seconds (naming the nodes that
+    did not join, with a TCP probe of the rendezvous endpoint from each of them), or the job ran past O(timeout).
+    When a node fails, nodes that stopped answering just before get a moment to answer; one that stays silent is
+    named first, as lost.
+  - Prints progress (nodes up, rendezvous, ranks in, latest step and loss) every O(progress_interval) seconds and
+    whenever a node changes phase.
+  - With O(once=true), one round and no verdict, for every node's state of a run that may have run before.
   - It never fails; the verdict is returned for M(aiinfra.gpu_cluster.torchrun_report).
 author:
   - aiinfra platform team (@aiinfra)
@@ -34,33 +36,23 @@ attributes:
   action:
     support: full
     description: Runs on the controller.
+extends_documentation_fragment:
+  - aiinfra.gpu_cluster.torchrun
 options:
-  run_id:
-    description: The run id.
-    type: str
-    required: true
-  base_dir:
-    description: As in M(aiinfra.gpu_cluster.torchrun_job).
-    type: str
-    default: /var/lib/aiinfra/torchrun
-  run_dir:
-    description: The run directory on the controller; the watchers share state in its C(.watch/<started>) folder.
-    type: str
-    required: true
   hosts:
     description: Every node of the job (inventory hostname) with its node rank.
     type: dict
     required: true
   started:
-    description: When the job was launched (epoch seconds on the controller); deadlines count from here.
+    description: When the job was launched (epoch seconds on the controller); deadlines count from here. 0 is now.
     type: float
-    required: true
-  launch:
-    description: This node's M(aiinfra.gpu_cluster.torchrun_job) result.
-    type: dict
-    default: {}
+    default: 0
+  once:
+    description: One round of polls, returning every node's state (RV(nodes)) and no verdict.
+    type: bool
+    default: false
   interval:
-    description: Seconds between polls (each poll waits up to this long for the unit to stop).
+    description: Seconds a round lasts (each poll waits up to this long for the unit to stop).
     type: float
     default: 2.0
   node_timeout:
@@ -91,31 +83,30 @@ EXAMPLES = r"""
 - name: Watch the run on every node
   aiinfra.gpu_cluster.torchrun_watch:
     run_id: "{{ run_id }}"
-    run_dir: "runs/{{ run_id }}"
     hosts: {node-0: 0, node-1: 1}
     started: "{{ launched_at }}"
     rdzv_timeout: 120
     probe: 10.89.0.2:29400
   register: watch
+  run_once: true
 """
 
 RETURN = r"""
-node:
-  description: The last state seen of this node (C(active), C(exit), C(lost), C(log) digest, C(probe) ...).
+nodes:
+  description:
+    - Per node (inventory hostname), the last state seen, C(active), C(started), C(started_at), C(exit) (C(result),
+      C(code), C(status), C(time)), C(lost), C(t) (when it last answered), C(log) (a digest of its log), C(probe) ...
   returned: always
   type: dict
-phase:
-  description: This node's phase, C(succeeded), C(failed), C(timeout), C(lost) or C(running).
-  returned: always
-  type: str
 lost:
-  description: Whether this node stopped answering.
-  returned: always
-  type: bool
+  description: The nodes that stopped answering, by rank.
+  returned: unless once
+  type: list
+  elements: str
 verdict:
   description:
     - The verdict over all nodes, C(status) (C(succeeded) or C(failed)), C(reason) (C(node), C(rendezvous),
       C(timeout)), C(failed) (the nodes, first cause first), C(message) and C(phases).
-  returned: always
+  returned: unless once
   type: dict
 """

@@ -1,0 +1,185 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The run report (controller side): ``summary.json`` from the verdict, the nodes' last states and their
+fetched logs (:func:`summarize`), the text people read (:func:`summary_text`), the failed play's message
+(:func:`failure_message`) and ``loss.png`` (:func:`plot_loss`)."""
+
+from __future__ import annotations
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import exit_code
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import NOISE_RE
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.verdict import NodeState
+
+
+def summarize(run, nodes, verdict, parsed):
+    """The run's summary (what summary.json holds).
+
+    ``run``: run_id, job, started, ended, rdzv_endpoint, nnodes; ``nodes``: list of dicts host,
+    node_rank, address, nproc_per_node, state (the poller's last :class:`NodeState`, as a dict), stopped (the
+    stop's result, if the job was stopped there); ``parsed``: host -> LogState of the fetched log (or None);
+    ``verdict``: the watch's :class:`Verdict`, as a dict.
+    """
+    rows, world, all_steps = [], 0, {}
+    for node in sorted(nodes, key=lambda n: n["node_rank"]):
+        state = NodeState.from_dict(dict(node.get("state") or {}, host=node["host"], node_rank=node["node_rank"]))
+        log = parsed.get(node["host"])
+        snap = log.snapshot() if log is not None else state.log
+        phase = (verdict.get("phases") or {}).get(node["host"]) or state.phase
+        stopped = node.get("stopped") or {}
+        if phase in ("running", "pending") and stopped.get("action") == "stopped":
+            # still running when the job was stopped because of another node
+            phase = "stopped"
+            state.exit = stopped.get("exit") or state.exit
+        exit_info = state.exit or {}
+        ended = exit_info.get("time")
+        began = state.started_at
+        world += int(node.get("nproc_per_node") or 0)
+        rows.append({
+            "host": node["host"],
+            "node_rank": node["node_rank"],
+            "address": node.get("address"),
+            "nproc_per_node": node.get("nproc_per_node"),
+            "phase": phase,
+            "exit_code": exit_code(exit_info),
+            "result": exit_info.get("result") or ("lost" if state.lost else None),
+            "duration_s": round(float(ended) - float(began), 1) if ended and began else None,
+            "ranks": snap.get("ranks") or [],
+            "restarts": snap.get("restarts") or 0,
+            "last_metrics": snap.get("last_metrics"),
+            "log": node.get("log_path"),
+            "log_tail": (snap.get("tail") or [])[-40:],
+            "started_at": state.started_at,
+        })
+        if log is not None and log.steps:
+            for item in log.steps:
+                all_steps.setdefault(item["step"], item)
+    steps = [all_steps[k] for k in sorted(all_steps)]
+    codes = [r["exit_code"] for r in rows]
+    first_bad = verdict.get("failed") or []
+    aggregate = 0
+    if verdict.get("status") != "succeeded":
+        primary = [r for r in rows if first_bad and r["host"] == first_bad[0]]
+        aggregate = next((c for c in [p["exit_code"] for p in primary] + codes if c), None) or 1
+    metrics = {"steps_logged": len(steps)}
+    if steps:
+        metrics.update(first_step=steps[0]["step"], last_step=steps[-1]["step"], first_loss=steps[0]["loss"],
+                       last_loss=steps[-1]["loss"], loss_went_down=steps[-1]["loss"] < steps[0]["loss"])
+        rates = [s.get("samples_per_s") for s in steps[1:] if isinstance(s.get("samples_per_s"), (int, float))]
+        if rates:
+            metrics["samples_per_s"] = round(sorted(rates)[len(rates) // 2], 1)
+    for row in rows:
+        log = parsed.get(row["host"])
+        if log is not None and log.done:
+            for key in ("eval_acc", "resumed_from", "already_complete"):
+                if key in log.done:
+                    metrics[key] = log.done[key]
+        if log is not None and log.resume and "resumed_from_step" not in metrics:
+            metrics["resumed_from_step"] = log.resume.get("step")
+    world_seen = max([len(r["ranks"]) for r in rows] + [0])
+    ranks_seen = sorted(set(k for r in rows for k in r["ranks"]))
+    started, ended = run.get("started"), run.get("ended")
+    return {
+        "run_id": run["run_id"],
+        "job": run.get("job"),
+        "status": verdict.get("status"),
+        "reason": verdict.get("reason"),
+        "message": verdict.get("message"),
+        "failed_nodes": first_bad,
+        "exit_code": aggregate,
+        "nnodes": len(rows),
+        "world_size": world,
+        "ranks_reported": ranks_seen,
+        "ranks_per_node_max": world_seen,
+        "rdzv_endpoint": run.get("rdzv_endpoint"),
+        "started": started,
+        "ended": ended,
+        "duration_s": round(ended - started, 1) if started and ended else None,
+        "metrics": metrics,
+        "nodes": rows,
+        "steps": [{"step": s["step"], "loss": s["loss"], "samples_per_s": s.get("samples_per_s")} for s in steps],
+    }
+
+
+def summary_text(summary, plot_path=None):
+    """The report people read at the end of the play."""
+    took = " in %ss" % summary["duration_s"] if summary.get("duration_s") else ""
+    lines = ["torchrun run %s (job %s): %s%s"
+             % (summary["run_id"], summary.get("job") or "-", summary["status"].upper(), took)]
+    lines.append("  %d nodes, world size %d, ranks reported: %d/%d, aggregate exit code %s" % (
+        summary["nnodes"], summary["world_size"], len(summary["ranks_reported"]), summary["world_size"],
+        summary["exit_code"]))
+    if summary.get("message") and summary["status"] != "succeeded":
+        lines.append("  cause: %s" % summary["message"])
+    lines.append("  %-4s %-24s %-16s %-10s %-5s %-9s %s" % ("rank", "node", "address", "phase", "exit",
+                                                            "time", "last metrics"))
+    for row in summary["nodes"]:
+        metrics = row.get("last_metrics") or {}
+        shown = ", ".join("%s=%s" % (k, metrics[k]) for k in metrics if k not in ("event", "time", "world_size"))
+        lines.append("  %-4s %-24s %-16s %-10s %-5s %-9s %s" % (
+            row["node_rank"], row["host"], row.get("address") or "-", row["phase"],
+            "-" if row["exit_code"] is None else row["exit_code"],
+            "-" if row["duration_s"] is None else "%ss" % row["duration_s"], shown[:80]))
+    restarted = ["%s x%d" % (r["host"], r["restarts"]) for r in summary["nodes"] if r.get("restarts")]
+    if restarted:
+        lines.append("  worker group restarted (torchrun_max_restarts): %s" % ", ".join(restarted))
+    metrics = summary.get("metrics") or {}
+    if metrics.get("steps_logged"):
+        lines.append("  loss %s at step %s -> %s at step %s (%s)%s%s" % (
+            metrics["first_loss"], metrics["first_step"], metrics["last_loss"], metrics["last_step"],
+            "went down" if metrics["loss_went_down"] else "did NOT go down",
+            ", median %s samples/s" % metrics["samples_per_s"] if metrics.get("samples_per_s") else "",
+            ", eval accuracy %s" % metrics["eval_acc"] if "eval_acc" in metrics else ""))
+    if metrics.get("resumed_from_step") is not None:
+        lines.append("  resumed from the checkpoint of step %s" % metrics["resumed_from_step"])
+    if plot_path:
+        lines.append("  loss plot: %s" % plot_path)
+    return "\n".join(lines)
+
+
+def failure_message(summary, unstopped=()):
+    """One message for the failed play: what failed, where, and the tail of that node's log."""
+    msg = ["torchrun run %s failed: %s" % (summary["run_id"], summary.get("message") or "see the summary")]
+    for host in (summary.get("failed_nodes") or [])[:1]:
+        row = next((r for r in summary["nodes"] if r["host"] == host), None)
+        tail = [line for line in (row or {}).get("log_tail") or [] if not NOISE_RE.match(line)]
+        if tail:
+            msg.append("last lines of %s's log (%s):" % (host, row.get("log") or "not fetched"))
+            msg.extend("  " + line for line in tail[-12:])
+    if unstopped:
+        msg.append("Stopped the job on every node but %s, which could not be reached or stopped (a unit left there "
+                   "ends by itself at torchrun_timeout)." % ", ".join(unstopped))
+    else:
+        msg.append("Stopped the job on every node.")
+    msg.append("Logs and summary.json are in the run directory; re-running the playbook resumes from the last "
+               "checkpoint.")
+    return "\n".join(msg)
+
+
+def plot_loss(summary, path):
+    """A PNG of loss per step (and eval accuracy where the job logged it). Returns the path, or a reason."""
+    steps = summary.get("steps") or []
+    if not steps:
+        return None, "the job logged no step/loss lines"
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None, "matplotlib is not installed on the controller (pip install matplotlib)"
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ax.plot([s["step"] for s in steps], [s["loss"] for s in steps], marker=".", linewidth=1.2, label="loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (mean over ranks)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title("%s: %s, %d nodes, world size %d" % (summary["run_id"], summary["status"], summary["nnodes"],
+                                                      summary["world_size"]), fontsize=9)
+    resumed = (summary.get("metrics") or {}).get("resumed_from_step")
+    if resumed:
+        ax.axvline(resumed, color="grey", linestyle="--", linewidth=1)
+        ax.annotate("resumed", (resumed, ax.get_ylim()[1]), fontsize=8, va="top", ha="left")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path, None

@@ -1,0 +1,117 @@
+"""The verdict over every node's latest state."""
+
+from __future__ import annotations
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.verdict import NodeState, decide
+
+# -- the watcher's verdict -----------------------------------------------------------------------
+
+HOSTS = {"n0": 0, "n1": 1, "n2": 2}
+SETTINGS = {"node_timeout": 20, "rdzv_timeout": 60, "timeout": 600}
+
+
+def states_of(raw):
+    return dict((h, NodeState.from_dict(dict(s, host=h, node_rank=HOSTS[h]))) for h, s in raw.items())
+
+
+def verdict_of(raw, now, started):
+    return decide(states_of(raw), now, started, SETTINGS).to_dict()
+
+
+def running(t=100.0, joined=True, **kw):
+    log = {"attempted": True, "joined": {"round": 0} if joined else None, "ranks": [0] if joined else [],
+           "tail": ["last line"], "errors": []}
+    state = {"t": t, "active": True, "started": True, "exit": None, "lost": None, "log": log}
+    state.update(kw)
+    return state
+
+
+def exited(status="0", result="success", at=110.0, t=111.0, **kw):
+    code = "exited" if status.isdigit() else "killed"
+    record = {"result": result if status == "0" else "exit-code", "code": code, "status": status, "time": at}
+    return running(t=t, active=False, exit=record, **kw)
+
+
+def test_running_until_everyone_succeeds():
+    states = {"n0": running(), "n1": running(), "n2": running()}
+    verdict = verdict_of(states, 105.0, 90.0)
+    assert not verdict["done"] and verdict["status"] == "running"
+    states = {"n0": exited(), "n1": exited(), "n2": running()}
+    assert not verdict_of(states, 112.0, 90.0)["done"]
+    states["n2"] = exited()
+    verdict = verdict_of(states, 112.0, 90.0)
+    assert verdict["done"] and verdict["status"] == "succeeded"
+
+
+def test_first_failure_is_named_and_a_survivor_exiting_0_does_not_count_as_success():
+    states = {"n0": exited("0", at=120.0), "n1": exited("1", at=110.0), "n2": exited("1", at=112.0)}
+    verdict = verdict_of(states, 121.0, 90.0)
+    assert verdict["done"] and verdict["status"] == "failed" and verdict["reason"] == "node"
+    assert verdict["failed"] == ["n1", "n2"]
+    assert verdict["message"].startswith("n1 (node rank 1) failed: torchrun ended with exit code 1")
+    assert "n2 (failed)" in verdict["message"]
+
+
+def test_a_lost_node_comes_first_and_a_silent_one_is_lost():
+    states = {"n0": exited("1", at=101.0), "n1": running(lost="no answer within 15s", lost_at=100.0),
+              "n2": running(t=101.5)}
+    verdict = verdict_of(states, 102.0, 50.0)
+    assert verdict["failed"][0] == "n1" and "stopped answering: no answer within 15s" in verdict["message"]
+    # a watcher that stopped writing for longer than node_timeout
+    states = {"n0": running(t=130.0), "n1": running(t=100.0), "n2": running(t=130.0)}
+    verdict = verdict_of(states, 130.5, 50.0)
+    assert verdict["done"] and verdict["failed"] == ["n1"] and "no answer for 30s" in verdict["message"]
+
+
+def test_a_node_that_goes_silent_as_its_peers_fail_is_named_first():
+    # n2 died; n0 and n1 failed a moment later (connection closed by peer) and said so at once
+    states = {"n0": exited("1", at=110.0, t=110.5), "n1": exited("1", at=110.2, t=110.6), "n2": running(t=109.0)}
+    waiting = verdict_of(states, 113.0, 50.0)
+    assert not waiting["done"]  # n2 gets a moment to report
+    verdict = verdict_of(states, 121.0, 50.0)  # settle: node_timeout / 2
+    assert verdict["done"] and verdict["failed"] == ["n2", "n0", "n1"]
+    assert verdict["message"].startswith("n2 (node rank 2) failed: stopped answering: no answer since its peers "
+                                         "failed 11s ago")
+    # n2 reporting its own failure in time makes it the cause by its exit time, not a lost node
+    states["n2"] = exited("143", at=109.8, t=112.0)
+    verdict = verdict_of(states, 112.5, 50.0)
+    assert verdict["failed"][0] == "n2" and "exit code 143" in verdict["message"]
+
+
+def test_killed_and_timed_out_units():
+    states = {"n0": running(t=111.5), "n1": exited("KILL"), "n2": running(t=111.5)}
+    assert "killed by SIGKILL" in verdict_of(states, 112.0, 50.0)["message"]
+    states["n1"] = running(active=False, exit={"result": "timeout", "code": "killed", "status": "TERM",
+                                               "time": 111.0}, timeout=600)
+    verdict = verdict_of(states, 112.0, 50.0)
+    assert verdict["reason"] == "timeout" and "torchrun_timeout (600s)" in verdict["message"]
+    states["n1"] = running(active=False, exit=None)
+    assert "vanished" in verdict_of(states, 112.0, 50.0)["message"]
+
+
+def test_rendezvous_deadline_names_the_nodes_that_did_not_join():
+    def states(t):
+        return {"n0": running(t, joined=False), "n1": running(t, joined=False),
+                "n2": running(t, joined=False, log={"attempted": False, "joined": None, "ranks": []},
+                              probe={"endpoint": "10.0.0.2:29400", "ok": False, "error": "No route to host"})}
+    assert not verdict_of(states(139.0), 140.0, 100.0)["done"]  # 40s < 60s
+    verdict = verdict_of(states(160.0), 161.0, 100.0)
+    assert verdict["done"] and verdict["reason"] == "rendezvous" and verdict["failed"] == ["n2"]
+    assert "did not complete within torchrun_rdzv_timeout (60s)" in verdict["message"]
+    assert "n2 (node rank 2): cannot reach the rendezvous endpoint 10.0.0.2:29400 (No route to host)" \
+        in verdict["message"]
+    assert "n0" not in verdict["message"].split("did not join:")[1]
+
+
+def test_a_node_that_fails_before_the_rendezvous_completes_is_a_rendezvous_failure():
+    states = {"n0": running(joined=False), "n1": running(joined=False),
+              "n2": exited("1", log={"attempted": False, "joined": None, "ranks": [], "tail": ["conn failed"]})}
+    verdict = verdict_of(states, 120.0, 100.0)
+    assert verdict["reason"] == "rendezvous"
+    assert "did not join: n2 (node rank 2): torchrun ended with exit code 1" in verdict["message"]
+
+
+def test_job_timeout_backstop():
+    states = {h: running(t=700.0) for h in HOSTS}
+    verdict = verdict_of(states, 700.0, 50.0)
+    assert verdict["done"] and verdict["reason"] == "timeout"
