@@ -58,8 +58,12 @@ def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name, monkeypatch)
     assert published["status"] == "succeeded" and published["job"] == "example" and published["world_size"] == 4
     assert published["metrics"]["last_step"] == 300 and "steps" not in published
     assert published["run_dir"] == str(runs / published["run_id"])
-    # the key came from the ssh-agent: the nodes were added without a key file
-    assert "aiinfra_gpu_cluster_ed25519" not in text and "Made an SSH key pair" not in text
+    # the key came from the ssh-agent: no key pair made, the nodes added without a key file
+    assert "Made an SSH key pair" not in text
+    added = [e["event_data"]["res"]["add_host"] for e in events if e["event"] == "runner_item_on_ok"
+             and e["event_data"].get("task") == "Add the nodes to gpu_nodes in rank order"]
+    assert sorted(a["host_name"] for a in added) == nodes
+    assert not [a for a in added if "ansible_ssh_private_key_file" in a["host_vars"]], added
 
     out = " ".join(text.split())
     summaries = dict((s["job"], s) for s in (json.loads(p.read_text()) for p in runs.glob("*/summary.json")))
