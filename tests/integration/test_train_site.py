@@ -57,6 +57,7 @@ def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name, monkeypatch)
     published = stats["artifact_data"]["gpu_cluster_run"]
     assert published["status"] == "succeeded" and published["job"] == "example" and published["world_size"] == 4
     assert published["metrics"]["last_step"] == 300 and "steps" not in published
+    assert [n["exit_code"] for n in published["nodes"]] == [0, 0] and not [n for n in published["nodes"] if "log_tail" in n]
     assert published["run_dir"] == str(runs / published["run_id"])
     # the key came from the ssh-agent: no key pair made, the nodes added without a key file
     assert "Made an SSH key pair" not in text
