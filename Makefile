@@ -12,12 +12,13 @@ STAMP       := $(VENV)/.setup-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup demo test test-unit test-integration sanity lint teardown bench build clean
+.PHONY: help setup demo test test-unit test-integration test-scale sanity lint teardown bench build clean
 
 help:
 	@echo "make demo      provision the local cluster (podman) and run the main job (site.yml)"
 	@echo "make test      the whole test suite (what CI runs)"
 	@echo "make setup     system packages + .venv + collection link (idempotent; demo/test run it)"
+	@echo "make test-scale the scale set (8 local nodes, default forks; not in make test)"
 	@echo "make teardown  remove the demo cluster"
 	@echo "make bench     benchmarks (benchmarks/)"
 
@@ -56,6 +57,10 @@ test-unit: setup
 
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
+
+# the scale set: 8 local nodes with default forks (minutes; not in make test)
+test-scale: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m scale tests/integration
 
 sanity: setup
 	bash tests/sanity.sh

@@ -1,16 +1,20 @@
 #!/usr/bin/env python
-"""Launch overhead of train.yml on 4 local nodes, against the floor: the same torchrun commands started
-by a plain parallel ssh fan-out.
+"""train.yml's launch and verdict at 2, 4, 8 and 16 local nodes, against the floor: the same torchrun commands
+started by a plain parallel ssh fan-out.
 
-Measured from the moment the launcher starts (ansible-playbook train.yml, or the ssh fan-out) until
-every rank of the job has joined the process group (the "joined" line each rank of the example job
-prints right after init_process_group returns; node clocks are the controller's clock, the nodes
-being local containers). Both sides run the same job (the example, a few steps) with the same
-torchrun command lines, built by the role's own command builder; they alternate, after one warm-up
-run of train.yml (which also syncs the script and names the nodes by rank).
+One cluster of the largest size is made once (provision + the pytorch role); each size runs on its first N
+nodes (``--limit``), one process per node, the small example job, with Ansible's default forks (5), as a user
+without our ansible.cfg has them. For each size, alternating, after one warm-up run of train.yml:
 
-Prints each run, the medians and the ratio. Prints; does not assert. Aim: ratio <= 1.3.
-Needs: make setup, podman. Makes its own cluster (4 nodes + the pytorch role) and removes it.
+- time to all ranks joined: from the launcher's start until every rank printed "joined" (right after
+  init_process_group returned; the nodes are local containers, so their clocks are the controller's);
+- time to verdict: from the job's end (the last rank's "done") until the launcher has the outcome: train.yml
+  ends (verdict, logs fetched, report written), the fan-out's ssh commands have all returned.
+
+Prints each run, the medians and the ratios. Prints; does not assert. Aim: ratio <= 1.3 at every size, and an
+overhead that grows less than linearly with the node count.
+Needs: make setup, podman. BENCH_SIZES (default 2,4,8,16), BENCH_ROUNDS (default 2).
+Makes its own cluster and removes it.
 """
 
 from __future__ import annotations
@@ -28,19 +32,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from conftest import KEY, ansible_env, destroy_cluster, inventory_list, run_playbook, write_inventory  # noqa: E402
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (  # noqa: E402
-    build_command, layout)
+from conftest import KEY, destroy_cluster, inventory_list, run_playbook, write_inventory  # noqa: E402
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import build_command  # noqa: E402
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.plan import plan  # noqa: E402
 
-NODES = 4
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "2,4,8,16").split(",")]
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 STEPS = "5"
 BASE = "/var/lib/aiinfra/torchrun"
 WORKDIR = BASE + "/jobs/bench"
 TORCHRUN = "/opt/aiinfra/pytorch/bin/torchrun"
+DEFAULT_FORKS = {"ANSIBLE_FORKS": "5"}
 
 
-def joined_times(texts):
+def events(texts, event):
     times = {}
     for text in texts:
         for line in text.splitlines():
@@ -51,97 +56,109 @@ def joined_times(texts):
                 obj = json.loads(line[start:])
             except ValueError:
                 continue
-            if isinstance(obj, dict) and obj.get("event") == "joined":
-                times[obj["rank"]] = obj["time"]
+            if isinstance(obj, dict) and obj.get("event") == event:
+                times[obj.get("rank", len(times))] = obj["time"]
     return times
 
 
-def ssh(node, command, **kw):
-    return subprocess.run(
-        ["ssh", "-i", KEY, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", "%s@%s" % (node["ansible_user"], node["ansible_host"]), command],
-        capture_output=True, text=True, check=False, **kw)
+def measure(texts, started, returned, size, what):
+    joined, done = events(texts, "joined"), events(texts, "done")
+    if len(joined) != size or not done:
+        raise SystemExit("%s: %d of %d ranks joined, %d done" % (what, len(joined), size, len(done)))
+    return max(joined.values()) - started, returned - max(done.values())
 
 
-def run_train(inventory, tmp, run_id):
+def run_train(inventory, tmp, run_id, hosts):
     started = time.time()
-    # a fresh run id, as people run it (a given run id first looks for an earlier run on every node)
-    proc = run_playbook("playbooks/train.yml", inventory=inventory, check=False, timeout=900, extra_vars={
-        "torchrun_job_name": "bench", "torchrun_run_dir": os.path.join(tmp, "runs", run_id),
-        "torchrun_script_args": ["--steps", STEPS], "torchrun_plot": False})
+    proc = run_playbook("playbooks/train.yml", "--limit", ",".join(hosts), inventory=inventory, check=False,
+                        timeout=900, env=DEFAULT_FORKS, extra_vars={
+                            "torchrun_job_name": "bench", "torchrun_run_dir": os.path.join(tmp, "runs", run_id),
+                            "torchrun_script_args": "--steps %s" % STEPS, "torchrun_plot": False})
+    returned = time.time()
     if proc.returncode != 0:
         raise SystemExit("train.yml failed:\n" + proc.stdout[-4000:])
     run_dir = os.path.join(tmp, "runs", run_id)
     texts = []
-    for name in os.listdir(run_dir):
-        path = os.path.join(run_dir, name, "torchrun.log")
-        if os.path.exists(path):
-            with open(path) as handle:
-                texts.append(handle.read())
-    times = joined_times(texts)
-    if len(times) != NODES:
-        raise SystemExit("train.yml: %d of %d ranks joined" % (len(times), NODES))
-    return max(times.values()) - started
+    for name in hosts:
+        with open(os.path.join(run_dir, name, "torchrun.log")) as handle:
+            texts.append(handle.read())
+    return measure(texts, started, returned, len(hosts), "train.yml")
+
+
+def ssh_argv(node, command):
+    return ["ssh", "-i", KEY, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+            "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "%s@%s" % (node["ansible_user"], node["ansible_host"]), command]
 
 
 def run_floor(nodes, run_id):
-    """The same commands, one plain ssh per node, all at once."""
-    order = layout([{"host": n["name"], "rank": n["gpu_cluster_rank"], "address": n["gpu_cluster_private_address"]}
-                    for n in nodes])
+    """The same commands as the role's plan builds them, one plain ssh per node, all at once."""
+    items = [{"host": n["name"], "rank": n["gpu_cluster_rank"], "address": n["gpu_cluster_private_address"]}
+             for n in nodes]
+    settings = {"script": "train_example.py", "module": "", "script_args": ["--steps", STEPS], "job_name": "bench",
+                "nproc_per_node": "auto", "cpu_nproc_per_node": 1, "rdzv_port": 29400, "rdzv_timeout": 180,
+                "max_restarts": 0, "timeout": 600, "stop_timeout": 15, "nnodes": "", "run_id": run_id,
+                "state": "started", "workdir": WORKDIR, "bin": TORCHRUN, "user": nodes[0]["ansible_user"]}
+    planned = plan(items, settings, script_exists=True)
     by_host = dict((n["name"], n) for n in nodes)
-    commands = []
     rdzv_id = "%s-%s" % (run_id, uuid.uuid4().hex[:6])  # fresh per run, the same on every node
-    for item in order:
-        spec = {"run_id": run_id, "job_name": "bench", "workdir": WORKDIR, "checkpoint_dir": WORKDIR + "/checkpoints",
-                "torchrun": TORCHRUN, "script": WORKDIR + "/train_example.py", "script_args": ["--steps", STEPS],
-                "nnodes": str(len(order)), "node_rank": item["node_rank"], "nproc_per_node": "auto",
-                "cpu_nproc_per_node": 1, "rdzv_host": order[0]["address"], "rdzv_port": 29400,
-                "rdzv_id": rdzv_id, "rdzv_is_host": item["node_rank"] == 0,
-                "rdzv_timeout": 180, "local_addr": item["rank_host"], "max_restarts": 0, "env": {},
-                "log_dir": "/tmp/%s-ranks" % run_id}
+    commands = []
+    for host, spec in planned["specs"].items():
+        spec = dict(spec, run_id=run_id, rdzv_id=rdzv_id, log_dir="/tmp/%s-ranks" % run_id)
         built = build_command(spec, gpu_count=0, ifname="eth0")
         log = "/tmp/%s.log" % run_id
-        commands.append((by_host[item["host"]], "%s > %s 2>&1" % (built["command"], log), log))
+        commands.append((by_host[host], "%s > %s 2>&1" % (built["command"], log), log))
     started = time.time()
-    procs = [subprocess.Popen(
-        ["ssh", "-i", KEY, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", "%s@%s" % (node["ansible_user"], node["ansible_host"]), command],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for node, command, log in commands]
+    procs = [subprocess.Popen(ssh_argv(node, command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for node, command, log in commands]
     for proc in procs:
         proc.communicate(timeout=600)
-    texts = [ssh(node, "cat %s; rm -f %s" % (log, log)).stdout for node, command, log in commands]
-    times = joined_times(texts)
-    if len(times) != NODES or any(p.returncode for p in procs):
+    returned = time.time()
+    texts = [subprocess.run(ssh_argv(node, "cat %s; rm -rf %s /tmp/%s-ranks" % (log, log, run_id)),
+                            capture_output=True, text=True, check=False).stdout for node, command, log in commands]
+    if any(p.returncode for p in procs):
         raise SystemExit("floor run failed:\n" + "\n".join(t[-2000:] for t in texts))
-    return max(times.values()) - started
+    return measure(texts, started, returned, len(nodes), "floor")
 
 
 def main():
     cluster = "bench-%s" % uuid.uuid4().hex[:6]
     tmp = tempfile.mkdtemp(prefix="bench-launch-")
-    os.environ.update(dict((k, v) for k, v in ansible_env().items() if k.startswith("ANSIBLE")))
+    largest = max(SIZES)
     try:
-        print("== setting up %d local nodes (%s) with the pytorch role ..." % (NODES, cluster), flush=True)
+        print("== setting up %d local nodes (%s) with the pytorch role ..." % (largest, cluster), flush=True)
         made = time.time()
-        inventory = write_inventory(__import__("pathlib").Path(tmp), cluster, NODES)
-        run_playbook("playbooks/provision.yml", inventory=inventory, timeout=900)
-        run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=1800)
+        inventory = write_inventory(__import__("pathlib").Path(tmp), cluster, largest)
+        run_playbook("playbooks/provision.yml", inventory=inventory, timeout=1800)
+        run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=3600)
         print("   ready in %.0fs" % (time.time() - made), flush=True)
         hostvars = inventory_list(inventory)["_meta"]["hostvars"]
-        nodes = [dict(hostvars[name], name=name) for name in sorted(hostvars) if name != "localhost"]
-        print("== warm-up: train.yml once (syncs the script, names the nodes by rank)", flush=True)
-        print("   train.yml  %.2fs" % run_train(inventory, tmp, "warmup"), flush=True)
-        ours, floor = [], []
-        for i in range(ROUNDS):
-            floor.append(run_floor(nodes, "floor%d" % i))
-            ours.append(run_train(inventory, tmp, "ours%d" % i))
-            print("   round %d: ssh fan-out %.2fs   train.yml %.2fs" % (i + 1, floor[-1], ours[-1]), flush=True)
-        f, o = statistics.median(floor), statistics.median(ours)
+        nodes = sorted([dict(hostvars[name], name=name) for name in hostvars if name != "localhost"],
+                       key=lambda n: int(n["gpu_cluster_rank"]))
+        print("== warm-up: train.yml once on every node (syncs the script, names the nodes by rank)", flush=True)
+        print("   train.yml  joined %.2fs, verdict %.2fs" % run_train(
+            inventory, tmp, "warmup", [n["name"] for n in nodes]), flush=True)
+        rows = []
+        for size in SIZES:
+            subset = nodes[:size]
+            ours, floor = [], []
+            for i in range(ROUNDS):
+                floor.append(run_floor(subset, "floor%d-%d" % (size, i)))
+                ours.append(run_train(inventory, tmp, "ours%d-%d" % (size, i), [n["name"] for n in subset]))
+                print("   %2d nodes, round %d: fan-out joined %.2fs verdict %.2fs | train.yml joined %.2fs verdict "
+                      "%.2fs" % (size, i + 1, floor[-1][0], floor[-1][1], ours[-1][0], ours[-1][1]), flush=True)
+            rows.append((size, statistics.median(f[0] for f in floor), statistics.median(o[0] for o in ours),
+                         statistics.median(f[1] for f in floor), statistics.median(o[1] for o in ours)))
         print()
-        print("launch until every rank joined, %d nodes x 1 process, median of %d:" % (NODES, ROUNDS))
-        print("  floor (parallel ssh, same torchrun commands): %6.2fs" % f)
-        print("  ansible-playbook playbooks/train.yml:          %6.2fs" % o)
-        print("  ratio train.yml / floor:                       %6.2f   (aim <= 1.3)" % (o / f))
+        print("train.yml (forks 5) vs a parallel ssh fan-out of the same torchrun commands, 1 process per node, "
+              "median of %d:" % ROUNDS)
+        print("%5s | %-32s | %-32s" % ("nodes", "all ranks joined (s)", "verdict after the job ended (s)"))
+        print("%5s | %8s %9s %6s %6s | %8s %9s %6s %6s" % (
+            "", "floor", "train.yml", "ratio", "extra", "floor", "train.yml", "ratio", "extra"))
+        for size, fj, oj, fv, ov in rows:
+            print("%5d | %8.2f %9.2f %6.2f %6.2f | %8.2f %9.2f %6.2f %6.2f" % (
+                size, fj, oj, oj / fj, oj - fj, fv, ov, ov / fv if fv > 0 else float("nan"), ov - fv))
+        print("(aim: joined ratio <= 1.3 at every size; 'extra' = train.yml - floor, should grow less than linearly)")
     finally:
         destroy_cluster(cluster)
         subprocess.run(["rm", "-rf", tmp], check=False)

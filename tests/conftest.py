@@ -57,6 +57,25 @@ def run_playbook(playbook, *args, extra_vars=None, inventory=None, env=None, tim
     return proc
 
 
+def task_results(output):
+    """{task name: localhost's result} from ansible-playbook's output with the ansible.posix.json callback."""
+    start = output.find("{\n")
+    if start < 0:
+        return {}
+    doc, _end = json.JSONDecoder().raw_decode(output[start:])
+    results = {}
+    for play in doc.get("plays", []):
+        for task in play.get("tasks", []):
+            if "localhost" in task.get("hosts", {}):
+                results[task["task"]["name"]] = task["hosts"]["localhost"]
+    return results
+
+
+def plain(value):
+    """ansible-inventory marks values from plugins as unsafe: {"__ansible_unsafe": value}."""
+    return value.get("__ansible_unsafe") if isinstance(value, dict) else value
+
+
 def podman(*args, check=True):
     return subprocess.run(["podman"] + list(args), capture_output=True, text=True, check=check,
                           env=dict(os.environ, CONTAINERS_CONF=_containers_conf()))
@@ -135,3 +154,26 @@ def inventory_list(inventory, env=None):
     if proc.returncode != 0:
         raise AssertionError("ansible-inventory failed: %s" % proc.stderr[-3000:])
     return _unwrap(json.loads(proc.stdout))
+
+
+class OneNode(dict):
+    """A provisioned one-node cluster: inventory, cluster, host (its address); ``ssh`` runs a command on it."""
+
+    def ssh(self, command, stdin=None, timeout=60):
+        return subprocess.run(
+            ["ssh", "-i", KEY, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "LogLevel=ERROR", "gpuadmin@" + self["host"], command],
+            input=stdin, capture_output=True, text=stdin is None, timeout=timeout, check=False)
+
+
+def one_node(tmp_path_factory, prefix):
+    """Generator for a module fixture: one fresh local node (a cluster of its own), removed afterwards, pass or fail."""
+    cluster = unique_name(prefix)
+    tmp = tmp_path_factory.mktemp(prefix)
+    inv = write_inventory(tmp, cluster, size=1)
+    try:
+        run_playbook("playbooks/provision.yml", inventory=inv)
+        host = podman("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cluster + "-0").stdout
+        yield OneNode(inventory=inv, host=host.strip(), cluster=cluster, tmp=tmp)
+    finally:
+        destroy_cluster(cluster)

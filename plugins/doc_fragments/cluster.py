@@ -14,9 +14,10 @@ options:
       - Which cloud the cluster lives on.
       - C(local) runs every node as a podman container (systemd + sshd) on the controller and needs no account.
       - C(aws) runs every node as an EC2 instance (needs C(boto3) and AWS credentials).
+      - C(gcp) runs every node as a Compute Engine VM (needs C(google-auth) and C(requests), and Google credentials).
     type: str
     default: local
-    choices: [aws, local]
+    choices: [aws, gcp, local]
   cluster:
     description:
       - The cluster id. Every resource the collection creates carries it as a tag or label, which is how
@@ -46,12 +47,14 @@ options:
   region:
     description:
       - The AWS region, e.g. C(us-east-1). Defaults to C(AWS_REGION) / C(AWS_DEFAULT_REGION) or the profile's region.
-      - Only for O(cloud=aws).
+      - On O(cloud=gcp), a Compute Engine region (e.g. C(us-central1)) whose zones are tried when no placements
+        are given.
     type: str
   endpoint_url:
     description:
       - Talk to this EC2 endpoint instead of the region's public one (a VPC endpoint, a test server).
-      - Defaults to C(AWS_ENDPOINT_URL_EC2) / C(AWS_ENDPOINT_URL) when set. Only for O(cloud=aws).
+      - Defaults to C(AWS_ENDPOINT_URL_EC2) / C(AWS_ENDPOINT_URL) when set.
+      - On O(cloud=gcp), the Compute API root (default C(https://compute.googleapis.com/compute/v1/)).
     type: str
   access_key:
     description:
@@ -74,6 +77,55 @@ requirements:
   - boto3 (for O(cloud=aws), on the host that runs the module)
 """
 
+    # How to reach Compute Engine (cloud gcp), beside region and endpoint_url (see AWS).
+    GCP = r"""
+options:
+  project:
+    description:
+      - The Google Cloud project id. Defaults to C(GCP_PROJECT), C(GOOGLE_CLOUD_PROJECT), else the credentials' own
+        project. Only for O(cloud=gcp).
+    type: str
+  credentials_file:
+    description:
+      - A service-account key file (JSON). Its C(token_uri) is honoured.
+      - Defaults to C(GCP_SERVICE_ACCOUNT_FILE), C(GOOGLE_APPLICATION_CREDENTIALS), else Application Default
+        Credentials (C(gcloud auth application-default login), or the VM's service account). Only for O(cloud=gcp).
+    type: path
+  network:
+    description:
+      - The VPC network of the nodes and the firewall rules (default C(default)). Only for O(cloud=gcp).
+    type: str
+requirements:
+  - google-auth and requests (for O(cloud=gcp), on the host that runs the module)
+"""
+
+    # What the instance module takes on Compute Engine (cloud gcp), beside placements, min_count, spot and
+    # root_volume_size (see AWS_INSTANCE).
+    GCP_INSTANCE = r"""
+options:
+  subnetwork:
+    description:
+      - A subnetwork of O(network) (by name; it must exist in the region of every placement). Default the
+        network's subnetwork of the region (auto-mode networks). Only for O(cloud=gcp).
+    type: str
+  accelerators:
+    description:
+      - GPUs to attach to machine types without built-in ones (N1), e.g. one entry with
+        O(accelerators[].type=nvidia-tesla-v100) and O(accelerators[].count=8).
+        A2, A3, A4 and G2 types have their GPUs built in; setting this with them is an error. Only for O(cloud=gcp).
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: The GPU type (an accelerator type of the zone), e.g. C(nvidia-tesla-t4).
+        type: str
+        required: true
+      count:
+        description: GPUs per node.
+        type: int
+        default: 1
+"""
+
     # What the instance module takes on EC2 (cloud aws).
     AWS_INSTANCE = r"""
 options:
@@ -87,6 +139,8 @@ options:
       - Unset, every availability zone of the default VPC that offers the instance type is tried in order.
       - Once a cluster has nodes, new nodes go to the same availability zone.
       - The result's RV(cluster.landed) says where the cluster landed and RV(cluster.failover) what was skipped.
+      - On O(cloud=gcp) each entry names a O(placements[].zone); a stockout (C(ZONE_RESOURCE_POOL_EXHAUSTED)) moves
+        on to the next at once. Unset, the zones of O(region) are tried in order.
     type: list
     elements: dict
     suboptions:
@@ -99,11 +153,14 @@ options:
       instance_type:
         description: Instance type for this placement instead of O(instance_type).
         type: str
+      zone:
+        description: A Compute Engine zone, e.g. C(us-central1-a) (cloud gcp).
+        type: str
   min_count:
     description:
       - Accept a cluster of at least this many nodes when capacity is short (RunInstances MinCount). By default
         the launch is all-or-nothing (MinCount = MaxCount). A later run adds the missing nodes.
-      - Only for O(cloud=aws).
+      - For O(cloud=aws) and O(cloud=gcp) (bulkInsert C(minCount)).
     type: int
   key_name:
     description:
@@ -132,7 +189,8 @@ options:
         inside the VPC (a bastion, VPN or SSM). Only for O(cloud=aws).
     type: bool
   root_volume_size:
-    description: Root volume size in GiB (default the image's). Deleted with the instance. Only for O(cloud=aws).
+    description:
+      - Root volume size in GiB (default the image's). Deleted with the instance. For O(cloud=aws) and O(cloud=gcp).
     type: int
   root_volume_type:
     description: Root volume type (default C(gp3)). Only for O(cloud=aws).
@@ -140,7 +198,8 @@ options:
     choices: [gp3, gp2, io1, io2]
   spot:
     description:
-      - Launch spot instances (one-time, terminated on interruption). Only for O(cloud=aws).
+      - Launch spot instances (one-time, terminated on interruption). For O(cloud=aws) and O(cloud=gcp) (Spot VMs,
+        deleted when preempted).
     type: bool
   image_owners:
     description:

@@ -16,6 +16,8 @@ description:
   - C(gpu_driver_plan) plans the NVIDIA driver (source, branch, kernel-module flavour, packages, repository).
   - C(gpu_cuda_plan) plans a CUDA toolkit and checks it against the driver branch.
   - C(gpu_pytorch_plan) picks the PyTorch wheel index for a torch version, driver branch and GPU architectures.
+  - C(gpu_loaded_driver_version) reads the loaded driver's version from the text of C(/proc/driver/nvidia/version)
+    (empty when nothing is loaded).
   - Every plan carries C(errors) (each names the conflict and the fix) and C(warnings).
 author:
   - aiinfra platform team (@aiinfra)
@@ -26,6 +28,7 @@ options:
       - For C(gpu_os_support), the distribution name.
       - For C(gpu_driver_plan) and C(gpu_cuda_plan), the OS key from C(gpu_os_support).
       - For C(gpu_pytorch_plan), the torch version.
+      - For C(gpu_loaded_driver_version), the text of C(/proc/driver/nvidia/version).
     type: raw
     required: true
 """
@@ -41,6 +44,10 @@ EXAMPLES = r"""
       {{ 'debian-12' | aiinfra.gpu_cluster.gpu_driver_plan(gpu=gpu, branch='535', source='debian',
          kernel_modules='auto', kernel=ansible_facts.kernel) }}
 
+- name: The loaded driver's version
+  ansible.builtin.debug:
+    msg: "{{ (proc.content | b64decode) | aiinfra.gpu_cluster.gpu_loaded_driver_version }}"
+
 - name: Pick the torch wheels
   ansible.builtin.debug:
     msg: "{{ ('2.13.0' | aiinfra.gpu_cluster.gpu_pytorch_plan(driver_branch='535', gpu_present=false)).index_url }}"
@@ -48,8 +55,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The facts or plan, a dict; plans have C(errors) and C(warnings) lists.
-  type: dict
+  description:
+    - The facts or plan, a dict; plans have C(errors) and C(warnings) lists.
+    - For C(gpu_loaded_driver_version), the version string, e.g. C(580.82.07), or an empty string.
+  type: raw
 """
 
 from ansible.errors import AnsibleFilterError
@@ -88,6 +97,10 @@ def gpu_pytorch_plan(torch_version, **kwargs):
     return gpu_compat.pytorch_plan(torch_version, **kwargs)
 
 
+def gpu_loaded_driver_version(proc_version):
+    return gpu_compat.loaded_driver_version(proc_version)
+
+
 class FilterModule(object):
     """GPU compatibility filters."""
 
@@ -98,4 +111,5 @@ class FilterModule(object):
             "gpu_driver_plan": _wrap(gpu_driver_plan),
             "gpu_cuda_plan": _wrap(gpu_cuda_plan),
             "gpu_pytorch_plan": _wrap(gpu_pytorch_plan),
+            "gpu_loaded_driver_version": gpu_loaded_driver_version,
         }

@@ -80,7 +80,8 @@ def torchrun_layout(hostvars_list):
 
 def torchrun_plan(hostvars_list, settings):
     """Check the role's settings (all problems at once), lay out the nodes, build each node's launch spec."""
-    settings = dict(settings or {})
+    # the role's variables (torchrun_inputs) or the same without the prefix
+    settings = dict((k[len("torchrun_"):] if k.startswith("torchrun_") else k, v) for k, v in (settings or {}).items())
     script = settings.get("script") or ""
     path = os.path.abspath(os.path.expanduser(script)) if script else ""
     try:

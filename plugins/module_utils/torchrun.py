@@ -206,8 +206,8 @@ def docker_argv(spec, env, inner, gpu_count):
     for item in spec.get("rank_hosts") or []:
         argv += ["--add-host", "%s:%s" % (item.get("rank_host") or item["name"], item["address"])]
     mounts = ["%s:%s" % (spec["workdir"], spec["workdir"])]
-    if spec.get("run_dir"):
-        mounts.append("%s:%s" % (spec["run_dir"], spec["run_dir"]))
+    if spec.get("node_run_dir"):
+        mounts.append("%s:%s" % (spec["node_run_dir"], spec["node_run_dir"]))
     for mount in docker.get("mounts") or []:
         if ":" not in str(mount):
             raise SpecError("torchrun_docker_mounts: %r is not SRC:DEST[:OPTIONS]" % (mount,))

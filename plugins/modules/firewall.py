@@ -11,7 +11,9 @@ short_description: The security rules of a GPU training cluster
 version_added: 0.1.0
 description:
   - Creates and reconciles the cluster's firewall, found again by the cluster id it carries. On C(aws) this is a
-    security group named C(aiinfra-<cluster>).
+    security group named C(aiinfra-<cluster>). On C(gcp) it is the VPC firewall rules C(aiinfra-<cluster>-tcp22)
+    (SSH, C(-v6) for IPv6 networks) and C(aiinfra-<cluster>-internal) (all protocols between nodes, by C(sourceTags)),
+    targeting the nodes' network tag C(aiinfra-<cluster>); egress is Compute Engine's implied allow rule.
   - Secure by default. SSH is allowed only from O(admin_cidrs) (the whole internet only with
     O(allow_ssh_from_anywhere)). All traffic is allowed between members of the group itself (a self-reference,
     for NCCL, EFA and the rendezvous) and all outbound traffic.
@@ -22,6 +24,7 @@ author:
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.AWS
+  - aiinfra.gpu_cluster.cluster.GCP
 attributes:
   check_mode:
     support: full
@@ -54,7 +57,7 @@ options:
     type: bool
     default: false
   labels:
-    description: Extra tags for the firewall.
+    description: Extra tags for the firewall (Compute Engine firewall rules take no labels; ignored on C(gcp)).
     type: dict
     default: {}
   vpc_id:
@@ -71,6 +74,14 @@ EXAMPLES = r"""
   aiinfra.gpu_cluster.firewall:
     cloud: aws
     region: us-east-1
+    cluster: llm-train
+    admin_cidrs:
+      - 203.0.113.0/24
+
+- name: The same on Compute Engine (rules on the network 'default' targeting the cluster's tag)
+  aiinfra.gpu_cluster.firewall:
+    cloud: gcp
+    project: my-training-project
     cluster: llm-train
     admin_cidrs:
       - 203.0.113.0/24

@@ -23,6 +23,8 @@ extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster.LOCAL
   - aiinfra.gpu_cluster.cluster.AWS
   - aiinfra.gpu_cluster.cluster.AWS_INSTANCE
+  - aiinfra.gpu_cluster.cluster.GCP
+  - aiinfra.gpu_cluster.cluster.GCP_INSTANCE
 attributes:
   check_mode:
     support: full
@@ -47,12 +49,16 @@ options:
       - The node's machine type where the cloud has them. On C(local) it is only recorded as a label.
       - On C(aws) an EC2 instance type (e.g. C(p4d.24xlarge)); required. Preflight checks that it exists in
         the region before anything is created.
+      - On C(gcp) a machine type (e.g. C(a3-highgpu-8g), C(a2-highgpu-1g), C(g2-standard-4), or C(n1-standard-8)
+        with O(accelerators)); required. Preflight checks it (and the GPUs) in each placement's zone.
     type: str
   image:
     description:
       - The node image. On C(local) a podman image that boots systemd and runs sshd; when unset, a Debian 12
         image is built once with debootstrap (no registry needed) and cached.
       - On C(aws) an AMI id, or a name pattern (C(*) wildcards) whose newest match is used; required.
+      - On C(gcp) C(projects/PROJECT/global/images/family/FAMILY) (the family's newest image) or
+        C(projects/PROJECT/global/images/NAME) (or its self link); required.
     type: str
   ssh_public_key:
     description:
@@ -106,6 +112,13 @@ notes:
     O(ssh_user) the image's default user, which receives the key pair.
   - On C(aws), O(wait) waits for the EC2 state C(running) (failing at O(wait_timeout)); EFA nodes have no public
     address, so SSH reachability is left to the playbook (C(ansible.builtin.wait_for_connection)).
+  - On C(gcp) the whole cluster is one C(instances.bulkInsert) per zone tried, with a C(requestId) derived from the
+    cluster id and the request (a retry or a re-run after a crash never makes a second set), nodes named
+    C(<cluster>-<rank>) and labelled with the cluster id and rank, C(onHostMaintenance=TERMINATE) when they have
+    GPUs, a compact placement policy C(aiinfra-<cluster>) where the machine family supports one, the key in the
+    C(ssh-keys) metadata for O(ssh_user), and the network tag C(aiinfra-<cluster>) the firewall rules target.
+  - On C(gcp) operations are awaited with C(zoneOperations.wait) within O(wait_timeout); one that ends DONE with an
+    error fails the task. A stockout moves on to the next zone; a quota error fails at once naming the metric.
   - The local cloud needs podman (and runc and debootstrap to build its image) on the controller;
     C(make setup) installs them.
 seealso:
@@ -151,6 +164,20 @@ EXAMPLES = r"""
 - name: Where it landed
   ansible.builtin.debug:
     msg: "{{ cluster.cluster.landed.availability_zone }} ({{ cluster.cluster.landed.instance_type }})"
+
+- name: Eight A3 nodes (8 x H100 each) on Compute Engine, first zone with capacity
+  aiinfra.gpu_cluster.instance:
+    cloud: gcp
+    project: my-training-project
+    cluster: llm-train
+    count: 8
+    instance_type: a3-highgpu-8g
+    image: projects/deeplearning-platform-release/global/images/family/common-cu124-debian-11
+    placements:
+      - zone: us-central1-a
+      - zone: us-central1-b
+    root_volume_size: 500
+    ssh_public_key: "{{ lookup('file', '~/.ssh/id_ed25519.pub') }}"
 """
 
 RETURN = r"""
@@ -184,16 +211,17 @@ cluster:
   contains:
     cloud: {description: The cloud., type: str, sample: aws}
     id: {description: The cluster id., type: str, sample: llm-train}
-    region: {description: The region (cloud aws)., type: str, returned: when cloud is aws, sample: us-east-1}
+    region: {description: The region (cloud aws; cloud gcp when set)., type: str, returned: when cloud is aws, sample: us-east-1}
+    project: {description: The project (cloud gcp)., type: str, returned: when cloud is gcp, sample: my-training-project}
     landed:
-      description: Where this call launched nodes (cloud aws).
-      returned: when nodes were launched on cloud aws
+      description: Where this call launched nodes (cloud aws; on cloud gcp the zone, machine type and placement policy).
+      returned: when nodes were launched on cloud aws or gcp
       type: dict
       sample: {availability_zone: us-east-1b, subnet_id: subnet-0abc, instance_type: p4d.24xlarge,
                placement_group: aiinfra-llm-train, count: 8, efa_interfaces: 4}
     failover:
-      description: The placements skipped before landing, each with the reason (cloud aws).
-      returned: when a placement was skipped on cloud aws
+      description: The placements skipped before landing, each with the reason (cloud aws and gcp).
+      returned: when a placement was skipped on cloud aws or gcp
       type: list
       elements: dict
 """

@@ -16,8 +16,8 @@ description:
     themselves in.
   - With O(state=started) a unit of the same run id that is still running is attached to, not started twice;
     a node already running another run fails with a message naming it.
-  - Works out the node's share at run time, the number of GPUs (for O(nproc_per_node=auto)) and the network
-    interface that holds O(private_address) (for C(NCCL_SOCKET_IFNAME) and C(GLOO_SOCKET_IFNAME)).
+  - Works out the node's share at run time, the number of GPUs (for the spec's C(nproc_per_node=auto)) and the
+    network interface that holds the spec's C(private_address) (for C(NCCL_SOCKET_IFNAME) and C(GLOO_SOCKET_IFNAME)).
   - In check mode nothing is written or started and RV(command) is the exact command the node would run.
   - The torchrun role (M(aiinfra.gpu_cluster.torchrun_watch) and M(aiinfra.gpu_cluster.torchrun_report)) drives
     this module on every node at once; on its own it is one node's launcher.
@@ -145,8 +145,8 @@ unit:
   returned: always
   type: str
   sample: aiinfra-torchrun-20260101-120000-ab12cd.service
-run_dir:
-  description: The run directory on the node.
+node_run_dir:
+  description: The run directory on the node (the controller's copy of the logs and the report are elsewhere).
   returned: always
   type: str
 log_path:
@@ -315,7 +315,7 @@ def leftover_pids(run_id):
 def stop(module, params, run):
     unit = run.unit
     props = unit_show(module, unit)
-    result = {"changed": False, "action": "absent", "unit": unit, "run_dir": run.path, "log_path": run.log,
+    result = {"changed": False, "action": "absent", "unit": unit, "node_run_dir": run.path, "log_path": run.log,
               "killed_leftovers": []}
     if props["active"] or props.get("ActiveState") == "failed":
         result.update(changed=True, action="stopped")
@@ -362,7 +362,7 @@ def node_spec(module, params, run):
     if missing:
         module.fail_json(msg="spec lacks %s: build it with the aiinfra.gpu_cluster.torchrun_plan filter"
                              % ", ".join(missing))
-    spec.update(run_id=params["run_id"], rdzv_id=params["rdzv_id"] or params["run_id"], run_dir=run.path,
+    spec.update(run_id=params["run_id"], rdzv_id=params["rdzv_id"] or params["run_id"], node_run_dir=run.path,
                 log_dir=run.ranks)
     if spec.get("docker"):
         spec["docker"] = dict(spec["docker"], name=run.unit[:-len(".service")])
@@ -382,7 +382,7 @@ def start(module, params, run):
         built = build_command(spec, gpu_count=gpus, ifname=ifname)
     except SpecError as exc:
         module.fail_json(msg=str(exc))
-    result = {"changed": False, "unit": unit, "run_dir": run.path, "log_path": run.log,
+    result = {"changed": False, "unit": unit, "node_run_dir": run.path, "log_path": run.log,
               "command": built["command"], "argv": built["argv"], "nproc_per_node": built["nproc_per_node"],
               "gpu_count": gpus, "socket_ifname": ifname}
     if spec.get("private_address") and not ifname:

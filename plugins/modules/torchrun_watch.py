@@ -10,8 +10,8 @@ module: torchrun_watch
 short_description: Watch a torchrun job on every node until it is done or anything fails
 version_added: 0.1.0
 description:
-  - Runs once for the whole job (C(run_once)), on the controller (an action plugin), whatever Ansible's C(forks):
-    in rounds, one short poll on every node at once, each over that node's own connection (made from its
+  - Runs once for the whole job (C(run_once)), on the controller (an action plugin), whatever Ansible's C(forks)
+    are. It works in rounds, one short poll on every node at once, each over that node's own connection (made from its
     inventory variables as Ansible makes a task's connection; a small C(sh) script that waits a little for the
     run's unit to stop, then prints its state, its exit and launch records and the new part of its log, without
     starting Python on the node), then one decision over every node's latest state.

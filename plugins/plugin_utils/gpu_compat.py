@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 
 import yaml
 
@@ -151,6 +152,28 @@ def driver_cuda(branch, data=None):
     return (data["driver_branches"].get(str(branch)) or {}).get("cuda", "")
 
 
+def repository(source, osinfo, arch, data, mgr=None):
+    """The package repository the driver and CUDA come from (one file on the node, whichever role adds it):
+    Debian's non-free components, or NVIDIA's CUDA repository for this OS and architecture."""
+    src = data["driver_sources"][source]
+    if source == "debian":
+        return {"type": "debian", "components": list(src["components"]), "codename": osinfo.get("codename")}
+    base = _fmt(src["url"], repo=osinfo["cuda_repo"], arch=arch)
+    mgr = mgr or ("apt" if osinfo["family"] == "Debian" else "dnf")
+    return {"type": "cuda_repo", "url": base, "key_url": base + src[mgr]["key"], "name": osinfo["cuda_repo"]}
+
+
+# "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.309.01  ..." /
+# "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.82.07  Release Build ..."
+_LOADED_DRIVER = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+([0-9]+\.[0-9.]+)")
+
+
+def loaded_driver_version(proc_version):
+    """The driver version in /proc/driver/nvidia/version's text, or "" (nothing loaded)."""
+    match = _LOADED_DRIVER.search(proc_version or "")
+    return match.group(1) if match else ""
+
+
 def driver_plan(os_name, gpu=None, branch="auto", source="auto", kernel_modules="auto",
                 install_without_gpu=False, loaded_version="", kernel="", arch="x86_64", pkg_mgr=None,
                 data=None):
@@ -275,14 +298,13 @@ def driver_plan(os_name, gpu=None, branch="auto", source="auto", kernel_modules=
         plan["packages"] = [_fmt(p, **values) for p in pkgs]
         plan["hold"] = list(src["hold"])
         plan["headers"] = [_fmt(h, **values) for h in src["headers"]]
-        plan["repo"] = {"type": "debian", "components": list(src["components"]), "codename": osinfo.get("codename")}
+        plan["repo"] = repository("debian", osinfo, arch, data)
     else:
         mgr = src[family_mgr]
         plan["packages"] = [_fmt(p, **values) for p in mgr["packages"][flavour]]
         plan["hold"] = [_fmt(p, **values) for p in mgr["hold"]]
         plan["headers"] = [_fmt(h, **values) for h in mgr["headers"]]
-        base = _fmt(src["url"], repo=osinfo["cuda_repo"], arch=arch)
-        plan["repo"] = {"type": "cuda_repo", "url": base, "key_url": base + mgr["key"], "name": osinfo["cuda_repo"]}
+        plan["repo"] = repository("cuda_repo", osinfo, arch, data, family_mgr)
 
     if gpu.get("present"):
         plan["install"] = True
@@ -354,13 +376,7 @@ def cuda_plan(os_name, version, source="auto", component="toolkit", driver_branc
     plan["root"] = root
     plan["bin_dir"] = root + "/bin"
     plan["lib_dir"] = "" if root == "/usr" else root + "/lib64"
-    if source == "cuda_repo":
-        src = data["driver_sources"]["cuda_repo"]
-        base = _fmt(src["url"], repo=osinfo["cuda_repo"], arch=arch)
-        plan["repo"] = {"type": "cuda_repo", "url": base, "key_url": base + src[mgr]["key"], "name": osinfo["cuda_repo"]}
-    else:
-        plan["repo"] = {"type": "debian", "components": list(data["driver_sources"]["debian"]["components"]),
-                        "codename": osinfo.get("codename")}
+    plan["repo"] = repository(source, osinfo, arch, data)
     return plan
 
 

@@ -16,7 +16,7 @@ import subprocess
 import boto3
 import pytest
 
-from conftest import KEY, ROOT, VENV_BIN, ansible_env, run_playbook, unique_name
+from conftest import KEY, ROOT, VENV_BIN, ansible_env, plain, run_playbook, task_results, unique_name
 from ec2_proxy import Ec2Proxy, MotoServer
 
 CLUSTER_TAG = "aiinfra-gpu-cluster"
@@ -95,19 +95,6 @@ def run(proxy, cluster, playbook="playbooks/provision.yml", args=(), env=None, c
     proc = run_playbook(playbook, *args, extra_vars=cluster_vars(proxy, cluster, **extra), inventory="inventories/aws",
                         env=env or aws_env(proxy, cluster), timeout=300, check=check)
     return proc, task_results(proc.stdout)
-
-
-def task_results(output):
-    start = output.find("{\n")
-    if start < 0:
-        return {}
-    doc, _end = json.JSONDecoder().raw_decode(output[start:])
-    results = {}
-    for play in doc.get("plays", []):
-        for task in play.get("tasks", []):
-            if "localhost" in task.get("hosts", {}):
-                results[task["task"]["name"]] = task["hosts"]["localhost"]
-    return results
 
 
 def end_state(proxy, cluster):
@@ -214,11 +201,6 @@ def test_cluster_in_one_call_with_firewall_and_placement_group_then_rerun_change
     assert set(plain(h["gpu_cluster_zone"]) for h in hostvars.values()) == {"us-east-1a"}
     assert set(plain(h["ansible_user"]) for h in hostvars.values()) == {"gpuadmin"}
     assert all(plain(h["ansible_host"]).startswith("54.") for h in hostvars.values())
-
-
-def plain(value):
-    """ansible-inventory marks values from plugins as unsafe: {"__ansible_unsafe": value}."""
-    return value.get("__ansible_unsafe") if isinstance(value, dict) else value
 
 
 # 2 ---------------------------------------------------------------------------

@@ -3,41 +3,19 @@ the fix, before anything is installed on the node."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from conftest import KEY, destroy_cluster, run_playbook, unique_name, write_inventory
+from conftest import one_node, run_playbook
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     """One fresh local node (cluster of its own) for all the cases; removed afterwards, pass or fail."""
-    cluster = unique_name("badinput")
-    tmp = tmp_path_factory.mktemp("badinput")
-    inv = write_inventory(tmp, cluster, size=1)
-    try:
-        run_playbook("playbooks/provision.yml", inventory=inv)
-        host = subprocess.run(
-            ["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cluster + "-0"],
-            capture_output=True, text=True, check=True, env=_podman_env()).stdout.strip()
-        yield {"inventory": inv, "host": host, "cluster": cluster}
-    finally:
-        destroy_cluster(cluster)
-
-
-def _podman_env():
-    import os
-
-    from conftest import _containers_conf
-    return dict(os.environ, CONTAINERS_CONF=_containers_conf())
+    yield from one_node(tmp_path_factory, "badinput")
 
 
 def ssh(node, command):
-    return subprocess.run(
-        ["ssh", "-i", KEY, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", "gpuadmin@" + node["host"], command],
-        capture_output=True, text=True, timeout=60, check=False)
+    return node.ssh(command)
 
 
 def assert_nothing_installed(node):

@@ -92,18 +92,18 @@ def train_args(tmp_path, run_id, extra=None):
     return params
 
 
-def train(cluster, tmp_path, run_id, extra=None, *args, check=False, timeout=600):
+def train(cluster, tmp_path, run_id, extra=None, *args, check=False, timeout=600, forks=None):
     proc = run_playbook(TRAIN, *args, inventory=cluster["inventory"], extra_vars=train_args(tmp_path, run_id, extra),
-                        check=check, timeout=timeout)
+                        check=check, timeout=timeout, env={"ANSIBLE_FORKS": str(forks)} if forks else None)
     return proc, summary_of(tmp_path, run_id)
 
 
-def train_background(cluster, tmp_path, run_id, extra=None):
+def train_background(cluster, tmp_path, run_id, extra=None, forks=None):
     log = open(tmp_path / ("%s.out" % run_id), "w")
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), TRAIN, "-i", cluster["inventory"], "-e",
            json.dumps(train_args(tmp_path, run_id, extra))]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=ansible_env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ansible_env({"ANSIBLE_FORKS": str(forks)} if forks else None),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc.output_path = tmp_path / ("%s.out" % run_id)
     return proc
 
@@ -150,8 +150,12 @@ def wait_for_step(node, run_id, step, proc=None, timeout=240):
 # -- 2: 3 nodes x 2 processes -------------------------------------------------------------------------
 
 def test_three_nodes_two_processes_each(cluster, tmp_path):
-    proc, summary = train(cluster, tmp_path, "six", {"torchrun_cpu_nproc_per_node": 2,
-                                                     "torchrun_script_args": ["--steps", "120"]})
+    # one fork (the verdict must not depend on how many hosts Ansible runs at once), and every value typed as a
+    # string, as `-e key=value`, an extra-vars file or an AWX survey gives it
+    proc, summary = train(cluster, tmp_path, "six", {"torchrun_cpu_nproc_per_node": "2",
+                                                     "torchrun_script_args": "--steps 120",
+                                                     "torchrun_poll_interval": "2", "torchrun_plot": "yes"},
+                          forks=1)
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert summary["status"] == "succeeded" and summary["exit_code"] == 0
     assert summary["nnodes"] == 3 and summary["world_size"] == 6
@@ -207,7 +211,8 @@ def test_node_stopped_mid_training_fails_fast_and_resumes(cluster, tmp_path):
     nodes = cluster["nodes"]
     extra = {"torchrun_job_name": "resume", "torchrun_cpu_nproc_per_node": 1,
              "torchrun_script_args": ["--steps", "3000", "--min-step-time", "0.05", "--checkpoint-every", "20"]}
-    proc = train_background(cluster, tmp_path, "dies", extra)
+    # fewer forks than nodes: the node stopped is the one named, and only that one first
+    proc = train_background(cluster, tmp_path, "dies", extra, forks=2)
     try:
         wait_for_step(nodes[0], "dies", 60, proc)
         stopped_at = time.time()
@@ -221,7 +226,8 @@ def test_node_stopped_mid_training_fails_fast_and_resumes(cluster, tmp_path):
     assert rc != 0, out[-4000:]
     assert took <= 60, "the play took %.0fs to fail after the node stopped" % took
     summary = summary_of(tmp_path, "dies")
-    assert summary["status"] == "failed" and summary["failed_nodes"][0] == nodes[2]
+    assert summary["status"] == "failed" and summary["failed_nodes"][0] == nodes[2], summary["message"]
+    assert summary["message"].startswith("%s (node rank 2) failed: " % nodes[2]), summary["message"]
     assert "%s (node rank 2)" % nodes[2] in out and "failed" in out
     # no torchrun or training process anywhere on the survivors
     assert_nothing_left(cluster, nodes[:2])
@@ -283,6 +289,10 @@ def test_worker_killed_restarts_and_a_rerun_attaches(cluster, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     ({"torchrun_script": "/nonexistent/train.py"}, "torchrun_script /nonexistent/train.py does not exist on the "
                                                    "controller"),
+    ({"torchrun_script_args": "--name 'unclosed"}, "torchrun_script_args: cannot split \"--name 'unclosed\" like a "
+                                                   "shell would (No closing quotation)"),
+    ({"torchrun_rdzv_port": "port"}, "argument 'torchrun_rdzv_port' is of type str and we were unable to convert to "
+                                     "int"),
     ({"torchrun_nproc_per_node": 0}, "torchrun_nproc_per_node must be 'auto' or at least 1 (got 0)"),
     ({"torchrun_cpu_nproc_per_node": 0}, "torchrun_cpu_nproc_per_node must be at least 1 (got 0)"),
 ])

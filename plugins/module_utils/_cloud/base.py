@@ -89,6 +89,15 @@ class Node:
         return asdict(self)
 
 
+class Launch(list):
+    """The nodes :meth:`Provider.create_nodes` made (a list), with ``info``: where they landed and what was
+    skipped on the way (merged into the module's ``cluster`` result by :meth:`Provider.describe`)."""
+
+    def __init__(self, nodes=(), info=None):
+        super(Launch, self).__init__(nodes)
+        self.info = dict(info or {})
+
+
 @dataclass(frozen=True)
 class RuleSpec:
     """One firewall rule. ``source`` is a CIDR (IPv4 or IPv6), ``self`` (members of the cluster's own
@@ -202,10 +211,12 @@ def validate_ssh_user(user):
 
 
 class Provider(abc.ABC):
-    """One cloud. Subclasses live in ``<cloud>.py`` beside this file.
+    """One cloud. Each cloud is a package beside this file (``<cloud>/``: errors, shapes, provider, firewall).
 
-    A provider is constructed with the module's (or inventory plugin's) cloud
-    options; it must not touch the network in ``__init__``.
+    A provider is constructed with the module's (or inventory plugin's) cloud options; it must not touch the
+    network in ``__init__``. It keeps no state between calls that changes what a later call does: what one
+    step learns is returned and handed to the next step by :mod:`reconcile` (``existing`` nodes, the
+    ``prepared`` launch, the ``launch`` result). Every method reconcile calls is declared here.
     """
 
     name = "abstract"
@@ -220,8 +231,19 @@ class Provider(abc.ABC):
     def preflight(self, spec):
         """Raise :class:`ConfigError` / :class:`NotFoundError` if ``spec`` cannot work here.
 
-        Called before any resource is created; must be read-only.
+        Called before any resource is created; must be read-only and should need no API call.
         """
+
+    def preflight_create(self, spec, ranks, existing=(), check_mode=False):
+        """Read-only checks that only matter when nodes of ``ranks`` are to be created (the instance type,
+        image and network exist); ``existing`` are the cluster's nodes as :meth:`list_nodes` returned them.
+        Called before anything is created, in check mode too, and skipped when the cluster is already
+        complete, so an unchanged re-run stays cheap. In check mode a resource an earlier task of the same
+        run would have created (the firewall) may be missing.
+
+        Returns what it resolved (opaque to reconcile), handed back to :meth:`create_nodes` as ``prepared``.
+        """
+        return None
 
     # -- the cluster's nodes ----------------------------------------------
     @abc.abstractmethod
@@ -229,12 +251,21 @@ class Provider(abc.ABC):
         """All live nodes carrying the cluster id, as :class:`Node`, any order."""
 
     @abc.abstractmethod
-    def create_nodes(self, spec, ranks):
-        """Create nodes for ``ranks`` (all or nothing where the cloud allows). Return them."""
+    def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
+        """Create nodes for ``ranks`` (all or nothing where the cloud allows) next to ``existing``, with what
+        :meth:`preflight_create` returned (``None``: resolve it now), waiting at most ``timeout`` seconds for the
+        cloud to accept them (not for them to boot: that is :meth:`wait_ready`). Return them: a list, or a
+        :class:`Launch` carrying where they landed."""
 
     @abc.abstractmethod
     def delete_nodes(self, cluster, nodes, wait=True, timeout=600):
         """Delete ``nodes`` (of ``cluster``)."""
+
+    def start_nodes(self, cluster, nodes):
+        """Start stopped ``nodes`` (reconcile does this for kept nodes found ``stopped``)."""
+        raise ConfigError("cloud %r cannot start stopped nodes %s"
+                          % (self.name, ", ".join(n.name for n in nodes)),
+                          hint="Start them by hand, or delete them so they are created again")
 
     @abc.abstractmethod
     def wait_ready(self, cluster, nodes, timeout):
@@ -245,19 +276,17 @@ class Provider(abc.ABC):
         """Non-node resources carrying the cluster id, as a list of ``"kind/name"`` strings."""
         return []
 
-    def delete_cluster_resources(self, cluster):
+    def delete_cluster_resources(self, cluster, timeout=600):
         """Delete what :meth:`cluster_resources` lists. Return what was deleted."""
         return []
 
-    def describe(self):
-        """Where the cluster lives, for the module's result (region, network, ...)."""
-        return {"cloud": self.name}
-
-    def preflight_create(self, spec, ranks, check_mode=False):
-        """Read-only checks that only matter when nodes of ``ranks`` are to be created (the instance type,
-        image and network exist). Called before anything is created, in check mode too, and skipped when
-        the cluster is already complete, so an unchanged re-run stays cheap. In check mode a resource an
-        earlier task of the same run would have created (the firewall) may be missing."""
+    def describe(self, nodes=None, prepared=None, launch=None):
+        """Where the cluster lives, for the module's result (region, network, ...): from the cluster's
+        ``nodes``, the ``prepared`` launch and the ``launch`` result of this call, when there were any."""
+        info = {"cloud": self.name}
+        if launch is not None:
+            info.update(getattr(launch, "info", None) or {})
+        return info
 
     # -- the cluster's firewall (clouds that have one) ---------------------
     def ensure_firewall(self, cluster, rules, purge=False, check_mode=False, labels=None):

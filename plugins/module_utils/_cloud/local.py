@@ -293,7 +293,7 @@ class LocalProvider(Provider):
                             name)
         return name
 
-    def create_nodes(self, spec, ranks):
+    def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
         image = self.image()
         if not self.image_exists(image):
             if self.opts.get("image"):
@@ -368,7 +368,7 @@ class LocalProvider(Provider):
                                 "--format", "json")
         return ["network/%s" % (row.get("name") or row.get("Name")) for row in rows]
 
-    def delete_cluster_resources(self, cluster):
+    def delete_cluster_resources(self, cluster, timeout=600):
         deleted = []
         for res in self.cluster_resources(cluster):
             name = res.split("/", 1)[1]
@@ -376,7 +376,7 @@ class LocalProvider(Provider):
             deleted.append(res)
         return deleted
 
-    def describe(self):
+    def describe(self, nodes=None, prepared=None, launch=None):
         return {"cloud": self.name, "image": self.image(), "ssh_access": self.ssh_access()}
 
 

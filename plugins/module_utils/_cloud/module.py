@@ -21,6 +21,7 @@ def cluster_argument_spec():
         podman_conf=dict(type="path"),
     )
     spec.update(aws_connection_argument_spec())
+    spec.update(gcp_connection_argument_spec())
     return spec
 
 
@@ -33,6 +34,17 @@ def aws_connection_argument_spec():
         secret_key=dict(type="str", no_log=True),
         session_token=dict(type="str", no_log=True),
         profile=dict(type="str"),
+    )
+
+
+def gcp_connection_argument_spec():
+    """How to reach Compute Engine (cloud gcp), beside the shared region and endpoint_url. Unset, the project and
+    credentials come from GCP_PROJECT / GOOGLE_CLOUD_PROJECT and GCP_SERVICE_ACCOUNT_FILE /
+    GOOGLE_APPLICATION_CREDENTIALS, else Application Default Credentials."""
+    return dict(
+        project=dict(type="str"),
+        credentials_file=dict(type="path", no_log=False),
+        network=dict(type="str"),
     )
 
 
@@ -55,7 +67,8 @@ def instance_argument_spec():
         debian_mirror=dict(type="str"),
         # cloud aws (defaults applied by the provider: an option left unset is not "set" for another cloud)
         placements=dict(type="list", elements="dict", options=dict(
-            subnet_id=dict(type="str"), availability_zone=dict(type="str"), instance_type=dict(type="str"))),
+            subnet_id=dict(type="str"), availability_zone=dict(type="str"), instance_type=dict(type="str"),
+            zone=dict(type="str"))),
         min_count=dict(type="int"),
         key_name=dict(type="str", no_log=False),
         security_groups=dict(type="list", elements="str"),
@@ -65,6 +78,10 @@ def instance_argument_spec():
         root_volume_type=dict(type="str", choices=["gp3", "gp2", "io1", "io2"]),
         spot=dict(type="bool"),
         image_owners=dict(type="list", elements="str"),
+        # cloud gcp
+        subnetwork=dict(type="str"),
+        accelerators=dict(type="list", elements="dict", options=dict(
+            type=dict(type="str", required=True), count=dict(type="int", default=1))),
     )
     return spec
 
@@ -117,7 +134,7 @@ def run_instance(module):
                                       hint="e.g. ssh_public_key: \"{{ lookup('file', '~/.ssh/id_ed25519.pub') }}\"")
             result = ensure_present(provider, spec, params["count"], wait=params["wait"],
                                     wait_timeout=params["wait_timeout"], check_mode=module.check_mode)
-        result["cluster"] = dict(provider.describe(), id=params["cluster"])
+        result["cluster"] = dict(result.get("cluster") or provider.describe(), id=params["cluster"])
     except CloudError as exc:
         fail(module, exc)
     if not module._diff:
@@ -131,7 +148,7 @@ def run_instance_info(module):
         provider = provider_for(module)
         nodes = sort_nodes(provider.list_nodes(params["cluster"]))
         resources = provider.cluster_resources(params["cluster"])
-        cluster = dict(provider.describe(), id=params["cluster"])
+        cluster = dict(provider.describe(nodes=nodes), id=params["cluster"])
     except CloudError as exc:
         fail(module, exc)
     module.exit_json(changed=False, nodes=[n.to_dict() for n in nodes], resources=resources,

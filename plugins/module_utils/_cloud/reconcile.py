@@ -25,8 +25,9 @@ def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mod
     provider.preflight(spec)
     existing = provider.list_nodes(spec.cluster)
     plan = plan_nodes(existing, count)
+    prepared = None
     if plan.create:
-        provider.preflight_create(spec, plan.create, check_mode=check_mode)
+        prepared = provider.preflight_create(spec, plan.create, existing=existing, check_mode=check_mode)
     stopped = [n for n in plan.keep if n.state == "stopped"]
     changed = plan.changed or bool(stopped)
     before = _summary(existing)
@@ -37,6 +38,7 @@ def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mod
     result["diff"] = {"before": before, "after": {"count": count, "nodes": sorted(after_names, key=_rank_key)}}
     if check_mode:
         result["nodes"] = [n.to_dict() for n in sort_nodes(plan.keep)]
+        result["cluster"] = provider.describe(nodes=existing, prepared=prepared)
         return result
 
     if plan.delete:
@@ -46,7 +48,8 @@ def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mod
     created = []
     try:
         if plan.create:
-            created = provider.create_nodes(spec, plan.create)
+            created = provider.create_nodes(spec, plan.create, existing=existing, prepared=prepared,
+                                            timeout=wait_timeout)
         nodes = list(plan.keep) + [n for n in created if n.rank not in set(k.rank for k in plan.keep)]
         if wait and (created or stopped or any(n.state != "running" for n in nodes)):
             nodes = provider.wait_ready(spec.cluster, nodes, wait_timeout)
@@ -54,6 +57,7 @@ def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mod
         _rollback(provider, spec.cluster, created or _made_by(provider, spec.cluster, plan), not existing)
         raise
     result["nodes"] = [n.to_dict() for n in sort_nodes(nodes)]
+    result["cluster"] = provider.describe(nodes=nodes, prepared=prepared, launch=created if plan.create else None)
     return result
 
 
@@ -90,6 +94,7 @@ def ensure_absent(provider, cluster, wait=True, wait_timeout=600, check_mode=Fal
         "diff": {"before": _summary(existing, resources), "after": _summary([], [])},
         "nodes": [],
     }
+    result["cluster"] = provider.describe(nodes=existing)
     if check_mode or not changed:
         return result
     if existing:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
+
+from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (
     RUN_ID_RE, SpecError, exit_code)
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.role_inputs import RoleInputError, shell_words
 
 RANK_HOST_PREFIX = "aiinfra-rank-"
 JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -34,37 +36,31 @@ def rank_hostname(index):
 
 
 def as_words(name, value):
-    """A list setting as a list of strings: a list as it is, a string split the way a shell splits it
-    (``"--steps 60 --name 'a b'"``), nothing as []. Anything else is an error naming the setting."""
+    """A list setting as a list of strings: a list as it is, a string split the way a shell splits it (the role's
+    variables arrive converted already, by the role_inputs lookup; this is for callers of the filter), nothing as
+    []. Anything else is an error naming the setting."""
     if value is None or value == "":
         return []
-    if isinstance(value, (list, tuple)):
-        if any(isinstance(item, (dict, list, tuple)) for item in value):
-            raise SpecError("torchrun_%s must be a list of strings, e.g. [\"--steps\", \"60\"] (got %r)"
-                            % (name, value))
-        return [str(item) for item in value]
     if isinstance(value, str):
         try:
-            return shlex.split(value)
-        except ValueError as exc:
-            raise SpecError("torchrun_%s %r cannot be split into words (%s): give a list, e.g. "
-                            "[\"--steps\", \"60\"]" % (name, value, exc))
-    raise SpecError("torchrun_%s must be a list of strings, e.g. [\"--steps\", \"60\"], or one string of "
-                    "shell words (got %r)" % (name, value))
+            value = shell_words("torchrun_%s" % name, value)
+        except RoleInputError as exc:
+            raise SpecError(str(exc))
+    if isinstance(value, (list, tuple)) and not any(isinstance(item, (dict, list, tuple)) for item in value):
+        return [str(item) for item in value]
+    raise SpecError("torchrun_%s must be a list of strings, e.g. [\"--steps\", \"60\"], or one string of shell "
+                    "words (got %r)" % (name, value))
 
 
 def as_env(value):
-    """torchrun_env as a dict: a dict, or a string of ``K=V`` shell words."""
+    """torchrun_env as a dict: a mapping, or a string of ``K=V`` words or JSON (Ansible's own dict conversion)."""
     if value in (None, ""):
         return {}
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, str):
-        words = shlex.split(value)
-        if all("=" in word for word in words):
-            return dict(word.split("=", 1) for word in words)
-    raise SpecError("torchrun_env must be a mapping, e.g. {\"OMP_NUM_THREADS\": \"4\"}, or a string of K=V words "
-                    "(got %r)" % (value,))
+    try:
+        return dict(check_type_dict(value))
+    except (TypeError, ValueError):
+        raise SpecError("torchrun_env must be a mapping, e.g. {\"OMP_NUM_THREADS\": \"4\"}, or a string of K=V "
+                        "words (got %r)" % (value,))
 
 
 def as_number(name, value):
@@ -95,7 +91,6 @@ def parse_nnodes(nnodes, hosts):
     if low > hosts:
         raise SpecError("torchrun_nnodes %r needs at least %d nodes but the play has %d" % (nnodes, low, hosts))
     return text
-
 
 
 def check_settings(settings, script_exists=None):

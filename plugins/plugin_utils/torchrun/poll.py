@@ -161,6 +161,7 @@ class NodePoller(object):
     def start(self, wait, probe=False):
         """Start one poll (returns at once)."""
         box = {"sent": time.time(), "probe": self.probe if probe else None}
+        self.state.asked = self.state.asked or box["sent"]
         command = poll_script(self.run, self._offset, wait=wait, probe=box["probe"])
 
         def target():

@@ -23,6 +23,7 @@ class NodeState:
     host: str
     node_rank: int
     t: float = 0.0                  # when the node last answered a poll (0: not yet)
+    asked: float = 0.0              # when the first poll was sent (a node that never answered is timed from here)
     active: bool = False            # its unit is running
     started: bool = False           # the run was launched there (its meta.json exists)
     started_at: float = None
@@ -109,7 +110,7 @@ def decide(states, now, started, settings):
     for host in order:
         state = states[host]
         phase = state.phase
-        age = now - float(state.t or started)
+        age = now - float(state.t or state.asked or started)
         if phase in ("running", "pending") and age > node_timeout:
             stale[host] = "no answer for %.0fs" % age
             phase = "lost"
@@ -143,7 +144,7 @@ def decide(states, now, started, settings):
         if not rendezvous_done and all(phases[h] != "succeeded" for h in order):
             missing = [h for h in order if not states[h].log.get("attempted")]
             verdict.reason = "rendezvous"
-            verdict.message = rendezvous_message(states, missing or bad, "failed before it completed")
+            verdict.message = rendezvous_message(states, missing or bad, "failed before it completed", stale)
             return verdict
         host = bad[0]
         state = states[host]
@@ -180,13 +181,15 @@ def decide(states, now, started, settings):
     return verdict
 
 
-def rendezvous_message(states, missing, what):
+def rendezvous_message(states, missing, what, stale=None):
     parts = []
     for host in missing:
         state = states[host]
         probe = state.probe
         detail = ""
-        if state.phase in FAILED_PHASES:
+        if host in (stale or {}) and not state.lost:
+            detail = ": stopped answering: %s" % stale[host]
+        elif state.phase in FAILED_PHASES:
             detail = ": " + describe(state)[1]
         elif probe and not probe.get("ok"):
             detail = ": cannot reach the rendezvous endpoint %s (%s)" % (probe.get("endpoint"), probe.get("error"))

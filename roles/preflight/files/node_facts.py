@@ -5,7 +5,8 @@
 
 - pci: "slot vendor device class" for every PCI function (sysfs, no lspci needed)
 - secure_boot: enabled / disabled / bios (no EFI) / unknown
-- nvidia_loaded_version: the running kernel module's version (/proc/driver/nvidia/version), or ""
+- nvidia_version: the text of /proc/driver/nvidia/version ("" when no driver is loaded); the controller
+  reads the version from it (filter aiinfra.gpu_cluster.gpu_loaded_driver_version)
 - nvidia_smi_gpu_count: GPUs nvidia-smi lists, -1 when nvidia-smi is missing or fails
 - cloud_init: whether cloud-init is installed
 """
@@ -13,7 +14,6 @@
 import glob
 import json
 import os
-import re
 import shutil
 import subprocess
 
@@ -52,11 +52,6 @@ def secure_boot():
     return "enabled" if len(data) >= 5 and data[4] == 1 else "disabled"
 
 
-def loaded_version():
-    match = re.search(r"Kernel Module(?:\s+for\s+\S+)?\s+([0-9]+\.[0-9.]+)", read("/proc/driver/nvidia/version"))
-    return match.group(1) if match else ""
-
-
 def smi_count():
     smi = shutil.which("nvidia-smi")
     if not smi:
@@ -73,7 +68,7 @@ def smi_count():
 print(json.dumps({
     "pci": pci(),
     "secure_boot": secure_boot(),
-    "nvidia_loaded_version": loaded_version(),
+    "nvidia_version": read("/proc/driver/nvidia/version"),
     "nvidia_smi_gpu_count": smi_count(),
     "cloud_init": bool(shutil.which("cloud-init")),
 }))

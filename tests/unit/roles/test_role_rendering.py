@@ -117,17 +117,34 @@ def driver_vars(os_name, gpu, **role_extra):
     return run_set_fact("nvidia_driver", "validate.yml", "Plan the driver from the compatibility data", variables)
 
 
+def repository_vars(variables, caller_role, caller_file):
+    """The scope of nvidia_driver's tasks/repository.yml as ``caller_role`` includes it: the caller's variables,
+    nvidia_driver's defaults and vars (include_role loads them), the repository the caller passes."""
+    scope = dict(variables)
+    for key, value in role_vars("nvidia_driver", "debian-12").items():
+        if key.startswith("nvidia_driver_") and key not in variables:
+            scope[key] = value
+    include = tasks(caller_role, caller_file)
+    include = [task for task in include.values() if "nvidia_driver_repository" in (task.get("vars") or {})]
+    assert len(include) == 1, include  # one place passes the repository: the include of repository.yml
+    scope["nvidia_driver_repository"] = render(include[0]["vars"]["nvidia_driver_repository"], scope)
+    return scope
+
+
 def test_driver_ubuntu_2204_hgx_path():
     v = driver_vars("ubuntu-22.04", H100_HGX)
     plan = v["nvidia_driver_plan"]
     assert plan["errors"] == [] and plan["install"] and plan["kernel_modules"] == "open"
-    sources = render_template("nvidia_driver", "cuda.sources.j2", v)
+    r = repository_vars(v, "nvidia_driver", "setup-Debian.yml")
+    assert r["nvidia_driver_repository"] == plan["repo"]
+    sources = render_template("nvidia_driver", "cuda.sources.j2", r)
     assert "URIs: https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/\n" in sources
     assert "Suites: /\n" in sources
     # the repository is signed by the key file the role downloads
     setup = tasks("nvidia_driver", "setup-Debian.yml")
-    key_task = setup["Fetch the CUDA repository's signing key"]["ansible.builtin.get_url"]
-    assert render(key_task["url"], v) == "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/3bf863cc.pub"
+    repository = tasks("nvidia_driver", "repository.yml")
+    key_task = repository["Fetch the CUDA repository's signing key"]["ansible.builtin.get_url"]
+    assert render(key_task["url"], r) == "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/3bf863cc.pub"
     assert "Signed-By: %s\n" % key_task["dest"] in sources
     # packages, headers, fabric manager pinned to the driver's version
     install = setup["Install the driver packages"]["ansible.builtin.apt"]
@@ -138,28 +155,34 @@ def test_driver_ubuntu_2204_hgx_path():
     # the packages held include the installed meta package
     assert "nvidia-open-580" in plan["hold"]
     # only the CUDA repository is added, not Debian's non-free components
-    assert render(expr(setup["Add Debian's non-free components"]["when"]), v) is False
+    assert render(expr(repository["Add Debian's non-free components"]["when"]), r) is False
+    assert render(expr(repository["Add the CUDA repository"]["when"]), r) is True
 
 
 def test_driver_ubuntu_2404_mirror_and_arm():
     v = driver_vars("ubuntu-24.04", NO_GPU, nvidia_driver_install_without_gpu=True,
                     nvidia_driver_cuda_repo_url="https://mirror.internal/cuda/ubuntu2404/sbsa/")
     assert v["nvidia_driver_plan"]["repo"]["url"].endswith("/repos/ubuntu2404/aarch64/")
-    sources = render_template("nvidia_driver", "cuda.sources.j2", v)
+    r = repository_vars(v, "nvidia_driver", "setup-Debian.yml")
+    sources = render_template("nvidia_driver", "cuda.sources.j2", r)
     assert "URIs: https://mirror.internal/cuda/ubuntu2404/sbsa/\n" in sources
+    # the mirror serves the repository's signing key too
+    key_task = tasks("nvidia_driver", "repository.yml")["Fetch the CUDA repository's signing key"]
+    assert render(key_task["ansible.builtin.get_url"]["url"], r) == "https://mirror.internal/cuda/ubuntu2404/sbsa/3bf863cc.pub"
 
 
 def test_driver_rhel9_path():
     v = driver_vars("rhel-9", H100_HGX, nvidia_driver_branch="570")
     plan = v["nvidia_driver_plan"]
-    repo = render_template("nvidia_driver", "cuda.repo.j2", v)
+    r = repository_vars(v, "nvidia_driver", "setup-RedHat.yml")
+    repo = render_template("nvidia_driver", "cuda.repo.j2", r)
     assert "[cuda-rhel9-x86_64]\n" in repo
     assert "baseurl=https://developer.download.nvidia.com/compute/cuda/repos/rhel9/x86_64/\n" in repo
     assert "gpgcheck=1\n" in repo
     assert "gpgkey=https://developer.download.nvidia.com/compute/cuda/repos/rhel9/x86_64/D42D0685.pub\n" in repo
     setup = tasks("nvidia_driver", "setup-RedHat.yml")
-    assert render(setup["Add NVIDIA's CUDA repository"]["ansible.builtin.template"]["dest"], v) == \
-        "/etc/yum.repos.d/aiinfra-cuda-rhel9.repo"
+    repository = tasks("nvidia_driver", "repository.yml")["Add NVIDIA's CUDA repository (RedHat family)"]
+    assert render(repository["ansible.builtin.template"]["dest"], r) == "/etc/yum.repos.d/aiinfra-cuda-rhel9.repo"
     assert render(setup["Install the driver branch (its module stream pins the branch)"]["ansible.builtin.dnf"]["name"],
                   v) == ["@nvidia-driver:570-open"]
     assert render(setup["Install the kernel headers of the running kernel"]["ansible.builtin.dnf"]["name"], v) == [
@@ -170,17 +193,55 @@ def test_driver_rhel9_path():
 def test_driver_debian_nonfree_sources():
     v = driver_vars("debian-12", NO_GPU, nvidia_driver_install_without_gpu=True,
                     nvidia_driver_debian_mirror="http://mirror.internal/debian/")
-    text = render_template("nvidia_driver", "debian-nonfree.sources.j2", v)
+    text = render_template("nvidia_driver", "debian-nonfree.sources.j2", repository_vars(v, "nvidia_driver", "setup-Debian.yml"))
     stanzas = [s for s in text.split("\n\n") if "Types:" in s]
     assert len(stanzas) == 2
     assert "URIs: http://mirror.internal/debian/\nSuites: bookworm bookworm-updates\n" \
            "Components: contrib non-free non-free-firmware\n" in stanzas[0]
     assert "URIs: http://mirror.internal/debian-security\nSuites: bookworm-security\n" in stanzas[1]
-    # cuda writes the same file: both roles must render it identically or they would fight over it
-    cv = role_vars("cuda", "debian-12", nvidia_driver_debian_mirror="http://mirror.internal/debian/")
-    cv["cuda_debian_mirror"] = render(cv["cuda_debian_mirror"], cv)
-    cv["cuda_plan"] = compat.cuda_plan("debian-12", "11.8")
-    assert render_template("cuda", "debian-nonfree.sources.j2", cv) == text
+    # cuda adds the same file through nvidia_driver's repository.yml: the same text, whichever role names the mirror
+    for mirror in ({"nvidia_driver_debian_mirror": "http://mirror.internal/debian/"},
+                   {"cuda_debian_mirror": "http://mirror.internal/debian/"}):
+        cv = role_vars("cuda", "debian-12", **mirror)
+        cv["cuda_plan"] = compat.cuda_plan("debian-12", "11.8")
+        dv = driver_vars("debian-12", NO_GPU, nvidia_driver_install_without_gpu=True, **mirror)
+        assert render_template("nvidia_driver", "debian-nonfree.sources.j2",
+                               repository_vars(cv, "cuda", "setup-Debian.yml")) == text
+        assert render_template("nvidia_driver", "debian-nonfree.sources.j2",
+                               repository_vars(dv, "nvidia_driver", "setup-Debian.yml")) == text
+
+
+@pytest.mark.parametrize("mirror", [{"cuda_repo_url": "https://mirror.internal/cuda/ubuntu2204/x86_64/"},
+                                    {"nvidia_driver_cuda_repo_url": "https://mirror.internal/cuda/ubuntu2204/x86_64/"},
+                                    {}])
+def test_driver_and_cuda_write_one_cuda_repository(mirror):
+    """Either role's mirror variable alone: both roles write the same aiinfra-cuda.sources and fetch the same key."""
+    dv = driver_vars("ubuntu-22.04", H100_HGX, **mirror)
+    cv = cuda_vars("ubuntu-22.04", cuda_version="12.8", nvidia_driver_plan=dv["nvidia_driver_plan"], **mirror)
+    key = tasks("nvidia_driver", "repository.yml")["Fetch the CUDA repository's signing key"]["ansible.builtin.get_url"]
+    written = []
+    for scope in (repository_vars(dv, "nvidia_driver", "setup-Debian.yml"), repository_vars(cv, "cuda", "setup-Debian.yml")):
+        written.append((render_template("nvidia_driver", "cuda.sources.j2", scope), render(key["url"], scope)))
+    assert written[0] == written[1]
+    url = list(mirror.values())[0] if mirror else "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/"
+    assert "URIs: %s\n" % url in written[0][0] and written[0][1] == url + "3bf863cc.pub"
+    # no role but nvidia_driver has a template for it
+    assert not [n for n in os.listdir(role_file("cuda", "templates")) if "sources" in n or n.endswith(".repo.j2")]
+
+
+def test_driver_and_cuda_with_different_mirrors_fail_before_writing():
+    check = tasks("nvidia_driver", "mirrors.yml")["Fail when the driver and CUDA name different mirrors for one repository file"]
+    v = driver_vars("ubuntu-22.04", H100_HGX, nvidia_driver_cuda_repo_url="https://a.internal/cuda/",
+                    cuda_repo_url="https://b.internal/cuda/")
+    assert render(expr(" and ".join(check["ansible.builtin.assert"]["that"])), v) is False
+    assert "nvidia_driver_cuda_repo_url and cuda_repo_url name https://a.internal/cuda/ and https://b.internal/cuda/" in \
+        " ".join(render(check["ansible.builtin.assert"]["fail_msg"], v).split())
+    # the driver checks it in validate.yml (the first play), and repository.yml before writing anything
+    assert "mirrors.yml" in str(tasks("nvidia_driver", "validate.yml")["Check the driver and CUDA agree on the mirrors"])
+    assert list(tasks("nvidia_driver", "repository.yml"))[0] == "Check the driver and CUDA agree on the mirrors"
+    same = driver_vars("ubuntu-22.04", H100_HGX, nvidia_driver_cuda_repo_url="https://a.internal/cuda/",
+                       cuda_repo_url="https://a.internal/cuda/")
+    assert render(expr(" and ".join(check["ansible.builtin.assert"]["that"])), same) is True
 
 
 @pytest.mark.parametrize("proc_version, expected", [
@@ -189,33 +250,44 @@ def test_driver_debian_nonfree_sources():
     ("", ""),
 ])
 def test_loaded_driver_is_read_the_same_way_everywhere(proc_version, expected):
-    """preflight (node_facts.py) and nvidia_driver (load.yml) parse /proc/driver/nvidia/version alike."""
+    """preflight (node_facts.py hands over the file's text) and nvidia_driver (load.yml, reboot.yml) read the
+    version with one filter, aiinfra.gpu_cluster.gpu_loaded_driver_version: one regular expression."""
+    import base64
     spec = importlib.util.spec_from_file_location("node_facts", role_file("preflight", "files", "node_facts.py"))
     module = importlib.util.module_from_spec(spec)
-    module.read = lambda path: proc_version  # noqa: E731 - the module prints on import otherwise reads sysfs
     saved = sys.stdout
     try:
         sys.stdout = open(os.devnull, "w")
-        spec.loader.exec_module(module)
+        spec.loader.exec_module(module)  # prints the node's facts on import
     finally:
         sys.stdout.close()
         sys.stdout = saved
-    module.read = lambda path: proc_version
-    assert module.loaded_version() == expected
+    assert not hasattr(module, "re"), "node_facts.py parses nothing: the controller does"
+    preflight = tasks("preflight", "main.yml")["Set the node's GPU facts"]
+    node = json.dumps({"pci": [], "secure_boot": "bios", "nvidia_version": proc_version, "nvidia_smi_gpu_count": -1})
+    scope = dict(preflight["vars"], preflight_node_raw={"stdout": node}, preflight_inputs={"preflight_gpu_architecture": ""})
+    assert render(preflight["ansible.builtin.set_fact"]["preflight_nvidia_loaded_version"], scope) == expected
+    content = base64.b64encode(proc_version.encode()).decode()
     load = tasks("nvidia_driver", "load.yml")["Work out what is loaded"]["ansible.builtin.set_fact"]
-    import base64
     variables = {"nvidia_driver_module_version": {"rc": 1, "stdout": ""},
                  "nvidia_driver_proc": {"results": [{"content": base64.b64encode(b"nouveau 1 0 - Live\n").decode()},
-                                                    {"content": base64.b64encode(proc_version.encode()).decode()}]}}
+                                                    {"content": content}]}}
     assert render(load["nvidia_driver_loaded_version"], variables) == expected
     assert render(load["nvidia_driver_nouveau_loaded"], variables) is True
+    decide = tasks("nvidia_driver", "load.yml")["Decide whether this node needs a reboot"]
+    scope = dict(decide["vars"], nvidia_driver_modprobe={"rc": 0}, nvidia_driver_proc_after={"content": content})
+    assert render(decide["vars"]["nvidia_driver_loaded_now"], scope) == expected
+    after = tasks("nvidia_driver", "reboot.yml")["Fail when the reboot did not load the installed driver"]
+    scope = dict(after["vars"], nvidia_driver_proc_rebooted={"content": content})
+    assert render(after["vars"]["nvidia_driver_loaded_after"], scope) == expected
+    for path in [role_file(r, "tasks", f) for r in ("preflight", "nvidia_driver") for f in os.listdir(role_file(r, "tasks"))]:
+        with open(path) as handle:
+            assert "Kernel Module" not in handle.read(), path
 
 
 # -- cuda ------------------------------------------------------------------------------------------
 def cuda_vars(os_name, **extra):
     variables = role_vars("cuda", os_name, **extra)
-    for key in ("cuda_debian_mirror", "cuda_repo_url"):
-        variables[key] = render(variables[key], variables)
     return run_set_fact("cuda", "validate.yml", "Plan CUDA from the compatibility data", variables)
 
 
@@ -230,7 +302,7 @@ def test_cuda_ubuntu_toolkit_paths():
                   dict(v, cuda_install=True)) is True
     setup = tasks("cuda", "setup-Debian.yml")
     assert render(setup["Install the CUDA packages"]["ansible.builtin.apt"]["name"], v) == ["cuda-toolkit-12-8"]
-    sources = render_template("cuda", "cuda.sources.j2", v)
+    sources = render_template("nvidia_driver", "cuda.sources.j2", repository_vars(v, "cuda", "setup-Debian.yml"))
     assert "URIs: https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/\n" in sources
 
 
@@ -245,7 +317,7 @@ def test_cuda_newer_than_the_planned_driver_is_refused():
 def test_cuda_rhel_repo_and_runtime():
     v = cuda_vars("rhel-9", cuda_version="12.9", cuda_component="runtime", preflight_nvidia_loaded_version="575.57.08")
     assert v["cuda_plan"]["packages"] == ["cuda-cudart-12-9"]
-    repo = render_template("cuda", "cuda.repo.j2", v)
+    repo = render_template("nvidia_driver", "cuda.repo.j2", repository_vars(v, "cuda", "setup-RedHat.yml"))
     assert "baseurl=https://developer.download.nvidia.com/compute/cuda/repos/rhel9/x86_64/\n" in repo
     setup = tasks("cuda", "setup-RedHat.yml")
     assert render(setup["Install the CUDA packages"]["ansible.builtin.dnf"]["name"], v) == ["cuda-cudart-12-9"]
@@ -354,7 +426,7 @@ def test_pytorch_gpu_node_installs_from_the_matching_index():
     v = pytorch_vars(gpu=H100_HGX, preflight_nvidia_loaded_version="570.133.20", pytorch_torchvision=True)
     assert v["pytorch_plan"]["index"] == "cu128"
     assert v["pytorch_requirements"] == ["torch==2.13.0+cu128", "torchvision==0.28.0+cu128"]
-    assert v["pytorch_pip_args"].split() == [
+    assert v["pytorch_pip_args"] == [
         "--index-url", "https://download.pytorch.org/whl/cu128", "--extra-index-url", "https://pypi.org/simple"]
 
 
@@ -368,7 +440,7 @@ def test_pytorch_wheelhouse_mode():
     v = pytorch_vars(pytorch_wheelhouse="/srv/wheels", pytorch_extra_packages=["numpy==2.3.*"],
                      pytorch_pip_extra_args="--no-cache-dir")
     assert v["pytorch_requirements"] == ["torch==2.13.0+cpu", "numpy==2.3.*"]
-    assert v["pytorch_pip_args"].split() == ["--no-index", "--find-links", "/opt/aiinfra/wheelhouse", "--no-cache-dir"]
+    assert v["pytorch_pip_args"] == ["--no-index", "--find-links", "/opt/aiinfra/wheelhouse", "--no-cache-dir"]
     wheelhouse = tasks("pytorch", "wheelhouse.yml")
     scope = dict(v, ansible_playbook_python="/venv/bin/python", pytorch_wheelhouse_tmp={"path": "/srv/.wheelhouse-download-x"},
                  ansible_facts=dict(FACTS["ubuntu-22.04"], python={"version": {"major": 3, "minor": 11}}))
@@ -455,8 +527,10 @@ def test_driver_reboots_only_the_nodes_that_need_it_in_batches(needs, size, batc
         hostvars[h] = {"inventory_hostname": h}
         if need is not None:
             hostvars[h]["nvidia_driver_reboot_needed"] = need
-    assert render(loop, {"ansible_play_hosts": list(needs), "hostvars": hostvars,
-                         "nvidia_driver_reboot_batch_size": size}) == batches
+    # the batch size as -e gives it: a string
+    scope = role_vars("nvidia_driver", "debian-12", ansible_play_hosts=list(needs), hostvars=hostvars,
+                      nvidia_driver_reboot_batch_size=str(size))
+    assert render(loop, scope) == batches
 
 
 @pytest.mark.parametrize("installed, loaded, nouveau, reboot", [
@@ -471,3 +545,72 @@ def test_driver_reboot_decision(installed, loaded, nouveau, reboot):
              "nvidia_driver_nouveau_loaded": nouveau, "nvidia_driver_modprobe": {"skipped": True}}
     scope.update(decide["vars"])
     assert render(decide["ansible.builtin.set_fact"]["nvidia_driver_reboot_needed"], scope) is reboot
+
+
+# -- what users type: every role reads its variables typed (<role>_inputs), strings as -e gives them ----------
+def test_preflight_takes_strings_as_users_type_them():
+    v = role_vars("preflight", "debian-12", preflight_extra_ca_certificates="/etc/ca/one.pem '/etc/ca/two.pem'",
+                  preflight_require_supported_os="no", preflight_cloud_init_timeout="0",
+                  preflight_package_lock_timeout="60", preflight_report="false")
+    ca = tasks("preflight", "ca-Debian.yml")["Install the extra CA certificates (Debian family)"]
+    assert render(ca["loop"], v) == ["/etc/ca/one.pem", "/etc/ca/two.pem"]
+    main = tasks("preflight", "main.yml")
+    assert render(expr(main["Fail early on an unsupported OS"]["when"]), v) is False
+    assert render(expr(main["Wait for cloud-init to finish (bounded)"]["when"][1]), v) is False
+    assert render(main["Wait for the package manager's locks (bounded)"]["retries"], v) == 12
+    assert render(expr(main["Report what the node is"]["when"]), v) is False
+    with pytest.raises(Exception, match="preflight_extra_ca_certificates: cannot split .* like a shell would"):
+        render(ca["loop"], dict(v, preflight_extra_ca_certificates="'/etc/ca/one.pem"))
+
+
+def test_nvidia_driver_takes_strings_as_users_type_them():
+    v = driver_vars("debian-12", NO_GPU, nvidia_driver_install_without_gpu="yes", nvidia_driver_kernel_headers="no",
+                    nvidia_driver_reboot="no", nvidia_driver_branch=535)
+    assert v["nvidia_driver_plan"]["install"] is True and v["nvidia_driver_plan"]["branch"] == "535"
+    setup = tasks("nvidia_driver", "setup-Debian.yml")
+    assert render(expr(setup["Install the kernel headers of the running kernel"]["when"]), v) is False
+    refuse = tasks("nvidia_driver", "load.yml")["Fail when a reboot is needed but not allowed"]["ansible.builtin.assert"]
+    assert render(expr(refuse["that"]), dict(v, nvidia_driver_reboot_needed=True)) is False
+    with pytest.raises(Exception, match="argument 'nvidia_driver_reboot_batch_size' is of type str and we were unable "
+                                        "to convert to int"):
+        render("{{ nvidia_driver_inputs }}", dict(v, nvidia_driver_reboot_batch_size="two"))
+
+
+def test_cuda_takes_strings_as_users_type_them():
+    v = cuda_vars("ubuntu-22.04", cuda_install="true", cuda_configure_paths="no", cuda_version=12.8,
+                  nvidia_driver_plan={"branch": "570", "install": True, "adopt": False})
+    assert v["cuda_plan"]["version"] == "12.8" and v["cuda_plan"]["errors"] == []
+    main = tasks("cuda", "main.yml")
+    assert render(expr(main["Install CUDA"]["when"]), v) is True
+    assert render(expr(main["Say that nothing is installed"]["when"]), v) is False
+    assert render(expr(" and ".join("(%s)" % c for c in main["Put CUDA on PATH and in the loader's path"]["when"])), v) is False
+
+
+def test_docker_takes_strings_as_users_type_them():
+    import base64
+    v = docker_vars("debian-12", gpu=H100_HGX, docker_users="alice bob", docker_nvidia_default_runtime="yes",
+                    docker_daemon_options='{"data-root": "/data/docker"}', docker_verify="no")
+    main = tasks("docker", "main.yml")
+    assert render(main["Add the users to the docker group"]["loop"], v) == ["alice", "bob"]
+    assert render(tasks("docker", "validate.yml")["Look up the docker users"]["loop"], v) == ["alice", "bob"]
+    assert render(expr(main["Check the daemon answers"]["when"][0]), v) is False
+    task = tasks("docker", "daemon.yml")["Merge the settings into daemon.json"]
+    scope = dict(v, docker_daemon_current={"content": base64.b64encode(b"{}").decode()})
+    scope.update(task["vars"])
+    assert json.loads(render(task["ansible.builtin.copy"]["content"], scope)) == {
+        "data-root": "/data/docker", "default-runtime": "nvidia",
+        "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}
+    with pytest.raises(Exception, match="give docker_users as a list"):
+        render(main["Add the users to the docker group"]["loop"], dict(v, docker_users={"alice": 1}))
+
+
+def test_pytorch_takes_strings_as_users_type_them():
+    v = pytorch_vars(pytorch_torchvision="yes", pytorch_extra_packages="numpy==2.3.* 'tensorboard>=2,<3'",
+                     pytorch_pip_extra_args="--trusted-host mirror.internal --no-cache-dir",
+                     pytorch_verify_world_size="4", pytorch_verify_every_run="true")
+    assert v["pytorch_requirements"] == ["torch==2.13.0+cpu", "torchvision==0.28.0+cpu", "numpy==2.3.*", "tensorboard>=2,<3"]
+    assert v["pytorch_pip_args"][-3:] == ["--trusted-host", "mirror.internal", "--no-cache-dir"]
+    verify = tasks("pytorch", "verify.yml")["Run the torch checks in the virtualenv"]
+    assert "--world-size 4 " in render(verify["ansible.builtin.script"]["cmd"], dict(v, pytorch_plan=v["pytorch_plan"]))
+    main = tasks("pytorch", "main.yml")
+    assert render(expr(main["Verify torch on the node"]["when"][2]), dict(v, pytorch_venv_created={}, pytorch_pip_install={})) is True

@@ -308,7 +308,11 @@ def test_pytorch_plan_refuses(version, kwargs, message):
 # -- the filter plugin -----------------------------------------------------------------------------
 def test_filter_plugin_exposes_the_decisions():
     filters = gpu_filter.FilterModule().filters()
-    assert sorted(filters) == ["gpu_cuda_plan", "gpu_driver_plan", "gpu_facts", "gpu_os_support", "gpu_pytorch_plan"]
+    assert sorted(filters) == ["gpu_cuda_plan", "gpu_driver_plan", "gpu_facts", "gpu_loaded_driver_version",
+                               "gpu_os_support", "gpu_pytorch_plan"]
+    assert filters["gpu_loaded_driver_version"]("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.309.01  Thu") == \
+        "535.309.01"
+    assert filters["gpu_loaded_driver_version"]("") == ""
     assert filters["gpu_facts"]([H100], "hopper")["count"] == 1
     assert filters["gpu_os_support"]("Rocky", "9.4", "9")["key"] == "rhel-9"
     assert filters["gpu_driver_plan"]("debian-12", gpu=NO_GPU)["branch"] == "535"

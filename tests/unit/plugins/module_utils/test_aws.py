@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import aws, retry
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws import errors as aws_errors
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws import provider as aws_provider
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws import shapes as aws_shapes
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import NodeSpec, RuleSpec
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     CapacityError, ConfigError, NotFoundError, QuotaError, TransientError)
@@ -42,19 +45,19 @@ def client_error(code, message="boom", status=400, op="RunInstances"):
     (ReadTimeoutError(endpoint_url="http://x"), "transient"),
 ])
 def test_classify(exc, kind):
-    err = aws.classify(exc)
+    err = aws_errors.classify(exc)
     assert err.kind == kind
     assert err.retryable == (kind == "transient")
 
 
 def test_classify_unknown_exception_propagates():
-    assert aws.classify(KeyError("x")) is None
+    assert aws_errors.classify(KeyError("x")) is None
 
 
 def test_not_found_right_after_create_is_eventual_consistency():
-    err = aws.classify(client_error("InvalidInstanceID.NotFound"), {"just_created": True})
+    err = aws_errors.classify(client_error("InvalidInstanceID.NotFound"), {"just_created": True})
     assert isinstance(err, TransientError)
-    assert isinstance(aws.classify(client_error("InvalidInstanceID.NotFound")), NotFoundError)
+    assert isinstance(aws_errors.classify(client_error("InvalidInstanceID.NotFound")), NotFoundError)
 
 
 @pytest.mark.parametrize("itype, spot, name, code", [
@@ -66,12 +69,12 @@ def test_not_found_right_after_create_is_eventual_consistency():
     ("m5.large", False, "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", "L-1216C47A"),
 ])
 def test_vcpu_quota_names_the_quota(itype, spot, name, code):
-    assert aws.vcpu_quota(itype, spot) == (name, code)
+    assert aws_errors.vcpu_quota(itype, spot) == (name, code)
 
 
 def test_quota_error_message_names_quota_and_need():
-    err = aws.classify(client_error("VcpuLimitExceeded", "You have requested more vCPU capacity"),
-                       {"instance_type": "p4d.24xlarge", "count": 8, "vcpus": 768, "region": "us-east-1"})
+    err = aws_errors.classify(client_error("VcpuLimitExceeded", "You have requested more vCPU capacity"),
+                              {"instance_type": "p4d.24xlarge", "count": 8, "vcpus": 768, "region": "us-east-1"})
     assert isinstance(err, QuotaError)
     text = str(err)
     assert "'Running On-Demand P instances' (L-417A185B)" in text
@@ -81,14 +84,14 @@ def test_quota_error_message_names_quota_and_need():
 # -- tokens, ranks ----------------------------------------------------------------
 def test_client_token_is_derived_and_changes_with_the_request():
     request = {"InstanceType": "p4d.24xlarge", "ImageId": "ami-1", "Placement": {"AvailabilityZone": "a"}}
-    token = aws.client_token("c1", [0, 1], request)
-    assert token == aws.client_token("c1", [0, 1], dict(request))  # a re-run computes the same token
+    token = aws_shapes.client_token("c1", [0, 1], request)
+    assert token == aws_shapes.client_token("c1", [0, 1], dict(request))  # a re-run computes the same token
     assert token.startswith("aiinfra-") and len(token) <= 64
     others = [
-        aws.client_token("c2", [0, 1], request),
-        aws.client_token("c1", [0, 1, 2], request),
-        aws.client_token("c1", [0, 1], dict(request, Placement={"AvailabilityZone": "b"})),
-        aws.client_token("c1", [0, 1], request, generation=1),
+        aws_shapes.client_token("c2", [0, 1], request),
+        aws_shapes.client_token("c1", [0, 1, 2], request),
+        aws_shapes.client_token("c1", [0, 1], dict(request, Placement={"AvailabilityZone": "b"})),
+        aws_shapes.client_token("c1", [0, 1], request, generation=1),
     ]
     assert len(set(others + [token])) == 5
 
@@ -100,15 +103,15 @@ def test_client_token_is_derived_and_changes_with_the_request():
     ([], ""),
 ])
 def test_ranks_round_trip(ranks, text):
-    assert aws.format_ranks(ranks) == text
-    assert aws.parse_ranks(text) == ranks
+    assert aws_shapes.format_ranks(ranks) == text
+    assert aws_shapes.parse_ranks(text) == ranks
 
 
 def test_rank_of_prefers_rank_tag_then_launch_index():
-    assert aws.rank_of({"aiinfra-gpu-rank": "5", "aiinfra-gpu-ranks": "0-7"}, 0) == 5
-    assert aws.rank_of({"aiinfra-gpu-ranks": "2,5,9-12"}, 3) == 10
-    assert aws.rank_of({"aiinfra-gpu-ranks": "0-1"}, 5) == aws.UNRANKED
-    assert aws.rank_of({"aiinfra-gpu-ranks": "bogus"}, 0) == aws.UNRANKED
+    assert aws_shapes.rank_of({"aiinfra-gpu-rank": "5", "aiinfra-gpu-ranks": "0-7"}, 0) == 5
+    assert aws_shapes.rank_of({"aiinfra-gpu-ranks": "2,5,9-12"}, 3) == 10
+    assert aws_shapes.rank_of({"aiinfra-gpu-ranks": "0-1"}, 5) == aws_shapes.UNRANKED
+    assert aws_shapes.rank_of({"aiinfra-gpu-ranks": "bogus"}, 0) == aws_shapes.UNRANKED
 
 
 # -- EFA layout --------------------------------------------------------------------
@@ -131,7 +134,7 @@ def card(index, kinds):
      [(0, 0, "efa"), (2, 1, "efa"), (3, 1, "efa-only")]),
 ])
 def test_efa_layout(info, layout):
-    assert aws.efa_layout(info) == layout
+    assert aws_shapes.efa_layout(info) == layout
 
 
 # -- placements --------------------------------------------------------------------
@@ -148,33 +151,33 @@ def tries(result):
 def test_placements_in_the_order_given_with_alternative_types():
     placements = [{"subnet_id": "subnet-b2"}, {"availability_zone": "us-east-1a"},
                   {"subnet_id": "subnet-b2", "instance_type": "p5.48xlarge"}]
-    assert tries(aws.plan_placements(placements, "p4d.24xlarge", SUBNETS, DEFAULTS)) == [
+    assert tries(aws_shapes.plan_placements(placements, "p4d.24xlarge", SUBNETS, DEFAULTS)) == [
         ("subnet-b2", "us-east-1b", "p4d.24xlarge"), ("subnet-ad", "us-east-1a", "p4d.24xlarge"),
         ("subnet-b2", "us-east-1b", "p5.48xlarge")]
 
 
 def test_no_placements_means_every_default_subnet_in_zone_order_once():
-    assert tries(aws.plan_placements([], "p4d.24xlarge", SUBNETS, DEFAULTS)) == [
+    assert tries(aws_shapes.plan_placements([], "p4d.24xlarge", SUBNETS, DEFAULTS)) == [
         ("subnet-ad", "us-east-1a", "p4d.24xlarge"), ("subnet-bd", "us-east-1b", "p4d.24xlarge")]
     # a type-only entry expands the same way, duplicates collapse
-    assert len(aws.plan_placements([{}, {"instance_type": None}], "x", SUBNETS, DEFAULTS)) == 2
+    assert len(aws_shapes.plan_placements([{}, {"instance_type": None}], "x", SUBNETS, DEFAULTS)) == 2
 
 
 def test_existing_nodes_pin_new_ones_to_their_zone():
     placements = [{"availability_zone": "us-east-1a"}, {"availability_zone": "us-east-1b"}]
-    assert tries(aws.plan_placements(placements, "t", SUBNETS, DEFAULTS, existing_zone="us-east-1b")) == [
+    assert tries(aws_shapes.plan_placements(placements, "t", SUBNETS, DEFAULTS, existing_zone="us-east-1b")) == [
         ("subnet-bd", "us-east-1b", "t")]
     with pytest.raises(ConfigError, match="nodes are in us-east-1c"):
-        aws.plan_placements(placements, "t", SUBNETS, DEFAULTS, existing_zone="us-east-1c")
+        aws_shapes.plan_placements(placements, "t", SUBNETS, DEFAULTS, existing_zone="us-east-1c")
 
 
 def test_placement_errors():
     with pytest.raises(ConfigError, match="no default subnet in availability zone us-east-1f"):
-        aws.plan_placements([{"availability_zone": "us-east-1f"}], "t", SUBNETS, DEFAULTS)
+        aws_shapes.plan_placements([{"availability_zone": "us-east-1f"}], "t", SUBNETS, DEFAULTS)
     with pytest.raises(ConfigError, match="is in us-east-1a, not us-east-1b"):
-        aws.plan_placements([{"subnet_id": "subnet-a2", "availability_zone": "us-east-1b"}], "t", SUBNETS, DEFAULTS)
+        aws_shapes.plan_placements([{"subnet_id": "subnet-a2", "availability_zone": "us-east-1b"}], "t", SUBNETS, DEFAULTS)
     with pytest.raises(ConfigError, match="no default VPC"):
-        aws.plan_placements([], "t", SUBNETS, {})
+        aws_shapes.plan_placements([], "t", SUBNETS, {})
 
 
 # -- images, user data, key names, nodes --------------------------------------------
@@ -186,21 +189,21 @@ def test_newest_image_of_a_supported_architecture():
         {"ImageId": "ami-4", "Name": "dl 2026-01", "CreationDate": "2026-01-01T00:00:00Z", "Architecture": "x86_64",
          "State": "pending"},
     ]
-    assert aws.newest_image(images, {"x86_64"})["ImageId"] == "ami-2"
-    assert aws.newest_image(images)["ImageId"] == "ami-3"
-    assert aws.newest_image(images, {"riscv"}) is None
+    assert aws_shapes.newest_image(images, {"x86_64"})["ImageId"] == "ami-2"
+    assert aws_shapes.newest_image(images)["ImageId"] == "ami-3"
+    assert aws_shapes.newest_image(images, {"riscv"}) is None
 
 
 def test_cloud_config_renames_the_default_user():
-    text = aws.cloud_config("gpuadmin", PUBKEY)
+    text = aws_shapes.cloud_config("gpuadmin", PUBKEY)
     assert text.startswith("#cloud-config\n")
     assert 'name: "gpuadmin"' in text and "NOPASSWD:ALL" in text and PUBKEY in text
 
 
 def test_key_pair_name_follows_the_key():
-    name = aws.key_pair_name("c1", PUBKEY)
-    assert name == aws.key_pair_name("c1", PUBKEY.replace("user@host", "other comment"))
-    assert name != aws.key_pair_name("c1", PUBKEY.replace("aZ1", "aZ2"))
+    name = aws_shapes.key_pair_name("c1", PUBKEY)
+    assert name == aws_shapes.key_pair_name("c1", PUBKEY.replace("user@host", "other comment"))
+    assert name != aws_shapes.key_pair_name("c1", PUBKEY.replace("aZ1", "aZ2"))
     assert name.startswith("aiinfra-c1-")
 
 
@@ -209,12 +212,12 @@ def test_node_from_instance():
             "PrivateIpAddress": "10.0.0.5", "Placement": {"AvailabilityZone": "us-east-1b"},
             "Tags": [{"Key": "aiinfra-gpu-ranks", "Value": "4-7"}, {"Key": "aiinfra-gpu-ssh-user", "Value": "gpuadmin"},
                      {"Key": "team", "Value": "llm"}, {"Key": "Name", "Value": "c1"}]}
-    node = aws.node_from_instance(inst, "c1")
+    node = aws_shapes.node_from_instance(inst, "c1")
     got = (node.rank, node.name, node.ssh_host, node.ssh_user, node.zone)
     assert got == (6, "c1-6", "10.0.0.5", "gpuadmin", "us-east-1b")
     assert node.labels == {"team": "llm"}
     inst["PublicIpAddress"] = "54.1.2.3"
-    assert aws.node_from_instance(inst, "c1").ssh_host == "54.1.2.3"
+    assert aws_shapes.node_from_instance(inst, "c1").ssh_host == "54.1.2.3"
 
 
 # -- firewall rules ------------------------------------------------------------------
@@ -222,10 +225,10 @@ def test_rules_round_trip_through_ec2_permissions():
     rules = desired_rules(["203.0.113.0/24", "2001:db8::/48"], 22)
     ingress = [r for r in rules if r.direction == "ingress"]
     egress = [r for r in rules if r.direction == "egress"]
-    group = {"GroupId": "sg-1", "IpPermissions": aws.permissions_from_rules(ingress, "sg-1"),
-             "IpPermissionsEgress": aws.permissions_from_rules(egress, "sg-1")}
-    assert sorted(map(str, aws.rules_from_group(group))) == sorted(map(str, rules))
-    assert set(aws.rules_from_group(group)) == set(rules)
+    group = {"GroupId": "sg-1", "IpPermissions": aws_shapes.permissions_from_rules(ingress, "sg-1"),
+             "IpPermissionsEgress": aws_shapes.permissions_from_rules(egress, "sg-1")}
+    assert sorted(map(str, aws_shapes.rules_from_group(group))) == sorted(map(str, rules))
+    assert set(aws_shapes.rules_from_group(group)) == set(rules)
 
 
 def test_desired_rules_are_ssh_from_admins_and_self_reference():
@@ -331,13 +334,11 @@ class FakeEC2(object):
 
 def launch(fake, count=4, **opts):
     options = dict({"placements": [{"availability_zone": "us-east-1a"}, {"availability_zone": "us-east-1b"}]}, **opts)
-    provider = aws.AwsProvider(options, client=fake, policy=retry.RetryPolicy(sleep=lambda s: None))
+    provider = aws_provider.AwsProvider(options, client=fake, policy=retry.RetryPolicy(sleep=lambda s: None))
     spec = NodeSpec(cluster="c1", ssh_public_key=PUBKEY, instance_type="p4d.24xlarge", image="ami-0123456789abcdef0")
     provider.preflight(spec)
-    provider.list_nodes = lambda cluster: []
-    provider._nodes = []
-    provider.preflight_create(spec, list(range(count)))
-    return provider, provider.create_nodes(spec, list(range(count)))
+    prepared = provider.preflight_create(spec, list(range(count)), existing=[])
+    return provider, provider.create_nodes(spec, list(range(count)), existing=[], prepared=prepared)
 
 
 def test_one_run_instances_for_the_whole_cluster():
@@ -355,7 +356,7 @@ def test_one_run_instances_for_the_whole_cluster():
     tags = dict((t["Key"], t["Value"]) for t in run["TagSpecifications"][0]["Tags"])
     assert tags["aiinfra-gpu-cluster"] == "c1" and tags["aiinfra-gpu-ranks"] == "0-3"
     assert fake.calls.count("create_tags") == 4 and "import_key_pair" in fake.calls
-    assert provider.describe()["landed"]["availability_zone"] == "us-east-1a"
+    assert provider.describe(launch=nodes)["landed"]["availability_zone"] == "us-east-1a"
 
 
 def test_capacity_moves_on_at_once_and_reports_where_it_landed():
@@ -363,8 +364,8 @@ def test_capacity_moves_on_at_once_and_reports_where_it_landed():
     provider, nodes = launch(fake)
     assert [r["Placement"]["AvailabilityZone"] for r in fake.runs] == ["us-east-1a", "us-east-1b"]
     assert fake.runs[0]["ClientToken"] != fake.runs[1]["ClientToken"]
-    assert provider.landed["availability_zone"] == "us-east-1b"
-    assert provider.failover[0]["availability_zone"] == "us-east-1a"
+    assert nodes.info["landed"]["availability_zone"] == "us-east-1b"
+    assert nodes.info["failover"][0]["availability_zone"] == "us-east-1a"
     assert len(nodes) == 4
 
 
@@ -392,7 +393,7 @@ def test_a_token_of_terminated_instances_moves_to_the_next_generation():
     launch(fake)
     assert len(fake.runs) == 2 and fake.runs[0]["ClientToken"] != fake.runs[1]["ClientToken"]
     request = dict((k, v) for k, v in fake.runs[0].items() if k != "ClientToken")
-    assert fake.runs[1]["ClientToken"] == aws.client_token("c1", [0, 1, 2, 3], request, generation=1)
+    assert fake.runs[1]["ClientToken"] == aws_shapes.client_token("c1", [0, 1, 2, 3], request, generation=1)
 
 
 def test_min_count_accepts_fewer():
@@ -420,9 +421,8 @@ def test_root_volume_smaller_than_the_image_is_refused_before_anything_is_create
 def test_missing_security_group_is_a_clear_error_but_not_in_check_mode():
     fake = FakeEC2([None])
     fake._describe_security_groups = lambda **params: {"SecurityGroups": []}
-    provider = aws.AwsProvider({}, client=fake)
+    provider = aws_provider.AwsProvider({}, client=fake)
     spec = NodeSpec(cluster="c1", ssh_public_key=PUBKEY, instance_type="p4d.24xlarge", image="ami-0123456789abcdef0")
-    provider._nodes = []
     with pytest.raises(ConfigError, match="no security group. Run aiinfra.gpu_cluster.firewall"):
         provider.preflight_create(spec, [0])
     provider.preflight_create(spec, [0], check_mode=True)
@@ -440,7 +440,7 @@ def test_missing_security_group_is_a_clear_error_but_not_in_check_mode():
 def test_offline_preflight(opts, spec, message):
     values = dict({"cluster": "c1", "instance_type": "p4d.24xlarge", "image": "ami-0123456789abcdef0"}, **spec)
     with pytest.raises(ConfigError, match=message):
-        aws.AwsProvider(opts, client=FakeEC2([])).preflight(NodeSpec(**values))
+        aws_provider.AwsProvider(opts, client=FakeEC2([])).preflight(NodeSpec(**values))
 
 
 # -- firewall reconcile against a fake EC2 -------------------------------------------------
@@ -474,13 +474,13 @@ def group_with(rules):
     ingress = [r for r in rules if r.direction == "ingress"]
     egress = [r for r in rules if r.direction == "egress"]
     return {"GroupId": "sg-1", "GroupName": "aiinfra-c1", "VpcId": "vpc-1",
-            "IpPermissions": aws.permissions_from_rules(ingress, "sg-1"),
-            "IpPermissionsEgress": aws.permissions_from_rules(egress, "sg-1")}
+            "IpPermissions": aws_shapes.permissions_from_rules(ingress, "sg-1"),
+            "IpPermissionsEgress": aws_shapes.permissions_from_rules(egress, "sg-1")}
 
 
 def test_firewall_created_in_the_default_vpc_with_one_call_per_direction():
     fake = FakeGroups()
-    result = aws.AwsProvider({}, client=fake).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]))
+    result = aws_provider.AwsProvider({}, client=fake).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]))
     assert result["changed"] and result["created"] and result["id"] == "sg-new"
     assert [c[0] for c in fake.calls] == ["describe", "vpcs", "create", "authorize_security_group_ingress",
                                           "authorize_security_group_egress"]
@@ -489,7 +489,7 @@ def test_firewall_created_in_the_default_vpc_with_one_call_per_direction():
 
 def test_firewall_unchanged_is_one_read():
     fake = FakeGroups(group_with(desired_rules(["203.0.113.0/24"])))
-    result = aws.AwsProvider({}, client=fake).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]))
+    result = aws_provider.AwsProvider({}, client=fake).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]))
     assert not result["changed"] and fake.calls == [("describe", None)]
 
 
@@ -497,12 +497,12 @@ def test_firewall_extra_rules_go_only_with_purge():
     old = desired_rules(["198.51.100.0/24"]) + [RuleSpec("ingress", "tcp", 8888, 8888, "10.0.0.0/8")]
     wanted = desired_rules(["203.0.113.0/24"])
     fake = FakeGroups(group_with(old))
-    result = aws.AwsProvider({}, client=fake).ensure_firewall("c1", wanted)
+    result = aws_provider.AwsProvider({}, client=fake).ensure_firewall("c1", wanted)
     assert result["added"] == ["ingress tcp:22 from 203.0.113.0/24"] and result["removed"] == []
     assert "revoke_security_group_ingress" not in [c[0] for c in fake.calls]
 
     fake = FakeGroups(group_with(old))
-    result = aws.AwsProvider({}, client=fake).ensure_firewall("c1", wanted, purge=True)
+    result = aws_provider.AwsProvider({}, client=fake).ensure_firewall("c1", wanted, purge=True)
     assert sorted(result["removed"]) == ["ingress tcp:22 from 198.51.100.0/24", "ingress tcp:8888 from 10.0.0.0/8"]
     revoked = [c[1] for c in fake.calls if c[0] == "revoke_security_group_ingress"][0]
     assert sorted(p["FromPort"] for p in revoked) == [22, 8888]
@@ -512,5 +512,5 @@ def test_firewall_extra_rules_go_only_with_purge():
 
 def test_firewall_check_mode_changes_nothing():
     fake = FakeGroups()
-    result = aws.AwsProvider({}, client=fake).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]), check_mode=True)
+    result = aws_provider.AwsProvider({}, client=fake).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]), check_mode=True)
     assert result["changed"] and fake.calls == [("describe", None)]

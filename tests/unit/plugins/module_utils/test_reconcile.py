@@ -27,7 +27,7 @@ class MemoryCloud(base.Provider):
         self.calls.append("list")
         return [n for n in self.nodes.values() if n.labels.get("cluster") == cluster]
 
-    def create_nodes(self, spec, ranks):
+    def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
         self.calls.append(("create", tuple(ranks)))
         self.resources.add("network/%s" % spec.cluster)
         made = []
@@ -60,7 +60,7 @@ class MemoryCloud(base.Provider):
     def cluster_resources(self, cluster):
         return sorted(r for r in self.resources if r.endswith("/" + cluster))
 
-    def delete_cluster_resources(self, cluster):
+    def delete_cluster_resources(self, cluster, timeout=600):
         gone = self.cluster_resources(cluster)
         self.resources -= set(gone)
         return gone

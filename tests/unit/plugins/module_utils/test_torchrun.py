@@ -114,7 +114,7 @@ def test_docker_wraps_the_same_torchrun():
               "args": ["--shm-size", "8g"], "torchrun": "torchrun", "name": "aiinfra-torchrun-r1"}
     rank_hosts = [{"rank_host": "aiinfra-rank-00000", "address": "10.0.0.2"},
                   {"rank_host": "aiinfra-rank-00001", "address": "10.0.0.3"}]
-    built = tr.build_command(spec(docker=docker, rank_hosts=rank_hosts, run_dir="/w/runs/r1"), gpu_count=4,
+    built = tr.build_command(spec(docker=docker, rank_hosts=rank_hosts, node_run_dir="/w/runs/r1"), gpu_count=4,
                              ifname="eth0")
     argv = built["argv"]
     assert argv[:4] == ["docker", "run", "--rm", "--name"]
@@ -128,10 +128,10 @@ def test_docker_wraps_the_same_torchrun():
     assert argv[image_at + 1] == "torchrun" and opt(argv, "--nproc-per-node") == "4"
     assert built["env"] == {}  # the environment travels as -e inside the docker command
     # a CPU node gets no --gpus
-    cpu = tr.build_command(spec(docker=docker, run_dir="/w/runs/r1"), gpu_count=0)["argv"]
+    cpu = tr.build_command(spec(docker=docker, node_run_dir="/w/runs/r1"), gpu_count=0)["argv"]
     assert "--gpus" not in cpu
     with pytest.raises(tr.SpecError, match="SRC:DEST"):
-        tr.build_command(spec(docker=dict(docker, mounts=["/data"]), run_dir="/w/runs/r1"))
+        tr.build_command(spec(docker=dict(docker, mounts=["/data"]), node_run_dir="/w/runs/r1"))
 
 
 def test_launch_and_poststop_scripts():
@@ -167,7 +167,6 @@ def test_hosts_block_replaces_only_ours():
     moved = tr.with_hosts_block(first + "::1 ip6-localhost\n", [dict(names[0], address="10.0.0.7")])
     assert moved.count("# BEGIN") == 1 and "10.0.0.7 aiinfra-rank-00000" in moved
     assert "aiinfra-rank-00001" not in moved and moved.endswith("::1 ip6-localhost\n")
-
 
 
 def test_run_dir_owns_the_layout():

@@ -101,18 +101,20 @@ def test_list_settings_are_split_like_a_shell(value, words):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("--name 'unclosed", "cannot be split into words (No closing quotation)"),
+    ("--name 'unclosed", "torchrun_script_args: cannot split \"--name 'unclosed\" like a shell would (No closing "
+                         "quotation); give torchrun_script_args as a list"),
     ({"steps": 60}, "torchrun_script_args must be a list of strings"),
     ([["--steps", 60]], "torchrun_script_args must be a list of strings"),
 ])
 def test_list_settings_that_cannot_be_words_name_the_variable(value, message):
     with pytest.raises(SpecError) as err:
         tr.as_words("script_args", value)
-    assert message in str(err.value) and '["--steps", "60"]' in str(err.value)
+    assert message in str(err.value)
 
 
 def test_env_as_a_mapping_or_words():
     assert tr.as_env("A=1 B='x y'") == {"A": "1", "B": "x y"}
+    assert tr.as_env('{"A": "1"}') == {"A": "1"}
     assert tr.as_env({"A": 1}) == {"A": 1}
     with pytest.raises(SpecError, match="torchrun_env must be a mapping"):
         tr.as_env("A B")

@@ -63,7 +63,7 @@ class FakeConnection(object):
             self.release.wait(30)
         if self.behaviour == "refuse":
             raise OSError("ssh: connect to host 10.0.0.9 port 22: Connection refused")
-        proc = subprocess.run(shlex.split(cmd), capture_output=True, env=self.env)
+        proc = subprocess.run(shlex.split(cmd), capture_output=True, env=self.env, check=False)
         return proc.returncode, proc.stdout, proc.stderr
 
     def close(self):

@@ -16,7 +16,7 @@ def test_summary_aggregates_nodes():
         "n0": parse_log(LOG),
         "n1": parse_log(LOG.replace('"rank": 2', '"rank": 0').replace('"rank": 3', '"rank": 1')),
         "n2": parse_log('[default0]:{"event": "joined", "rank": 4, "world_size": 6}\n'
-                           '[default1]:{"event": "joined", "rank": 5, "world_size": 6}\n'),
+                        '[default1]:{"event": "joined", "rank": 5, "world_size": 6}\n'),
     }
     nodes = [{"host": h, "node_rank": r, "address": "10.0.0.%d" % r, "nproc_per_node": 2,
               "state": exited("0", at=150.0, started_at=100.0), "log_path": "/runs/r1/%s/torchrun.log" % h}

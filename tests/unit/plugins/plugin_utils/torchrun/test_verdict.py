@@ -115,3 +115,11 @@ def test_job_timeout_backstop():
     states = {h: running(t=700.0) for h in HOSTS}
     verdict = verdict_of(states, 700.0, 50.0)
     assert verdict["done"] and verdict["reason"] == "timeout"
+
+
+def test_a_node_never_answering_is_timed_from_its_first_poll_not_from_the_launch():
+    # the launch took 30s (few forks, a loaded controller); the first poll went out at 125
+    states = {h: {"asked": 125.0} for h in HOSTS}
+    assert not verdict_of(states, 140.0, 95.0)["done"]
+    verdict = verdict_of(states, 146.0, 95.0)
+    assert verdict["done"] and verdict["phases"] == {"n0": "lost", "n1": "lost", "n2": "lost"}
