@@ -14,10 +14,12 @@ options:
       - Which cloud the cluster lives on.
       - C(local) runs every node as a podman container (systemd + sshd) on the controller and needs no account.
       - C(aws) runs every node as an EC2 instance (needs C(boto3) and AWS credentials).
+      - C(azure) runs every node as an Azure VM (needs C(azure-identity), C(azure-mgmt-compute), C(azure-mgmt-network)
+        and C(azure-mgmt-resource), and Azure credentials).
       - C(gcp) runs every node as a Compute Engine VM (needs C(google-auth) and C(requests), and Google credentials).
     type: str
     default: local
-    choices: [aws, gcp, local]
+    choices: [aws, azure, gcp, local]
   cluster:
     description:
       - The cluster id. Every resource the collection creates carries it as a tag or label, which is how
@@ -54,6 +56,8 @@ options:
     description:
       - Talk to this EC2 endpoint instead of the region's public one (a VPC endpoint, a test server).
       - Defaults to C(AWS_ENDPOINT_URL_EC2) / C(AWS_ENDPOINT_URL) when set.
+      - On O(cloud=azure) the Resource Manager root (default C(https://management.azure.com), a sovereign cloud's, or a
+        test server's); tokens are asked for its C(/.default) scope.
       - On O(cloud=gcp), the Compute API root (default C(https://compute.googleapis.com/compute/v1/)).
     type: str
   access_key:
@@ -131,7 +135,10 @@ options:
 options:
   placements:
     description:
-      - Where to try to launch the cluster, in order (cloud aws). An C(InsufficientInstanceCapacity) (or kin) in one
+      - Where to try to launch the cluster, in order. On O(cloud=azure) each entry names a O(placements[].location)
+        and optionally a O(placements[].zone); C(AllocationFailed), C(ZonalAllocationFailed), C(SkuNotAvailable) and
+        C(OverconstrainedAllocationRequest) move on to the next at once.
+      - On O(cloud=aws) an C(InsufficientInstanceCapacity) (or kin) in one
         placement moves on to the next at once; throttling and 5xx are retried in place; quota errors fail at once.
       - Each entry names a O(placements[].subnet_id), an O(placements[].availability_zone) (its default subnet),
         or neither (every availability zone of the default VPC, in order), and optionally an alternative
@@ -151,10 +158,16 @@ options:
         description: An availability zone; its default subnet is used unless O(placements[].subnet_id) is set.
         type: str
       instance_type:
-        description: Instance type for this placement instead of O(instance_type).
+        description: Instance type for this placement instead of O(instance_type) (cloud aws).
+        type: str
+      location:
+        description: An Azure location, e.g. C(eastus) (cloud azure).
         type: str
       zone:
-        description: A Compute Engine zone, e.g. C(us-central1-a) (cloud gcp).
+        description:
+          - A Compute Engine zone, e.g. C(us-central1-a) (cloud gcp).
+          - An availability zone (C(1), C(2), C(3)) of O(placements[].location) (cloud azure). Zonal nodes get no
+            availability set (Azure allows one or the other); leave unset for ND-series InfiniBand clusters.
         type: str
   min_count:
     description:
@@ -190,7 +203,8 @@ options:
     type: bool
   root_volume_size:
     description:
-      - Root volume size in GiB (default the image's). Deleted with the instance. For O(cloud=aws) and O(cloud=gcp).
+      - Root volume size in GiB (default the image's). Deleted with the node. For O(cloud=aws), O(cloud=azure) and
+        O(cloud=gcp).
     type: int
   root_volume_type:
     description: Root volume type (default C(gp3)). Only for O(cloud=aws).
@@ -198,8 +212,8 @@ options:
     choices: [gp3, gp2, io1, io2]
   spot:
     description:
-      - Launch spot instances (one-time, terminated on interruption). For O(cloud=aws) and O(cloud=gcp) (Spot VMs,
-        deleted when preempted).
+      - Launch spot instances (one-time, terminated on interruption). For O(cloud=aws), O(cloud=azure) (Spot VMs
+        deleted on eviction) and O(cloud=gcp) (Spot VMs, deleted when preempted).
     type: bool
   image_owners:
     description:
@@ -207,4 +221,63 @@ options:
         C(099720109477) for Ubuntu images. Only for O(cloud=aws).
     type: list
     elements: str
+"""
+
+    # How to reach Azure Resource Manager (cloud azure).
+    AZURE = r"""
+options:
+  subscription_id:
+    description:
+      - The Azure subscription id. Defaults to C(AZURE_SUBSCRIPTION_ID). Only for O(cloud=azure).
+    type: str
+  tenant:
+    description:
+      - The tenant (directory) id of a service principal. Defaults to C(AZURE_TENANT_ID) (azure-identity's name) or
+        C(AZURE_TENANT) (what AWX injects). Only for O(cloud=azure).
+    type: str
+  client_id:
+    description:
+      - The application (client) id of a service principal. Defaults to C(AZURE_CLIENT_ID). Only for O(cloud=azure).
+    type: str
+  secret:
+    description:
+      - The service principal's client secret. Defaults to C(AZURE_CLIENT_SECRET) (azure-identity) or C(AZURE_SECRET)
+        (AWX). Never logged. With no secret anywhere, C(DefaultAzureCredential) is used (managed identity,
+        C(az login)). Only for O(cloud=azure).
+    type: str
+  authority_host:
+    description:
+      - The Entra ID authority, e.g. C(https://login.microsoftonline.us). Defaults to C(AZURE_AUTHORITY_HOST), else
+        the public cloud's. A non-Microsoft authority (a test server) is used without instance discovery.
+        Only for O(cloud=azure).
+    type: str
+  location:
+    description:
+      - The Azure location of the cluster, for example C(eastus). The firewall's NSG and the resource group live there;
+        nodes too unless the instance module's placements say otherwise. Only for O(cloud=azure).
+    type: str
+  resource_group:
+    description:
+      - The resource group for the cluster's resources. Unset, the cluster gets a group of its own,
+        C(aiinfra-<cluster>), created by the collection and deleted whole at teardown. A group named here is never
+        deleted; only what carries the cluster tag is. Only for O(cloud=azure).
+    type: str
+requirements:
+  - azure-identity, azure-mgmt-compute, azure-mgmt-network, azure-mgmt-resource (for O(cloud=azure), on the host that
+    runs the module)
+"""
+
+    # What the instance module takes on Azure (cloud azure).
+    AZURE_INSTANCE = r"""
+options:
+  public_ip:
+    description:
+      - Give every node a Standard static public IP (deleted with the node). Set C(false) for a controller inside the
+        virtual network. Unset means yes. Only for O(cloud=azure).
+    type: bool
+  subnet_id:
+    description:
+      - Bring your own network - the resource id of a subnet for the nodes (in the nodes' location). Unset, the
+        cluster gets a VNet of its own per location with the firewall's NSG on its subnet. Only for O(cloud=azure).
+    type: str
 """

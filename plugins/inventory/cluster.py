@@ -20,6 +20,7 @@ extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.LOCAL
   - aiinfra.gpu_cluster.cluster.AWS
+  - aiinfra.gpu_cluster.cluster.AZURE
   - aiinfra.gpu_cluster.cluster.GCP
 options:
   plugin:

@@ -24,6 +24,7 @@ author:
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.AWS
+  - aiinfra.gpu_cluster.cluster.AZURE
   - aiinfra.gpu_cluster.cluster.GCP
 attributes:
   check_mode:

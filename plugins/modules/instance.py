@@ -22,6 +22,8 @@ extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
   - aiinfra.gpu_cluster.cluster.LOCAL
   - aiinfra.gpu_cluster.cluster.AWS
+  - aiinfra.gpu_cluster.cluster.AZURE
+  - aiinfra.gpu_cluster.cluster.AZURE_INSTANCE
   - aiinfra.gpu_cluster.cluster.AWS_INSTANCE
   - aiinfra.gpu_cluster.cluster.GCP
   - aiinfra.gpu_cluster.cluster.GCP_INSTANCE

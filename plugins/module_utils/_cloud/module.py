@@ -21,6 +21,7 @@ def cluster_argument_spec():
         podman_conf=dict(type="path"),
     )
     spec.update(aws_connection_argument_spec())
+    spec.update(azure_connection_argument_spec())
     spec.update(gcp_connection_argument_spec())
     return spec
 
@@ -34,6 +35,19 @@ def aws_connection_argument_spec():
         secret_key=dict(type="str", no_log=True),
         session_token=dict(type="str", no_log=True),
         profile=dict(type="str"),
+    )
+
+
+def azure_connection_argument_spec():
+    """How to reach Azure Resource Manager (cloud azure). Unset, AZURE_* variables / DefaultAzureCredential apply."""
+    return dict(
+        subscription_id=dict(type="str"),
+        tenant=dict(type="str"),
+        client_id=dict(type="str"),
+        secret=dict(type="str", no_log=True),
+        authority_host=dict(type="str"),
+        location=dict(type="str"),
+        resource_group=dict(type="str"),
     )
 
 
@@ -68,7 +82,7 @@ def instance_argument_spec():
         # cloud aws (defaults applied by the provider: an option left unset is not "set" for another cloud)
         placements=dict(type="list", elements="dict", options=dict(
             subnet_id=dict(type="str"), availability_zone=dict(type="str"), instance_type=dict(type="str"),
-            zone=dict(type="str"))),
+            location=dict(type="str"), zone=dict(type="str"))),
         min_count=dict(type="int"),
         key_name=dict(type="str", no_log=False),
         security_groups=dict(type="list", elements="str"),
@@ -78,6 +92,9 @@ def instance_argument_spec():
         root_volume_type=dict(type="str", choices=["gp3", "gp2", "io1", "io2"]),
         spot=dict(type="bool"),
         image_owners=dict(type="list", elements="str"),
+        # cloud azure
+        public_ip=dict(type="bool"),
+        subnet_id=dict(type="str"),
         # cloud gcp
         subnetwork=dict(type="str"),
         accelerators=dict(type="list", elements="dict", options=dict(

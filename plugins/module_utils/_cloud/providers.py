@@ -11,12 +11,14 @@ when its cloud is chosen.
 from __future__ import annotations
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.provider import AwsProvider
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.provider import AzureProvider
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.provider import GcpProvider
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local import LocalProvider
 
 PROVIDERS = {
     "aws": AwsProvider,
+    "azure": AzureProvider,
     "gcp": GcpProvider,
     "local": LocalProvider,
 }

@@ -60,7 +60,8 @@ def call(fn, classify=None, policy=None, on_retry=None):
             raise err
         if attempt >= policy.attempts:
             raise err
-        wait = policy.delay(attempt)
+        # a server that says when to come back (HTTP Retry-After) is believed
+        wait = max(policy.delay(attempt), getattr(err, "retry_after", 0) or 0)
         if policy.deadline is not None and policy.clock() - start + wait > policy.deadline:
             raise err
         if on_retry:

@@ -1,0 +1,154 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The cluster's firewall on Azure: a network security group per location the cluster uses.
+
+The firewall module makes ``<cluster>-nsg-<location>`` in ``location``: SSH only from the admin networks, all
+traffic inside the cluster's subnet, everything else from the internet denied explicitly. When nodes fail over to
+another location, the instance module copies its rules into an NSG there (an NSG must be in its subnet's
+region); a later firewall run keeps every copy in step.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure import shapes
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError
+
+NSG_TYPE = "Microsoft.Network/networkSecurityGroups"
+
+
+def _ours(rule):
+    name = rule.get("name") or ""
+    return name.startswith(("in-", "out-")) or name == shapes.DENY_RULE
+
+
+def _wire(rules):
+    return [{"name": r["name"], "properties": dict((k, v) for k, v in (r.get("properties") or {}).items()
+                                                   if k != "provisioningState")} for r in rules]
+
+
+class AzureFirewall(object):
+    """Mixed into the Azure provider (it brings ``clients``, ``_call``, ``_lros``, ``_list``)."""
+
+    def _firewall_location(self):
+        location = (self.opts.get("location") or "").lower()
+        if not location:
+            for entry in self.opts.get("placements") or []:
+                if (entry or {}).get("location"):
+                    return entry["location"].lower()
+            raise ConfigError("location is required for the firewall on cloud azure",
+                              hint="Set location (e.g. eastus) in the cloud options; the NSG lives there")
+        return location
+
+    def _primary_nsg(self, cluster, nsgs):
+        try:
+            want = shapes.nsg_name(cluster, self._firewall_location())
+        except ConfigError:
+            want = None
+        for nsg in nsgs:
+            if nsg.get("name") == want:
+                return nsg
+        return nsgs[0] if nsgs else None
+
+    def ensure_firewall(self, cluster, rules, purge=False, check_mode=False, labels=None):
+        network = self.clients()[2]
+        location = self._firewall_location()
+        name = shapes.nsg_name(cluster, location)
+        tags = dict(labels or {})
+        tags.update({CLUSTER_TAG: cluster, MANAGED_TAG: MANAGED_VALUE})
+        nsgs = self._list(cluster, "Microsoft.Network/networkSecurityGroups")
+        primary = [n for n in nsgs if n.get("name") == name]
+        primary = primary[0] if primary else None
+        desired = list(dict.fromkeys(rules))
+        existing = shapes.rules_from_nsg(primary) if primary else []
+        add = [r for r in desired if r not in existing]
+        remove = [r for r in existing if r not in desired] if purge else []
+        keep = [r for r in existing if r not in desired and r not in remove]
+        wanted = shapes.nsg_rules(desired + keep)
+        if primary and not purge:
+            wanted += _wire([r for r in (primary.get("properties") or {}).get("securityRules") or []
+                             if not _ours(r)])
+        targets = [primary or {"name": name, "location": location}] + [n for n in nsgs if n.get("name") != name]
+        changed = False
+        group = self.group_for(cluster)
+        calls = []
+        for nsg in targets:
+            if nsg.get("id") and shapes.same_rules(nsg, wanted) and (nsg.get("tags") or {}) == tags:
+                continue
+            changed = True
+            body = {"location": nsg["location"], "tags": tags, "properties": {"securityRules": wanted}}
+            calls.append((nsg["name"], network.network_security_groups.begin_create_or_update,
+                          (group, nsg["name"], body)))
+        if calls and not check_mode:
+            self._ensure_group_for_firewall(cluster, location, tags)
+            self._lros(calls, "the cluster's network security group")
+        after = [r for r in existing if r not in remove] + add
+        return {
+            "changed": changed,
+            "created": primary is None,
+            "id": primary["id"] if primary else ("" if check_mode else self._rid(cluster, NSG_TYPE, name)),
+            "name": name,
+            "before": [str(r) for r in existing],
+            "rules": [r.to_dict() for r in after],
+            "added": [str(r) for r in add],
+            "removed": [str(r) for r in remove],
+            "after": [str(r) for r in after],
+        }
+
+    def _ensure_group_for_firewall(self, cluster, location, tags):
+        if not self._own_group(cluster):
+            if self._group_exists(cluster) is None:
+                raise ConfigError("resource group %s does not exist" % self.group_for(cluster),
+                                  hint="Create it, or leave resource_group unset for one of the cluster's own")
+            return
+        group = self._group_exists(cluster)
+        if group is None:
+            resource = self.clients()[0]
+            group_tags = {CLUSTER_TAG: cluster, MANAGED_TAG: MANAGED_VALUE}
+            self._call(resource.resource_groups.create_or_update, self.group_for(cluster),
+                       shapes.resource_group_body(location, group_tags))
+        elif (group.get("tags") or {}).get(CLUSTER_TAG) != cluster:
+            raise ConfigError("resource group %s exists but does not carry cluster %s's tag"
+                              % (self.group_for(cluster), cluster),
+                              hint="Name the group with resource_group (it is never deleted then), or remove it")
+
+    def _nsg_in(self, cluster, location, primary, timeout=600):
+        """The id of the cluster's NSG in ``location``, copying the firewall's rules there when it is missing."""
+        if primary is None:
+            raise ConfigError("cluster %s has no firewall" % cluster,
+                              hint="Run aiinfra.gpu_cluster.firewall for the cluster first")
+        if primary.get("location") == location:
+            return primary["id"]
+        network = self.clients()[2]
+        name = shapes.nsg_name(cluster, location)
+        nsgs = dict((n["name"], n) for n in self._list(cluster, NSG_TYPE))
+        wanted = _wire((primary.get("properties") or {}).get("securityRules") or [])
+        current = nsgs.get(name)
+        if current is None or not shapes.same_rules(current, wanted):
+            body = {"location": location, "tags": dict(primary.get("tags") or {}),
+                    "properties": {"securityRules": wanted}}
+            self._lros([(name, network.network_security_groups.begin_create_or_update,
+                         (self.group_for(cluster), name, body))], "the network security group in %s" % location,
+                       timeout=timeout)
+        return self._rid(cluster, NSG_TYPE, name)
+
+    def delete_firewall(self, cluster, check_mode=False):
+        network = self.clients()[2]
+        nsgs = self._list(cluster, NSG_TYPE)
+        if not nsgs:
+            return {"changed": False, "deleted": []}
+        primary = self._primary_nsg(cluster, nsgs)
+        before = [str(r) for r in shapes.rules_from_nsg(primary)]
+        if not check_mode:
+            try:
+                self._lros([(n["name"], network.network_security_groups.begin_delete,
+                             (self.group_for(cluster), n["name"])) for n in nsgs], "the firewall to delete")
+            except CloudError as exc:
+                if exc.code == "InUseNetworkSecurityGroupCannotBeDeleted":
+                    raise ConfigError("the firewall of cluster %s is still in use" % cluster, code=exc.code,
+                                      hint="Remove the cluster's nodes first (aiinfra.gpu_cluster.instance "
+                                           "state=absent)")
+                raise
+        return {"changed": True, "deleted": ["networkSecurityGroups/%s" % n["name"] for n in nsgs],
+                "before": before, "id": primary["id"], "name": primary["name"]}
