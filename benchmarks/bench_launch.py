@@ -98,7 +98,8 @@ def run_floor(nodes, run_id):
     settings = {"script": "train_example.py", "module": "", "script_args": ["--steps", STEPS], "job_name": "bench",
                 "nproc_per_node": "auto", "cpu_nproc_per_node": 1, "rdzv_port": 29400, "rdzv_timeout": 180,
                 "max_restarts": 0, "timeout": 600, "stop_timeout": 15, "nnodes": "", "run_id": run_id,
-                "state": "started", "workdir": WORKDIR, "bin": TORCHRUN, "user": nodes[0]["ansible_user"]}
+                "state": "started", "workdir": WORKDIR, "checkpoint_dir": WORKDIR + "/checkpoints", "bin": TORCHRUN,
+                "user": nodes[0]["ansible_user"]}
     planned = plan(items, settings, script_exists=True)
     by_host = dict((n["name"], n) for n in nodes)
     rdzv_id = "%s-%s" % (run_id, uuid.uuid4().hex[:6])  # fresh per run, the same on every node
@@ -117,7 +118,8 @@ def run_floor(nodes, run_id):
     texts = [subprocess.run(ssh_argv(node, "cat %s; rm -rf %s /tmp/%s-ranks" % (log, log, run_id)),
                             capture_output=True, text=True, check=False).stdout for node, command, log in commands]
     if any(p.returncode for p in procs):
-        raise SystemExit("floor run failed:\n" + "\n".join(t[-2000:] for t in texts))
+        raise SystemExit("floor run failed:\n" + "\n".join(
+            "\n".join(line for line in t.splitlines() if "[default" in line or "Error" in line)[-3000:] for t in texts))
     return measure(texts, started, returned, len(nodes), "floor")
 
 

@@ -40,6 +40,17 @@ cd "$DEST"
 echo "== ansible-test sanity"
 rc=0
 "$SANITY_VENV/bin/ansible-test" sanity --python 3.11 --color no "$@" || rc=1
+# the collection as users get it: built (galaxy.yml's build_ignore) and installed from the tarball, away
+# from the checkout's ansible.cfg
+echo "== ansible-test sanity on the built and installed collection"
+(
+  cd "$WORK" && unset ANSIBLE_CONFIG &&
+  "$VENV_BIN/ansible-galaxy" collection build --force --output-path "$WORK/dist" "$DEST" >/dev/null &&
+  "$VENV_BIN/ansible-galaxy" collection install --force -p "$WORK/installed" "$WORK"/dist/aiinfra-gpu_cluster-*.tar.gz \
+    >/dev/null 2>&1 &&
+  cd "$WORK/installed/ansible_collections/aiinfra/gpu_cluster" && [ ! -e Makefile ] && [ ! -e galaxy.yml ] &&
+  "$SANITY_VENV/bin/ansible-test" sanity --python 3.11 --color no "$@"
+) || rc=1
 cd "$ROOT"
 echo "== ansible-lint (production profile)"
 "$VENV_BIN/ansible-lint" --profile production --nocolor playbooks roles site.yml || rc=1

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tarfile
 
+import awx_job
 from conftest import KEY, ROOT, VENV_BIN, cluster_leftovers, run_playbook
 
 PUBKEY = open(KEY + ".pub").read().strip()
@@ -23,6 +24,14 @@ def test_built_tarball_installs_and_works_outside_the_checkout(tmp_path, cluster
     names = tarfile.open(tarball[0]).getnames()
     assert "plugins/modules/instance.py" in names and "meta/runtime.yml" in names
     assert not [n for n in names if n.startswith((".venv", ".collections", ".ssh", "runs/", "dist/")) or "id_ed25519" in n]
+    # what users need, and nothing that only means something in the checkout
+    for needed in ("meta/execution-environment.yml", "meta/ee-requirements.txt", "meta/ee-bindep.txt",
+                   "roles/gpu_cluster/defaults/main.yml", "playbooks/site.yml", "extensions/awx/awx_assets.yml",
+                   "extensions/awx/project/collections/requirements.yml", "README.md", "COPYING"):
+        assert needed in names, needed
+    dev_only = ("Makefile", "ansible.cfg", "site.yml", "requirements.txt", "requirements-dev.txt", "pytest.ini",
+                ".ansible-lint", "benchmarks/", "tests/", "inventories/", ".ci/")
+    assert not [n for n in names if n.startswith(dev_only) or "/molecule/" in n], names
 
     colls = tmp_path / "collections"
     subprocess.run([os.path.join(VENV_BIN, "ansible-galaxy"), "collection", "install", "--force", "-p", str(colls),
@@ -67,6 +76,55 @@ def test_built_tarball_installs_and_works_outside_the_checkout(tmp_path, cluster
                               "aiinfra.gpu_cluster." + name], env=env, capture_output=True, text=True, check=True)
         parsed = json.loads(doc.stdout)["aiinfra.gpu_cluster." + name]["doc"]
         assert "cluster" in parsed["options"] and parsed["short_description"]
+
+
+def test_installed_playbooks_need_no_inventory_of_ours(tmp_path, cluster_name):
+    """aiinfra.gpu_cluster.provision / .nodes / .teardown from the installed tarball, in an empty directory, no
+    inventory, no ansible.cfg: the defaults travel with the collection; a missing key pair is made and said where."""
+    colls = tmp_path / "collections"
+    awx_job.install([awx_job.build_tarball(tmp_path / "dist")], colls, cwd=tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    env = awx_job.clean_env(HOME=str(home), ANSIBLE_COLLECTIONS_PATH=str(colls))
+
+    def playbook(*args):
+        return subprocess.run([os.path.join(VENV_BIN, "ansible-playbook")] + list(args), cwd=str(work), env=env,
+                              capture_output=True, text=True, check=False)
+
+    key = home / ".ssh" / "aiinfra_gpu_cluster_ed25519"
+    # no key pair, and none may be made: the error names the variables to set; nothing is created
+    proc = playbook("aiinfra.gpu_cluster.provision", "-e", "gpu_cluster_name=" + cluster_name,
+                    "-e", "gpu_cluster_ssh_key_create=false")
+    out = " ".join(proc.stdout.split())
+    assert proc.returncode != 0
+    assert "%s.pub does not exist" % key in out and "Set gpu_cluster_ssh_public_key" in out, out[-3000:]
+    assert "gpu_cluster_ssh_private_key_file" in out and "gpu_cluster_ssh_key_create: true" in out
+    assert cluster_leftovers(cluster_name) == []
+
+    # the defaults: local cloud, a key pair made in ~/.ssh (and said where); one node here to keep it short
+    proc = playbook("aiinfra.gpu_cluster.provision", "-e", "gpu_cluster_name=" + cluster_name, "-e", "gpu_cluster_size=1")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "Made an SSH key pair for the cluster's nodes: %s (private) and %s.pub" % (key, key) in proc.stdout
+    assert key.exists() and (home / ".ssh" / "aiinfra_gpu_cluster_ed25519.pub").exists()
+    assert len(cluster_leftovers(cluster_name)) == 2                  # the node and its network
+
+    # a later invocation finds the nodes (aiinfra.gpu_cluster.nodes) and logs in with that key, with sudo
+    proc = playbook("aiinfra.gpu_cluster.nodes", "aiinfra.gpu_cluster.nodes_answer",
+                    "-e", "gpu_cluster_name=" + cluster_name)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "rank 0: %s-0 (" % cluster_name in proc.stdout and "Made an SSH key pair" not in proc.stdout
+
+    proc = playbook("aiinfra.gpu_cluster.teardown", "-e", "gpu_cluster_name=" + cluster_name)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert cluster_leftovers(cluster_name) == []
+
+    # the new role documents the settings
+    doc = subprocess.run([os.path.join(VENV_BIN, "ansible-doc"), "-t", "role", "--json", "aiinfra.gpu_cluster.gpu_cluster"],
+                         env=env, capture_output=True, text=True, check=True)
+    options = json.loads(doc.stdout)["aiinfra.gpu_cluster.gpu_cluster"]["entry_points"]["main"]["options"]
+    assert {"gpu_cluster_cloud", "gpu_cluster_ssh_public_key", "gpu_cluster_cloud_defaults"} <= set(options)
 
 
 def test_bring_your_own_nodes_skips_provisioning(tmp_path, cluster_name):

@@ -1,8 +1,11 @@
-"""site.yml end to end on 2 fresh local nodes: provision -> configure -> verify -> train; and the torchrun
-role's Docker mode on nodes configure.yml gave Docker.
+"""site.yml end to end on 2 fresh local nodes: provision -> configure -> verify -> train, run as AWX runs it
+(ansible-runner over the collection's example AWX project, the collection installed from the built tarball,
+survey answers as strings, the Machine key in an ssh-agent, no ansible.cfg of ours), then a teardown job;
+and the torchrun role's Docker mode on nodes configure.yml gave Docker.
 
 The run report must show world size = nodes x processes and a loss that went down; verify.yml must
-have checked that every node runs the same torch and that an all-reduce over every rank is right.
+have checked that every node runs the same torch and that an all-reduce over every rank is right; the job
+must publish the run's summary with set_stats.
 """
 
 from __future__ import annotations
@@ -16,17 +19,54 @@ import time
 
 import pytest
 
-from conftest import ROOT, VENV_BIN, ansible_env, podman, run_playbook, write_inventory
+import awx_job
+from conftest import KEY, ROOT, VENV_BIN, ansible_env, cluster_leftovers, podman, run_playbook, write_inventory
 
 pytestmark = pytest.mark.slow
 
+SITE_PLAYS = ["Provision the cluster", "Check every node and the whole plan before installing anything",
+              "Configure the nodes", "Every node answers over SSH", "Check there is a cluster to verify",
+              "Verify the nodes", "Check there is a cluster to train on", "Train"]
 
-def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name):
+
+def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name, monkeypatch):
     runs = tmp_path / "runs"
-    inventory = write_inventory(tmp_path, cluster_name, 2, extra={
-        "torchrun_cpu_nproc_per_node": 2, "torchrun_runs_dir": str(runs)})
-    proc = run_playbook("site.yml", inventory=inventory, timeout=1800)
-    out = " ".join(proc.stdout.split())
+    tarball = awx_job.build_tarball(tmp_path / "dist")
+    with open(KEY + ".pub") as handle:
+        public_key = handle.read().strip()
+    answers = awx_job.survey_answers("GPU cluster: site", gpu_cluster_name=cluster_name, gpu_cluster_size=2,
+                                     gpu_cluster_cloud="local", gpu_cluster_train_script_args="--steps 300 --log-every 10")
+    credential_vars = {"gpu_cluster_ssh_public_key": public_key}      # "aiinfra GPU cluster access"
+    pdd = awx_job.private_data_dir(
+        tmp_path, tarball, dict(answers, **credential_vars), {"GPU_CLUSTER_ADMIN_CIDRS": "203.0.113.0/24"}, KEY,
+        inventory_vars={"torchrun_cpu_nproc_per_node": 2, "torchrun_runs_dir": str(runs)})
+    result, events = awx_job.run_job(pdd, "site.yml", "site", monkeypatch)
+    text = awx_job.job_output(events, tail=10 ** 7)
+    assert result.rc == 0 and result.status == "successful", awx_job.job_output(events)
+
+    # per play: what ran and that nothing failed
+    plays = awx_job.play_stats(events)
+    assert [p["play"] for p in plays] == SITE_PLAYS, plays
+    assert all(p["failed"] == 0 and p["unreachable"] == 0 and p["ok"] > 0 for p in plays), plays
+    assert plays[0]["changed"] >= 1                                   # the nodes were made
+    stats = awx_job.final_stats(events)
+    nodes = ["%s-%d" % (cluster_name, rank) for rank in range(2)]
+    assert sorted(stats["processed"]) == sorted(["localhost"] + nodes)
+    assert not stats["failures"] and not stats["dark"], stats
+    # the run's summary, published with set_stats: AWX's job artifacts
+    published = stats["artifact_data"]["gpu_cluster_run"]
+    assert published["status"] == "succeeded" and published["job"] == "example" and published["world_size"] == 4
+    assert published["metrics"]["last_step"] == 300 and "steps" not in published
+    assert [n["exit_code"] for n in published["nodes"]] == [0, 0] and not [n for n in published["nodes"] if "log_tail" in n]
+    assert published["run_dir"] == str(runs / published["run_id"])
+    # the key came from the ssh-agent: no key pair made, the nodes added without a key file
+    assert "Made an SSH key pair" not in text
+    added = [e["event_data"]["res"]["add_host"] for e in events if e["event"] == "runner_item_on_ok"
+             and e["event_data"].get("task") == "Add the nodes to gpu_nodes in rank order"]
+    assert sorted(a["host_name"] for a in added) == nodes
+    assert not [a for a in added if "ansible_ssh_private_key_file" in a["host_vars"]], added
+
+    out = " ".join(text.split())
     summaries = dict((s["job"], s) for s in (json.loads(p.read_text()) for p in runs.glob("*/summary.json")))
     assert sorted(summaries) == ["example", "verify"], sorted(summaries)
 
@@ -45,11 +85,23 @@ def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name):
     assert metrics["eval_acc"] > 0.6, metrics  # chance is 0.125
     run_dir = runs / train["run_id"]
     assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "torchrun run %s (job example): SUCCEEDED" % train["run_id"] in proc.stdout
-    assert "2 nodes, world size 4, ranks reported: 4/4, aggregate exit code 0" in proc.stdout
+    assert "torchrun run %s (job example): SUCCEEDED" % train["run_id"] in text
+    assert "2 nodes, world size 4, ranks reported: 4/4, aggregate exit code 0" in text
+    assert published["run_id"] == train["run_id"]
 
-    # the same nodes, which configure.yml gave Docker: the job inside containers
+    # the same nodes, which configure.yml gave Docker: the job inside containers (from the checkout, the
+    # inventory plugin finding the nodes)
+    inventory = write_inventory(tmp_path, cluster_name, 2, extra={
+        "torchrun_cpu_nproc_per_node": 2, "torchrun_runs_dir": str(runs)})
     docker_mode(inventory, runs, cluster_name)
+
+    # the teardown job template, its survey's answers: nothing carrying the cluster id is left
+    result, events = awx_job.run_job(pdd, "teardown.yml", "teardown", monkeypatch, extravars=dict(
+        awx_job.survey_answers("GPU cluster: teardown", gpu_cluster_name=cluster_name, gpu_cluster_cloud="local"),
+        **credential_vars))
+    assert result.rc == 0, awx_job.job_output(events)
+    assert awx_job.final_stats(events)["changed"] == {"localhost": 1}
+    assert cluster_leftovers(cluster_name) == []
 
 
 # The nodes site.yml configured have Docker: the same role runs the job inside a container. No registry
