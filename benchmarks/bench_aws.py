@@ -15,59 +15,22 @@ Aim: at most half the peer's calls, at most 0.7x its wall time, an unchanged re-
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
-import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import _peer  # first: it puts tests/integration on sys.path
+from ec2_proxy import Ec2Proxy, MotoServer
 
-from ec2_proxy import Ec2Proxy, MotoServer  # noqa: E402  pylint: disable=wrong-import-position
-
-VENV_BIN = os.path.dirname(sys.executable)
 COUNT = 8
 TYPE = "p4d.24xlarge"
 IMAGE_PATTERN = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*"
-ADMIN = "198.51.100.0/24"
 
-OURS = """
-- name: Cluster with aiinfra.gpu_cluster
-  hosts: localhost
-  gather_facts: false
-  module_defaults:
-    group/aiinfra.gpu_cluster.cloud:
-      cloud: aws
-      region: us-east-1
-      endpoint_url: "{{ endpoint }}"
-  tasks:
-    - name: Firewall
-      aiinfra.gpu_cluster.firewall:
-        cluster: "{{ cluster }}"
-        admin_cidrs: ["{{ admin }}"]
-    - name: Nodes
-      aiinfra.gpu_cluster.instance:
-        cluster: "{{ cluster }}"
-        count: %(count)d
-        instance_type: %(type)s
-        image: "{{ image_id }}"
-        placements: [{subnet_id: "{{ subnet }}"}]
-        ssh_public_key: "{{ pubkey }}"
-        wait: true
-""" % {"count": COUNT, "type": TYPE}
+OURS = _peer.ours({"cloud": "aws", "region": "us-east-1", "endpoint_url": '"{{ endpoint }}"'},
+                  {"count": COUNT, "instance_type": TYPE, "image": '"{{ image_id }}"',
+                   "placements": '[{subnet_id: "{{ subnet }}"}]', "ssh_public_key": '"{{ pubkey }}"', "wait": "true"})
 
-PEER = """
-- name: Cluster with amazon.aws
-  hosts: localhost
-  gather_facts: false
-  module_defaults:
-    group/amazon.aws.aws:
-      region: us-east-1
-      endpoint_url: "{{ endpoint }}"
-  tasks:
+PEER = _peer.play("amazon.aws", "amazon.aws.aws", {"region": "us-east-1", "endpoint_url": '"{{ endpoint }}"'}) + """  tasks:
     - name: Key pair
       amazon.aws.ec2_key:
         name: "{{ cluster }}"
@@ -102,27 +65,6 @@ PEER = """
 """ % {"count": COUNT, "type": TYPE}
 
 
-def run(playbook, variables, env):
-    start = time.monotonic()
-    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local", playbook,
-                           "-e", json.dumps(variables)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, check=False)
-    elapsed = time.monotonic() - start
-    if proc.returncode != 0:
-        print(proc.stdout[-4000:])
-        raise SystemExit("%s failed (rc=%d)" % (playbook, proc.returncode))
-    return elapsed
-
-
-def measure(proxy, playbook, variables, env):
-    out = []
-    for _attempt in ("first", "re-run"):
-        proxy.calls.clear()
-        wall = run(playbook, variables, env)
-        out.append((wall, proxy.total_calls(), dict(proxy.calls)))
-    return out
-
-
 def main():
     import boto3  # pylint: disable=import-outside-toplevel
 
@@ -135,45 +77,29 @@ def main():
         images = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": [IMAGE_PATTERN]}])["Images"]
         subnet = sorted(ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"],
                         key=lambda s: s["AvailabilityZone"])[0]
-        with open(os.path.join(ROOT, ".ssh", "id_ed25519.pub")) as handle:
-            pubkey = handle.read().strip()
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), AWS_ACCESS_KEY_ID="bench",
-                   AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1",
-                   AWS_ENDPOINT_URL=proxy.url, AWS_EC2_METADATA_DISABLED="true",
-                   AWS_CONFIG_FILE=os.path.join(work, "none"), AWS_SHARED_CREDENTIALS_FILE=os.path.join(work, "none"),
-                   PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
-        env.pop("GPU_CLUSTER_NAME", None)
+        env = _peer.environment(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
+                                AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=proxy.url, AWS_EC2_METADATA_DISABLED="true",
+                                AWS_CONFIG_FILE=os.path.join(work, "none"), AWS_SHARED_CREDENTIALS_FILE=os.path.join(work, "none"))
         base = {"endpoint": proxy.url, "image_id": images[0]["ImageId"], "subnet": subnet["SubnetId"],
-                "vpc": subnet["VpcId"], "pubkey": pubkey, "admin": ADMIN,
+                "vpc": subnet["VpcId"], "pubkey": _peer.pubkey(), "admin": _peer.ADMIN,
                 "ansible_python_interpreter": sys.executable}
+        counter = (proxy.calls.clear, lambda: (proxy.total_calls(), dict(proxy.calls)))
         results = {}
         for side, text in (("ours", OURS), ("amazon.aws", PEER)):
-            path = os.path.join(work, "%s.yml" % side.replace(".", "_"))
-            with open(path, "w") as handle:
-                handle.write(text)
-            cluster = "bench-%s-%s" % ("ours" if side == "ours" else "peer", uuid.uuid4().hex[:6])
-            results[side] = measure(proxy, path, dict(base, cluster=cluster), env)
+            cluster = _peer.cluster_name(side == "ours")
+            runs = _peer.measure(_peer.write_playbook(work, side, text), dict(base, cluster=cluster), env, counter)
             live = [i for r in ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]}])[
                 "Reservations"] for i in r["Instances"] if cluster in [t["Value"] for t in i.get("Tags", [])]]
-            results[side].append(len(live))
+            results[side] = (runs[0], runs[1], len(live))
     finally:
         proxy.stop()
         moto.stop()
 
-    print("aws: security group + placement group + key pair + %d x %s, wait for running (moto behind the proxy)"
-          % (COUNT, TYPE))
-    print("%-12s %10s %8s %10s %8s %7s" % ("", "first (s)", "calls", "re-run (s)", "calls", "nodes"))
-    for side in ("ours", "amazon.aws"):
-        (w1, c1, _d1), (w2, c2, _d2), nodes = results[side]
-        print("%-12s %10.2f %8d %10.2f %8d %7d" % (side, w1, c1, w2, c2, nodes))
-    (o1, oc1, od1), (o2, oc2, od2), _n = results["ours"]
-    (p1, pc1, _pd1), (p2, pc2, _pd2), _n = results["amazon.aws"]
-    print("ratio ours/peer: first run  wall %.2fx  calls %.2fx   (aim <= 0.70x wall, <= 0.50x calls)"
-          % (o1 / p1, float(oc1) / pc1))
-    print("                 re-run     wall %.2fx  calls %.2fx   (aim: re-run <= 3 calls; ours made %d)"
-          % (o2 / p2, float(oc2) / pc2, oc2))
-    print("ours, first run calls by action: %s" % json.dumps(od1, sort_keys=True))
-    print("ours, re-run calls by action:    %s" % json.dumps(od2, sort_keys=True))
+    _peer.print_table("aws: security group + placement group + key pair + %d x %s, wait for running (moto behind the proxy)"
+                      % (COUNT, TYPE), results,
+                      aims=("   (aim <= 0.70x wall, <= 0.50x calls)",
+                            "   (aim: re-run <= 3 calls; ours made %d)" % results["ours"][1].calls),
+                      detail_label="calls by action")
 
 
 if __name__ == "__main__":

@@ -21,58 +21,23 @@ Prints wall time and API calls for the first run and the unchanged re-run, and t
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
-import uuid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import _peer  # first: it puts tests/integration on sys.path
+from arm_double import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, ArmDouble
 
-from arm_double import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, ArmDouble  # noqa: E402  pylint: disable=wrong-import-position
-
-VENV_BIN = os.path.dirname(sys.executable)
 COUNT = 4
 SIZE = "Standard_ND96isr_H100_v5"
 IMAGE = "microsoft-dsvm:ubuntu-hpc:2204:latest"
-ADMIN = "198.51.100.0/24"
 
-OURS = """
-- name: Cluster with aiinfra.gpu_cluster
-  hosts: localhost
-  gather_facts: false
-  module_defaults:
-    group/aiinfra.gpu_cluster.cloud:
-      cloud: azure
-      endpoint_url: "{{ endpoint }}"
-      location: eastus
-  tasks:
-    - name: Firewall
-      aiinfra.gpu_cluster.firewall:
-        cluster: "{{ cluster }}"
-        admin_cidrs: ["{{ admin }}"]
-    - name: Nodes
-      aiinfra.gpu_cluster.instance:
-        cluster: "{{ cluster }}"
-        count: %d
-        instance_type: %s
-        image: %s
-        ssh_public_key: "{{ key }}"
-""" % (COUNT, SIZE, IMAGE)
+OURS = _peer.ours({"cloud": "azure", "endpoint_url": '"{{ endpoint }}"', "location": "eastus"},
+                  {"count": COUNT, "instance_type": SIZE, "image": IMAGE, "ssh_public_key": '"{{ key }}"'})
 
-PEER = """
-- name: Cluster with azure.azcollection
-  hosts: localhost
-  gather_facts: false
-  module_defaults:
-    group/azure.azcollection.all:
-      cloud_environment: "{{ endpoint }}/metadata/endpoints?api-version=2019-05-01"
-      disable_instance_discovery: true
-      adfs_authority_url: "{{ endpoint }}"
-  vars:
+PEER = _peer.play("azure.azcollection", "azure.azcollection.all",
+                  {"cloud_environment": '"{{ endpoint }}/metadata/endpoints?api-version=2019-05-01"',
+                   "disable_instance_discovery": "true", "adfs_authority_url": '"{{ endpoint }}"'}) + """  vars:
     rg: "peer-{{ cluster }}"
   tasks:
     - azure.azcollection.azure_rm_resourcegroup: {name: "{{ rg }}", location: eastus}
@@ -126,42 +91,31 @@ PEER = """
 """ % (COUNT, COUNT, SIZE, COUNT)
 
 
-def run(arm, python_bin, playbook_text, extra, env_extra):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "pb.yml")
-        with open(path, "w") as handle:
-            handle.write(playbook_text)
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                   PATH=os.path.dirname(python_bin) + os.pathsep + os.environ.get("PATH", ""), **arm.env())
-        env.update(AZURE_SUBSCRIPTION_ID=SUBSCRIPTION, AZURE_TENANT_ID=TENANT, AZURE_TENANT=TENANT,
-                   AZURE_CLIENT_ID=CLIENT_ID, AZURE_CLIENT_SECRET=CLIENT_SECRET, AZURE_SECRET=CLIENT_SECRET)
-        env.update(env_extra)
-        arm.reset_counts()
-        start = time.monotonic()
-        proc = subprocess.run([os.path.join(os.path.dirname(python_bin), "ansible-playbook"), path, "-i",
-                               "localhost,", "-c", "local", "-e", json.dumps(dict(extra, ansible_python_interpreter=python_bin))],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False)
-        wall = time.monotonic() - start
-        calls = dict(arm.calls)
-    polls = calls.pop("GET operations", 0)
-    calls.pop("POST token", None)
-    total = sum(calls.values())
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:], proc.stderr[-2000:])
-    return {"ok": proc.returncode == 0, "wall": wall, "calls": total, "polls": polls, "by_kind": calls}
-
-
 def side(name, arm, python_bin, playbook_text, env_extra=None):
-    cluster = "bench-%s" % uuid.uuid4().hex[:6]
-    key = open(os.path.join(ROOT, ".ssh", "id_ed25519.pub")).read().strip()
-    extra = {"cluster": cluster, "key": key, "admin": ADMIN, "endpoint": arm.url}
-    first = run(arm, python_bin, playbook_text, extra, env_extra or {})
-    again = run(arm, python_bin, playbook_text, extra, env_extra or {}) if first["ok"] else None
+    """Our side or the peer's (``python_bin`` and the ansible-playbook beside it): first run and re-run, printed."""
+    env = _peer.environment(python_bin, ANSIBLE_NOCOLOR="1", AZURE_SUBSCRIPTION_ID=SUBSCRIPTION, AZURE_TENANT_ID=TENANT,
+                            AZURE_TENANT=TENANT, AZURE_CLIENT_ID=CLIENT_ID, AZURE_CLIENT_SECRET=CLIENT_SECRET,
+                            AZURE_SECRET=CLIENT_SECRET)
+    env.update(arm.env())
+    env.update(env_extra or {})
+    extra = {"cluster": _peer.cluster_name(playbook_text == OURS), "key": _peer.pubkey(), "admin": _peer.ADMIN,
+             "endpoint": arm.url, "ansible_python_interpreter": python_bin}
+    with tempfile.TemporaryDirectory() as tmp:
+        first, again = _peer.first_and_rerun(_peer.write_playbook(tmp, "pb", playbook_text), extra, env,
+                                             (arm.reset_counts, lambda: arm_calls(arm)), python_bin, timeout=1800)
     for label, res in (("first run", first), ("re-run", again)):
         if res:
             print("%-20s %-9s ok=%s wall %6.1f s  API calls %4d (+ %d operation polls)"
-                  % (name, label, res["ok"], res["wall"], res["calls"], res["polls"]))
+                  % (name, label, res.ok, res.wall, res.calls, res.by_kind.get("GET operations", 0)))
     return first, again
+
+
+def arm_calls(arm):
+    """ARM requests since the last reset, not counting operation polls, and the requests by kind (polls as
+    "GET operations"); token requests are left out of both."""
+    calls = dict(arm.calls)
+    calls.pop("POST token", None)
+    return sum(calls.values()) - calls.get("GET operations", 0), calls
 
 
 def main():
@@ -182,7 +136,7 @@ def main():
         # what azure.azcollection needs to reach the double: cloud_environment pointing at the double's metadata
         # document, disable_instance_discovery, AZURE_AUTHORITY_HOST (via arm.env()), and a shim that gives current
         # azure-cli-core back get_cloud_from_metadata_endpoint (benchmarks/azure_peer_shim)
-        shim = {"PYTHONPATH": os.path.join(ROOT, "benchmarks", "azure_peer_shim"),
+        shim = {"PYTHONPATH": os.path.join(_peer.ROOT, "benchmarks", "azure_peer_shim"),
                 # credentials from the environment take these from the environment too (module options are not read)
                 "AZURE_CLOUD_ENVIRONMENT": arm.url + "/metadata/endpoints?api-version=2019-05-01",
                 "AZURE_ADFS_AUTHORITY_URL": arm.url, "AZURE_DISABLE_INSTANCE_DISCOVERY": "true",
@@ -190,9 +144,9 @@ def main():
                 "ANSIBLE_COLLECTIONS_PATH": os.path.dirname(os.path.dirname(__import__("ansible").__file__))}
         peer = side("azure.azcollection", arm, args.peer, PEER, shim)
         for i, label in enumerate(("first run", "re-run")):
-            if ours[i] and peer[i] and ours[i]["ok"] and peer[i]["ok"]:
+            if ours[i] and peer[i] and ours[i].ok and peer[i].ok:
                 print("ratio peer/ours %-9s wall %.2fx  API calls %.2fx"
-                      % (label, peer[i]["wall"] / ours[i]["wall"], peer[i]["calls"] / max(1, ours[i]["calls"])))
+                      % (label, peer[i].wall / ours[i].wall, peer[i].calls / max(1, ours[i].calls)))
     finally:
         arm.stop()
 
