@@ -5,9 +5,11 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import tarfile
+import tempfile
 
 import awx_job
 from conftest import KEY, ROOT, VENV_BIN, cluster_leftovers, run_playbook
@@ -78,13 +80,15 @@ def test_built_tarball_installs_and_works_outside_the_checkout(tmp_path, cluster
         assert "cluster" in parsed["options"] and parsed["short_description"]
 
 
-def test_installed_playbooks_need_no_inventory_of_ours(tmp_path, cluster_name):
+def test_installed_playbooks_need_no_inventory_of_ours(tmp_path, cluster_name, request):
     """aiinfra.gpu_cluster.provision / .nodes / .teardown from the installed tarball, in an empty directory, no
     inventory, no ansible.cfg: the defaults travel with the collection; a missing key pair is made and said where."""
     colls = tmp_path / "collections"
     awx_job.install([awx_job.build_tarball(tmp_path / "dist")], colls, cwd=tmp_path)
-    home = tmp_path / "home"
-    home.mkdir()
+    # a short HOME: ssh's ControlPath (~/.ansible/cp/...) must fit a Unix socket path (108 bytes), which a
+    # pytest-xdist tmp_path does not leave room for
+    home = pathlib.Path(tempfile.mkdtemp(prefix="aih-"))
+    request.addfinalizer(lambda: shutil.rmtree(str(home), ignore_errors=True))
     work = tmp_path / "work"
     work.mkdir()
     env = awx_job.clean_env(HOME=str(home), ANSIBLE_COLLECTIONS_PATH=str(colls))

@@ -25,7 +25,8 @@ from conftest import KEY, ROOT, VENV_BIN, ansible_env, cluster_leftovers, podman
 pytestmark = pytest.mark.slow
 
 SITE_PLAYS = ["Provision the cluster", "Check every node and the whole plan before installing anything",
-              "Configure the nodes", "Every node answers over SSH", "Check there is a cluster to verify",
+              "Configure the nodes", "Every node answers over SSH", "Monitoring (exporters, Prometheus, alert rules)",
+              "Check there is a cluster to verify",
               "Verify the nodes", "Check there is a cluster to train on", "Train"]
 
 
