@@ -91,9 +91,9 @@ def describe(state):
     if phase == "timeout":
         return who, "ran past torchrun_timeout (%ss) and was stopped" % (state.timeout or "?")
     if state.exit:
-        how = "exit code %s" % exit_code(state.exit) if state.exit.get("code") == "exited" else \
-            "killed by SIG%s" % state.exit.get("status")
-        return who, "torchrun ended with %s" % how
+        if state.exit.get("code") == "exited":
+            return who, "torchrun ended with exit code %s" % exit_code(state.exit)
+        return who, "torchrun was killed by SIG%s" % state.exit.get("status")
     return who, "its torchrun unit vanished without an exit record (the node shut down, or the unit was killed)"
 
 
@@ -134,10 +134,16 @@ def decide(states, now, started, settings):
             bad = silent + bad
 
         def first(host):
+            # a lost node first, then one whose torchrun was ended from outside (its agent signalled, or its unit
+            # gone with no exit record: a node shutting down), then the ones that failed by themselves; in each,
+            # the earliest. A node stopped from outside takes longer to record its end than its peers take to
+            # fail with "connection closed by peer", so time alone would blame a healthy peer.
             state = states[host]
             if phases[host] == "lost":
                 return (0, float(state.lost_at or state.t or now), state.node_rank)
-            return (1, float((state.exit or {}).get("time") or state.t or now), state.node_rank)
+            ended_from_outside = not state.exit or state.exit.get("code") in ("killed", "dumped")
+            return (1 if ended_from_outside else 2, float((state.exit or {}).get("time") or state.t or now),
+                    state.node_rank)
         bad.sort(key=first)
         verdict.done, verdict.status, verdict.failed = True, "failed", bad
         rendezvous_done = any(states[h].log.get("joined") or states[h].log.get("ranks") for h in order)

@@ -123,3 +123,18 @@ def test_a_node_never_answering_is_timed_from_its_first_poll_not_from_the_launch
     assert not verdict_of(states, 140.0, 95.0)["done"]
     verdict = verdict_of(states, 146.0, 95.0)
     assert verdict["done"] and verdict["phases"] == {"n0": "lost", "n1": "lost", "n2": "lost"}
+
+
+def test_a_node_stopped_from_outside_is_named_before_the_peers_it_took_down():
+    # n2's node shut down: its agent got SIGTERM and recorded its end at 112, after n1 had already failed at 110
+    # with "connection closed by peer" (exit code 1); n0 is still stopping
+    states = {"n0": running(t=113.0), "n1": exited("1", at=110.0, t=113.0), "n2": exited("TERM", at=112.0, t=113.0)}
+    verdict = verdict_of(states, 113.5, 50.0)
+    assert verdict["done"] and verdict["failed"][:2] == ["n2", "n1"], verdict
+    assert verdict["message"].startswith("n2 (node rank 2) failed: torchrun was killed by SIGTERM"), verdict
+    # a unit gone without an exit record (the node went down with it) counts as stopped from outside too
+    states["n2"] = running(t=113.0, active=False, exit=None)
+    assert verdict_of(states, 113.5, 50.0)["failed"][0] == "n2"
+    # failures by themselves stay in time order
+    states = {"n0": running(t=113.0), "n1": exited("1", at=110.0, t=113.0), "n2": exited("1", at=111.0, t=113.0)}
+    assert verdict_of(states, 113.5, 50.0)["failed"] == ["n1", "n2"]
