@@ -38,6 +38,22 @@ def put(client, key, body, sha=True):
     client.put_object(Bucket="data", Key=key, Body=body, Metadata=meta)
 
 
+def garble(st, monkeypatch, bad_key, error=None):
+    """Make st.download of bad_key write wrong bytes (and then raise ``error``, when given)."""
+    real = st.download
+
+    def download(key, path):
+        info = real(key, path)
+        if key == bad_key:
+            with open(path, "r+b") as handle:
+                handle.write(b"X")
+            if error:
+                raise error
+        return info
+
+    monkeypatch.setattr(st, "download", download)
+
+
 def store(uri="s3://data/ds"):
     return base.open_store(uri, {})
 
@@ -155,16 +171,7 @@ def test_corrupt_objects_are_skipped_and_never_placed(s3, tmp_path, monkeypatch)
     put(s3, "ds/good", b"good")
     put(s3, "ds/bad", b"bad bytes")
     st, prefix = store()
-    real = st.download
-
-    def lying_download(key, path):
-        info = real(key, path)
-        if key == "ds/bad":  # what a partial or garbled transfer leaves behind
-            with open(path, "r+b") as handle:
-                handle.write(b"X")
-        return info
-
-    monkeypatch.setattr(st, "download", lying_download)
+    garble(st, monkeypatch, "ds/bad")  # what a partial or garbled transfer leaves behind
     dest = tmp_path / "d"
     res = sync.pull(st, prefix, str(dest))
     assert res["transferred"] == ["good"]
@@ -186,16 +193,7 @@ def test_a_failed_download_leaves_nothing_and_records_what_arrived(s3, tmp_path,
     put(s3, "ds/a", b"a")
     put(s3, "ds/b", b"b")
     st, prefix = store()
-    real = st.download
-
-    def failing(key, path):
-        if key == "ds/b":
-            with open(path, "wb") as handle:
-                handle.write(b"half")
-            raise StorageError("connection reset")
-        return real(key, path)
-
-    monkeypatch.setattr(st, "download", failing)
+    garble(st, monkeypatch, "ds/b", error=StorageError("connection reset"))
     res = sync.pull(st, prefix, str(tmp_path), workers=1)
     assert res["transferred"] == ["a"] and res["failed"][0]["key"] == "ds/b"
     assert sorted(os.listdir(tmp_path)) == [sync.MANIFEST, "a"]
