@@ -1,4 +1,5 @@
-#!/usr/bin/env python3
+# Copyright: (c) 2026, aiinfra platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Batch prediction over every rank of the cluster (the torchrun role's second example job).
 
 The input set is split over all ranks (every rank takes every world_size-th record of the ordered
@@ -101,12 +102,12 @@ def broadcast_bytes(payload, src, rank, group=None):
 
 def gather_bytes(payload, world, group=None):
     """Every rank's ``payload`` (bytes), in rank order, on every rank (padded to the longest, then cut)."""
-    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
+    sizes = [torch.zeros(1, dtype=torch.int64) for dummy in range(world)]
     dist.all_gather(sizes, torch.tensor([len(payload)], dtype=torch.int64), group=group)
     longest = max(int(s.item()) for s in sizes)
     mine = torch.zeros(longest, dtype=torch.uint8)
     mine[:len(payload)] = as_tensor(payload)
-    parts = [torch.empty(longest, dtype=torch.uint8) for _ in range(world)]
+    parts = [torch.empty(longest, dtype=torch.uint8) for dummy in range(world)]
     dist.all_gather(parts, mine, group=group)
     return [as_bytes(part[:int(size.item())]) for part, size in zip(parts, sizes)]
 
