@@ -93,6 +93,12 @@ options:
         keyed by host, each with C(price) and C(launch_time). Given, the summary gets C(cost) - node-hours and the estimated cost of
         the run's window (C(run)) and of the cluster from its nodes' launch to the run's end (C(cluster)).
     type: dict
+  outputs:
+    description:
+      - Where each node's outputs (what the job wrote into C(AIINFRA_OUTPUT_DIR)) were brought on the controller,
+        keyed by host; the summary lists them as C(outputs).
+    type: dict
+    default: {}
 seealso:
   - module: aiinfra.gpu_cluster.torchrun_watch
 """
