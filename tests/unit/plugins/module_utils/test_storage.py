@@ -5,6 +5,7 @@ CLI the checkpoint uploader runs."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import threading
@@ -13,11 +14,31 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage import base, sync
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage import __main__ as cli
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage.base import ObjectInfo, StorageError
-
 MiB = 1024 * 1024
+PACKAGE = "ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage."
+
+
+class _Module(object):
+    """The package's modules looked up when a test runs: another unit test module re-installs Ansible's collection
+    loader (tests/unit/roles), after which a module imported at collection time and one the package imports
+    lazily (base.open_store -> s3) would hold two different StorageError classes."""
+
+    def __init__(self, name):
+        self._name = PACKAGE + name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+base, sync, cli = _Module("base"), _Module("sync"), _Module("__main__")
+
+
+def ObjectInfo(*args):  # noqa: N802 (the class, looked up now)
+    return base.ObjectInfo(*args)
+
+
+def StorageError(*args):  # noqa: N802
+    return base.StorageError(*args)
 
 
 @pytest.fixture
@@ -79,13 +100,13 @@ def test_parse_uri(uri, expected):
     ("s3://data/a/../b", "'..' parts"),
 ])
 def test_parse_uri_refuses(uri, words):
-    with pytest.raises(StorageError) as err:
+    with pytest.raises(base.StorageError) as err:
         base.parse_uri(uri)
     assert words in str(err.value)
 
 
 def test_unknown_option_is_refused():
-    with pytest.raises(StorageError, match="unknown storage options: secret"):
+    with pytest.raises(base.StorageError, match="unknown storage options: secret"):
         base.open_store("s3://data/x", {"secret": "x"})
 
 
@@ -218,7 +239,7 @@ def test_shards_partition_the_objects(s3, tmp_path):
         got.append(set(res["transferred"]))
         assert 8 <= len(res["transferred"]) <= 32, "roughly balanced"
     assert set.union(*got) == set(k[3:] for k in keys) and sum(len(g) for g in got) == len(keys)
-    with pytest.raises(StorageError, match="shard 3 of 3"):
+    with pytest.raises(base.StorageError, match="shard 3 of 3"):
         sync.pull(st, prefix, str(tmp_path / "x"), shard=(3, 3))
 
 
@@ -226,13 +247,13 @@ def test_keys_that_cannot_be_files_are_refused(s3, tmp_path):
     put(s3, "ds/dir/", b"")
     st, prefix = store()
     assert sync.pull(st, prefix, str(tmp_path))["transferred"] == []  # a directory marker is not a file
-    with pytest.raises(StorageError, match="cannot be stored as a file"):
+    with pytest.raises(base.StorageError, match="cannot be stored as a file"):
         sync.relative_path("ds/a//b", "ds/")
 
 
 def test_missing_bucket_and_missing_credentials_fail_before_anything_is_written(s3, tmp_path, monkeypatch):
     st, prefix = base.open_store("s3://no-such-bucket/x", {})
-    with pytest.raises(StorageError) as err:
+    with pytest.raises(base.StorageError) as err:
         sync.pull(st, prefix, str(tmp_path / "d"))
     assert "bucket no-such-bucket does not exist" in str(err.value)
     assert not (tmp_path / "d").exists()
@@ -242,7 +263,7 @@ def test_missing_bucket_and_missing_credentials_fail_before_anything_is_written(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     st, prefix = store()
-    with pytest.raises(StorageError) as err:
+    with pytest.raises(base.StorageError) as err:
         sync.pull(st, prefix, str(tmp_path / "d"))
     assert "no S3 credentials found" in str(err.value) and "access_key" in err.value.hint
     assert not (tmp_path / "d").exists()
