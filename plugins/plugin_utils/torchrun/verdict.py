@@ -97,6 +97,11 @@ def describe(state):
     return who, "its torchrun unit vanished without an exit record (the node shut down, or the unit was killed)"
 
 
+def ended_from_outside(state):
+    """Its torchrun was signalled (killed, dumped), or its unit is gone with no exit record (the node went down)."""
+    return not state.exit or state.exit.get("code") in ("killed", "dumped")
+
+
 def decide(states, now, started, settings):
     """The verdict over all nodes.
 
@@ -123,8 +128,13 @@ def decide(states, now, started, settings):
         # the poller gives up on the dead node. So before naming a cause, every node that is still running
         # gets a short while to answer after the first failure; one that stays silent is the likely cause
         # and is named first, as lost.
+        # A node whose torchrun was ended from outside (signalled, or its unit gone: the node shutting down) is
+        # itself the likely cause: then a node that is merely slow to answer (a loaded controller, a busy node) is
+        # not taken for a lost one before node_timeout.
+        outside = [h for h in bad if phases[h] != "lost" and ended_from_outside(states[h])]
         failed_at = min(states[h].failed_at(now) for h in bad)
-        silent = [h for h in order if phases[h] in ("running", "pending") and float(states[h].t or 0) < failed_at]
+        silent = [] if outside else [h for h in order if phases[h] in ("running", "pending")
+                                      and float(states[h].t or 0) < failed_at]
         if silent:
             if now - failed_at < float(settings.get("settle") or node_timeout / 2):
                 return verdict
@@ -141,8 +151,7 @@ def decide(states, now, started, settings):
             state = states[host]
             if phases[host] == "lost":
                 return (0, float(state.lost_at or state.t or now), state.node_rank)
-            ended_from_outside = not state.exit or state.exit.get("code") in ("killed", "dumped")
-            return (1 if ended_from_outside else 2, float((state.exit or {}).get("time") or state.t or now),
+            return (1 if ended_from_outside(state) else 2, float((state.exit or {}).get("time") or state.t or now),
                     state.node_rank)
         bad.sort(key=first)
         verdict.done, verdict.status, verdict.failed = True, "failed", bad

@@ -78,6 +78,18 @@ def test_a_node_that_goes_silent_as_its_peers_fail_is_named_first():
     assert verdict["failed"][0] == "n2" and "exit code 143" in verdict["message"]
 
 
+def test_a_node_stopped_from_outside_is_the_cause_not_a_slow_peer():
+    # n1's container was stopped (its torchrun got SIGTERM); n2 failed by itself a moment later; n0's poll is slow
+    # (a loaded controller): n0 must not be taken for a lost node, and the verdict need not wait for it
+    states = {"n0": running(t=105.0), "n1": exited("TERM", at=110.0, t=110.5), "n2": exited("1", at=110.3, t=110.6)}
+    verdict = verdict_of(states, 112.0, 50.0)
+    assert verdict["done"] and verdict["failed"] == ["n1", "n2"] and verdict["phases"]["n0"] == "running"
+    assert verdict["message"].startswith("n1 (node rank 1) failed:")
+    # still silent past node_timeout: lost, and named first
+    verdict = verdict_of(states, 126.0, 50.0)
+    assert verdict["failed"][0] == "n0" and verdict["phases"]["n0"] == "lost"
+
+
 def test_killed_and_timed_out_units():
     states = {"n0": running(t=111.5), "n1": exited("KILL"), "n2": running(t=111.5)}
     assert "killed by SIGKILL" in verdict_of(states, 112.0, 50.0)["message"]
