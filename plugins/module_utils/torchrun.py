@@ -283,7 +283,9 @@ def uploader_argv(spec, run):
     """systemd-run for the checkpoint uploader of a run (``spec["checkpoint"]``): its own unit beside torchrun's,
     bound to it (it stops when the job's unit ends or is stopped, and is ordered before it, so its last push starts
     once the job is gone), running as the job's user, credentials from the root-only EnvironmentFile (never on a
-    command line), ``python -m aiinfra_storage watch`` of the dedicated storage client."""
+    command line: boto3 reads them from its environment), ``python -m aiinfra_storage watch`` of the storage client
+    (the dataset role's client.yml). Its status file (``checkpoints.json``) holds what it uploaded, ``final`` once its
+    last push is done."""
     ckpt = spec["checkpoint"]
     job_unit = unit_name(spec["run_id"])
     return ["systemd-run", "--unit", uploader_unit(spec["run_id"]), "--collect", "--quiet",
@@ -297,9 +299,9 @@ def uploader_argv(spec, run):
             "-p", "TimeoutStopSec=%d" % int(ckpt.get("final_timeout") or 600),
             "-p", "StandardOutput=append:%s" % run.checkpoints_log,
             "-p", "StandardError=append:%s" % run.checkpoints_log,
-            ckpt["python"], "-m", "aiinfra_storage", "watch", "--src", ckpt["dir"], "--dest", ckpt["uri"],
+            ckpt["python"], "-m", "aiinfra_storage", "watch", ckpt["dir"], ckpt["uri"],
             "--stable-seconds", str(int(ckpt.get("stable_seconds") or 5)),
-            "--interval", str(int(ckpt.get("interval") or 5)), "--report", run.checkpoints]
+            "--interval", str(int(ckpt.get("interval") or 5)), "--status-file", run.checkpoints]
 
 
 def poststop_script(spec, exit_path):
