@@ -32,13 +32,13 @@ def gather(hostvars_list):
     nodes = {}
     for hv in hostvars_list or []:
         restore = hv.get("_torchrun_restore")
-        if not isinstance(restore, dict) or restore.get("skipped") is True:  # the task was skipped (not a list of files)
+        if not isinstance(restore, dict) or restore.get("skipped"):  # the task was skipped
             restore = None
         uploader = hv.get("_torchrun_uploader")
         state = uploader.get("stdout") if isinstance(uploader, dict) else None
         nodes[hv.get("inventory_hostname")] = {
             "restore": None if restore is None else dict(
-                (k, restore.get(k)) for k in ("transferred", "skipped", "corrupt", "failed", "bytes", "seconds",
+                (k, restore.get(k)) for k in ("transferred", "present", "corrupt", "failed", "bytes", "seconds",
                                               "msg", "unreachable") if k in restore),
             "upload": _upload_report(hv.get("_torchrun_uploaded")),
             "uploader": state,
@@ -58,7 +58,7 @@ def summarize(uri, nodes):
         node = nodes[host] or {}
         restore, upload = node.get("restore") or {}, node.get("upload")
         row = {"restored": _count(restore.get("transferred")), "restored_bytes": int(restore.get("bytes") or 0),
-               "already_there": _count(restore.get("skipped")), "corrupt": [], "uploaded": 0, "uploaded_bytes": 0,
+               "already_there": _count(restore.get("present")), "corrupt": [], "uploaded": 0, "uploaded_bytes": 0,
                "uploaded_keys": [], "final_push": False}
         for item in restore.get("corrupt") or []:
             item = item if isinstance(item, dict) else {"key": str(item)}

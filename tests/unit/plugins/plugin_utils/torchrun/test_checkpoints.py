@@ -15,14 +15,14 @@ def slurped(data):
 
 HOSTVARS = [
     {"inventory_hostname": "n0",
-     "_torchrun_restore": {"changed": True, "transferred": ["ckpt-00000050.pt"], "skipped": [],
+     "_torchrun_restore": {"changed": True, "transferred": ["ckpt-00000050.pt"], "present": [],
                            "corrupt": [{"key": "jobs/x/ckpt-00000100.pt", "path": "ckpt-00000100.pt",
                                         "reason": "sha256 mismatch"}], "failed": [], "bytes": 2_000_000},
      "_torchrun_uploader": {"stdout": "inactive"},
      "_torchrun_uploaded": slurped({"rounds": 9, "uploaded": 3, "bytes": 3_000_000, "errors": 0,
                                     "uploaded_keys": ["a", "b", "c"], "final": True})},
     {"inventory_hostname": "n1",
-     "_torchrun_restore": {"changed": False, "transferred": [], "skipped": ["ckpt-00000050.pt"], "corrupt": [],
+     "_torchrun_restore": {"changed": False, "transferred": [], "present": ["ckpt-00000050.pt"], "corrupt": [],
                            "bytes": 0},
      "_torchrun_uploader": {"stdout": "inactive"},
      "_torchrun_uploaded": slurped({"rounds": 9, "uploaded": 0, "bytes": 0, "errors": 0, "uploaded_keys": [],
