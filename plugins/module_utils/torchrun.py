@@ -288,9 +288,8 @@ def uploader_argv(spec, run):
     last push is done."""
     ckpt = spec["checkpoint"]
     job_unit = unit_name(spec["run_id"])
-    return ["systemd-run", "--unit", uploader_unit(spec["run_id"]), "--collect", "--quiet",
-            "--description", "aiinfra.gpu_cluster checkpoint uploader of job %s run %s" % (spec["job_name"],
-                                                                                          spec["run_id"]),
+    what = "aiinfra.gpu_cluster checkpoint uploader of job %s run %s" % (spec["job_name"], spec["run_id"])
+    return ["systemd-run", "--unit", uploader_unit(spec["run_id"]), "--collect", "--quiet", "--description", what,
             "-p", "BindsTo=%s" % job_unit, "-p", "Before=%s" % job_unit,
             "-p", "User=%s" % spec["user"],
             "-p", "EnvironmentFile=-%s" % ckpt["env_file"],
