@@ -42,6 +42,7 @@ ARGUMENT_SPEC = dict(
     utilisation=dict(type="dict"),
     prices=dict(type="dict"),
     checkpoints=dict(type="dict"),
+    outputs=dict(type="dict", default={}),
 )
 
 
@@ -89,6 +90,7 @@ class ActionModule(ActionBase):
                "rdzv_endpoint": args["rdzv_endpoint"]}
         summary = summarize(run, nodes, verdict, parsed)
         summary["unstopped_nodes"] = args["unstopped"]
+        summary["outputs"] = dict((h, d) for h, d in sorted(args["outputs"].items()) if d)
         shaped = None
         if args["utilisation"] is not None:  # the monitoring role's Prometheus, over the run's own window
             shaped = hardware.shape(args["utilisation"], run["started"], run["ended"], sorted(hosts, key=hosts.get))

@@ -102,6 +102,12 @@ options:
         object skipped on restore, whether every node's last push finished) and the report a line on them; a corrupt
         object is also a warning.
     type: dict
+  outputs:
+    description:
+      - Where each node's outputs (what the job wrote into C(AIINFRA_OUTPUT_DIR)) were brought on the controller,
+        keyed by host; the summary lists them as C(outputs).
+    type: dict
+    default: {}
 seealso:
   - module: aiinfra.gpu_cluster.torchrun_watch
 """
