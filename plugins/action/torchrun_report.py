@@ -19,6 +19,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import utilisation as hardware
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import cost
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import checkpoints as ckpt
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import parse_log
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.report import (
     failure_message, plot_loss, summarize, summary_text)
@@ -40,6 +41,7 @@ ARGUMENT_SPEC = dict(
     show=dict(type="bool", default=True),
     utilisation=dict(type="dict"),
     prices=dict(type="dict"),
+    checkpoints=dict(type="dict"),
     outputs=dict(type="dict", default={}),
 )
 
@@ -100,6 +102,11 @@ class ActionModule(ActionBase):
                            launch_time=p.get("launch_time")) for h, p in sorted(args["prices"].items())]
             summary["cost"] = {"run": cost(priced, run["ended"], start=run["started"]),
                                "cluster": cost(priced, run["ended"])}
+        if args["checkpoints"] is not None:
+            summary["checkpoints"] = ckpt.summarize(args["checkpoints"].get("uri"), args["checkpoints"].get("nodes"))
+            for item in summary["checkpoints"]["corrupt"]:
+                display.warning("checkpoint %s on %s was skipped on restore: %s" % (
+                    item.get("key") or item.get("path"), item["host"], item.get("reason") or "it does not verify"))
         plot_path = None
         if args["plot"]:
             plot_path, why = plot_loss(summary, os.path.join(run_dir, "loss.png"), shaped)
@@ -109,6 +116,8 @@ class ActionModule(ActionBase):
         text = summary_text(summary, plot_path)
         if summary.get("utilisation"):
             text += "\n  " + summary["utilisation"]["line"]
+        if summary.get("checkpoints"):
+            text += "\n" + "\n".join(ckpt.lines(summary["checkpoints"]))
         if summary.get("cost"):
             text += "\n  cost of the run: %s; of the cluster so far: %s" % (
                 summary["cost"]["run"]["text"], summary["cost"]["cluster"]["text"])
