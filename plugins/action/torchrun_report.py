@@ -19,6 +19,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import utilisation as hardware
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import cost
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.recovery import attempt_record, attempts_text, timeline
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import parse_log
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.report import (
     failure_message, plot_loss, summarize, summary_text)
@@ -40,6 +41,8 @@ ARGUMENT_SPEC = dict(
     show=dict(type="bool", default=True),
     utilisation=dict(type="dict"),
     prices=dict(type="dict"),
+    attempts=dict(type="list", elements="dict", default=[]),
+    max_recoveries=dict(type="int"),
 )
 
 
@@ -98,6 +101,9 @@ class ActionModule(ActionBase):
                            launch_time=p.get("launch_time")) for h, p in sorted(args["prices"].items())]
             summary["cost"] = {"run": cost(priced, run["ended"], start=run["started"]),
                                "cluster": cost(priced, run["ended"])}
+        # every attempt of the job (torchrun_max_recoveries), this one last, and the recoveries between them
+        summary["attempts"] = list(args["attempts"]) + [attempt_record(summary, args["watch"])]
+        summary["recoveries"] = timeline(summary["attempts"])
         plot_path = None
         if args["plot"]:
             plot_path, why = plot_loss(summary, os.path.join(run_dir, "loss.png"), shaped)
@@ -105,6 +111,8 @@ class ActionModule(ActionBase):
                 display.warning("no loss plot: %s" % why)
         summary["plot"] = plot_path
         text = summary_text(summary, plot_path)
+        for line in attempts_text(summary["attempts"], summary["recoveries"], args["max_recoveries"]):
+            text += "\n" + line
         if summary.get("utilisation"):
             text += "\n  " + summary["utilisation"]["line"]
         if summary.get("cost"):
