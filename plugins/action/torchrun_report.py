@@ -43,6 +43,7 @@ ARGUMENT_SPEC = dict(
     prices=dict(type="dict"),
     attempts=dict(type="list", elements="dict", default=[]),
     max_recoveries=dict(type="int"),
+    outputs=dict(type="dict", default={}),
 )
 
 
@@ -90,6 +91,7 @@ class ActionModule(ActionBase):
                "rdzv_endpoint": args["rdzv_endpoint"]}
         summary = summarize(run, nodes, verdict, parsed)
         summary["unstopped_nodes"] = args["unstopped"]
+        summary["outputs"] = dict((h, d) for h, d in sorted(args["outputs"].items()) if d)
         shaped = None
         if args["utilisation"] is not None:  # the monitoring role's Prometheus, over the run's own window
             shaped = hardware.shape(args["utilisation"], run["started"], run["ended"], sorted(hosts, key=hosts.get))

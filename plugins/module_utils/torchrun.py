@@ -4,7 +4,7 @@
 """The node side of the torchrun role: what runs on (or describes) one node of a job.
 
 - :class:`RunDir` owns a run's layout on a node (``<base>/runs/<run id>/``: ``torchrun.log``,
-  ``exit.json``, ``meta.json``, the launch and post-stop scripts, the per-rank logs); the systemd
+  ``exit.json``, ``meta.json``, the launch and post-stop scripts, the per-rank logs, the job's ``outputs/``); the systemd
   unit's name and its "still running" states live here too.
 - :func:`build_command` turns a node's launch spec (made once, on the controller, by the
   ``torchrun_plan`` filter) into the exact torchrun command of that node, optionally wrapped in
@@ -73,6 +73,11 @@ class RunDir(object):
     @property
     def poststop(self):
         return os.path.join(self.path, "poststop.sh")
+
+    @property
+    def outputs(self):
+        """What the job writes for the controller (AIINFRA_OUTPUT_DIR): brought back into the run directory."""
+        return os.path.join(self.path, "outputs")
 
     @property
     def ranks(self):
@@ -144,6 +149,7 @@ def job_env(spec, ifname):
         "AIINFRA_RUN_ID": spec["run_id"],
         "AIINFRA_JOB_NAME": spec.get("job_name") or "",
         "AIINFRA_CHECKPOINT_DIR": spec.get("checkpoint_dir") or "",
+        "AIINFRA_OUTPUT_DIR": spec.get("output_dir") or "",
     }
     if ifname:
         env["NCCL_SOCKET_IFNAME"] = ifname

@@ -153,6 +153,12 @@ log_path:
   description: The node's log of the run.
   returned: always
   type: str
+output_dir:
+  description:
+    - Where the job writes what comes back to the controller (C(AIINFRA_OUTPUT_DIR) in its environment), made
+      for it, owned by the job's user. The torchrun role brings it into the run directory after the job.
+  returned: when state=started
+  type: str
 started_at:
   description: When this node's unit was started (epoch seconds).
   returned: when state=started and not in check mode
@@ -363,7 +369,7 @@ def node_spec(module, params, run):
         module.fail_json(msg="spec lacks %s: build it with the aiinfra.gpu_cluster.torchrun_plan filter"
                              % ", ".join(missing))
     spec.update(run_id=params["run_id"], rdzv_id=params["rdzv_id"] or params["run_id"], node_run_dir=run.path,
-                log_dir=run.ranks)
+                log_dir=run.ranks, output_dir=run.outputs)
     if spec.get("docker"):
         spec["docker"] = dict(spec["docker"], name=run.unit[:-len(".service")])
     return spec
@@ -383,8 +389,8 @@ def start(module, params, run):
     except SpecError as exc:
         module.fail_json(msg=str(exc))
     result = {"changed": False, "unit": unit, "node_run_dir": run.path, "log_path": run.log,
-              "command": built["command"], "argv": built["argv"], "nproc_per_node": built["nproc_per_node"],
-              "gpu_count": gpus, "socket_ifname": ifname}
+              "output_dir": run.outputs, "command": built["command"], "argv": built["argv"],
+              "nproc_per_node": built["nproc_per_node"], "gpu_count": gpus, "socket_ifname": ifname}
     if spec.get("private_address") and not ifname:
         module.warn("no interface on this node holds %s; NCCL/Gloo choose their own (set torchrun_socket_ifname)"
                     % spec["private_address"])
@@ -424,6 +430,7 @@ def start(module, params, run):
         os.makedirs(run.path)
     make_dir(run.path, owner)
     make_dir(run.ranks, owner)
+    make_dir(run.outputs, owner)
     if os.path.exists(run.exit):
         os.unlink(run.exit)
     rotate_log(run.log)

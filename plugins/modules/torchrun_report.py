@@ -106,6 +106,12 @@ options:
   max_recoveries:
     description: C(torchrun_max_recoveries), shown beside the attempts.
     type: int
+  outputs:
+    description:
+      - Where each node's outputs (what the job wrote into C(AIINFRA_OUTPUT_DIR)) were brought on the controller,
+        keyed by host; the summary lists them as C(outputs).
+    type: dict
+    default: {}
 seealso:
   - module: aiinfra.gpu_cluster.torchrun_watch
 """

@@ -340,3 +340,49 @@ def test_job_timeout_stops_everything(cluster, tmp_path):
     first = next(n for n in summary["nodes"] if n["host"] == summary["failed_nodes"][0])
     assert first["result"] == "timeout" and first["phase"] == "timeout", first
     assert_nothing_left(cluster)
+
+
+# -- distributed prediction: the shipped example over every rank -------------------------------------
+
+def test_batch_prediction_over_every_rank(cluster, tmp_path):
+    # a model to predict with: a short training run of a job of its own, its checkpoint on node rank 0 only
+    job = "predsrc-%s" % unique_name("p")[-6:]
+    proc, summary = train(cluster, tmp_path, "predsrc", {"torchrun_job_name": job,
+                                                         "torchrun_script_args": "--steps 20 --checkpoint-every 10"})
+    assert proc.returncode == 0 and summary["status"] == "succeeded", proc.stdout[-3000:]
+    ckpts = "/var/lib/aiinfra/torchrun/jobs/%s/checkpoints" % job
+    assert "ckpt-00000020.pt" in sh(cluster["nodes"][0], "ls %s" % ckpts).stdout
+    assert "ckpt-" not in sh(cluster["nodes"][1], "ls %s 2>/dev/null" % ckpts).stdout
+
+    # every value a string, as a survey or -e gives it; 3 nodes x 2 processes
+    extra = train_args(tmp_path, "pred", {"torchrun_cpu_nproc_per_node": "2", "torchrun_fetch_outputs": "yes",
+                                          "gpu_cluster_predict_args": "--model %s --samples 3001 --batch-size 256"
+                                          % ckpts})
+    proc = run_playbook("playbooks/predict.yml", inventory=cluster["inventory"], extra_vars=extra, check=False,
+                        timeout=600)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    summary = summary_of(tmp_path, "pred")
+    assert summary["job"] == "predict" and summary["status"] == "succeeded" and summary["world_size"] == 6
+    metrics = summary["metrics"]
+    assert metrics["samples"] == 3001 and metrics["samples_per_s"] > 0 and metrics["steps_logged"] == 0
+    assert "3001 samples in" in proc.stdout and "over 6 ranks" in proc.stdout and "samples/s" in proc.stdout
+
+    run_dir = tmp_path / "runs" / "pred"
+    assert sorted(summary["outputs"]) == cluster["nodes"]
+    rank_files, seen = {}, []
+    for rank, node in enumerate(cluster["nodes"]):
+        out = run_dir / node / "outputs"
+        assert summary["outputs"][node] == str(out)
+        for path in sorted(out.glob("predictions-rank-*.jsonl")):
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            rank_files[path.name] = node
+            seen += [r["id"] for r in rows]
+            assert all(0 <= r["class"] < 8 and 0 < r["score"] <= 1 for r in rows)
+    # one file per global rank, each on the node that ran it (node r runs ranks 2r, 2r+1)
+    assert rank_files == dict(("predictions-rank-%05d.jsonl" % g, cluster["nodes"][g // 2]) for g in range(6))
+    assert sorted(seen) == list(range(3001))  # every record predicted exactly once
+    merged = run_dir / cluster["nodes"][0] / "outputs" / "predictions.jsonl"
+    assert [json.loads(line)["id"] for line in merged.read_text().splitlines()] == list(range(3001))
+    pred_summary = json.loads((run_dir / cluster["nodes"][0] / "outputs" / "predictions-summary.json").read_text())
+    assert pred_summary["samples"] == 3001 and "ckpt-00000020.pt" in pred_summary["model"]
+    assert_nothing_left(cluster)

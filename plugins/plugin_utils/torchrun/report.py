@@ -71,9 +71,12 @@ def summarize(run, nodes, verdict, parsed):
     for row in rows:
         log = parsed.get(row["host"])
         if log is not None and log.done:
-            for key in ("eval_acc", "resumed_from", "already_complete"):
+            for key in ("eval_acc", "resumed_from", "already_complete", "samples", "seconds", "merged"):
                 if key in log.done:
                     metrics[key] = log.done[key]
+            if not steps and isinstance(log.done.get("samples_per_s"), (int, float)):
+                # a job without training steps (batch prediction): its own throughput over every rank
+                metrics["samples_per_s"] = log.done["samples_per_s"]
         if log is not None and log.resume and "resumed_from_step" not in metrics:
             metrics["resumed_from_step"] = log.resume.get("step")
     world_seen = max([len(r["ranks"]) for r in rows] + [0])
@@ -130,6 +133,12 @@ def summary_text(summary, plot_path=None):
             "went down" if metrics["loss_went_down"] else "did NOT go down",
             ", median %s samples/s" % metrics["samples_per_s"] if metrics.get("samples_per_s") else "",
             ", eval accuracy %s" % metrics["eval_acc"] if "eval_acc" in metrics else ""))
+    if not metrics.get("steps_logged") and metrics.get("samples") is not None:
+        lines.append("  %s samples in %ss over %d ranks: %s samples/s%s" % (
+            metrics["samples"], metrics.get("seconds", "?"), summary["world_size"], metrics.get("samples_per_s", "?"),
+            "; merged into %s" % metrics["merged"] if metrics.get("merged") else ""))
+    if summary.get("outputs"):
+        lines.append("  outputs: %s" % ", ".join("%s -> %s" % (h, d) for h, d in sorted(summary["outputs"].items())))
     if metrics.get("resumed_from_step") is not None:
         lines.append("  resumed from the checkpoint of step %s" % metrics["resumed_from_step"])
     if plot_path:

@@ -16,7 +16,7 @@ def spec(**kw):
         "script_args": ["--steps", 10], "nnodes": "3", "node_rank": 1, "nproc_per_node": "auto",
         "cpu_nproc_per_node": 2, "rdzv_host": "10.0.0.2", "rdzv_port": 29400, "rdzv_id": "r1-abc",
         "rdzv_is_host": False, "rdzv_timeout": 120, "local_addr": "aiinfra-rank-00001", "max_restarts": 1,
-        "log_dir": "/w/runs/r1/ranks", "env": {}, "nccl_debug": "",
+        "log_dir": "/w/runs/r1/ranks", "output_dir": "/w/runs/r1/outputs", "env": {}, "nccl_debug": "",
     }
     base.update(kw)
     return base
@@ -46,6 +46,7 @@ def test_command_on_a_cpu_node():
     env = built["env"]
     assert env["NCCL_SOCKET_IFNAME"] == "eth0" and env["GLOO_SOCKET_IFNAME"] == "eth0"
     assert env["AIINFRA_RUN_ID"] == "r1" and env["AIINFRA_CHECKPOINT_DIR"] == "/w/jobs/example/ck"
+    assert env["AIINFRA_OUTPUT_DIR"] == "/w/runs/r1/outputs"
     assert env["PYTHONUNBUFFERED"] == "1" and env["LOGLEVEL"] == "INFO"
     assert "NCCL_DEBUG" not in env
     assert env["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] == "1"  # restarts on (pytorch/pytorch#135712)

@@ -74,3 +74,38 @@ def test_a_watch_without_a_verdict_is_a_failure():
     verdict = watch_verdict({}, {"b": 1, "a": 0})
     assert verdict["status"] == "failed" and verdict["failed"] == ["a", "b"]
     assert verdict["message"] == "the watch ended without a verdict"
+
+
+PREDICT_LOG = """[default0]:{"event": "joined", "rank": 0, "world_size": 4}
+[default1]:{"event": "joined", "rank": 1, "world_size": 4}
+[default0]:{"event": "model", "source": "rank 0: /ck/ckpt-00000300.pt", "step": 300}
+[default0]:{"event": "predicted", "rank": 0, "samples": 500, "seconds": 0.5, "samples_per_s": 1000.0}
+[default0]:{"event": "done", "samples": 2000, "seconds": 0.8, "world_size": 4, "samples_per_s": 2500.0, "merged": "/o/predictions.jsonl"}
+"""
+
+
+def test_a_prediction_job_reports_its_throughput_and_outputs():
+    logs = {"n0": parse_log(PREDICT_LOG), "n1": parse_log('[default0]:{"event": "joined", "rank": 2, "world_size": 4}\n'
+                                                          '[default1]:{"event": "joined", "rank": 3, "world_size": 4}\n')}
+    hosts = {"n0": 0, "n1": 1}
+    nodes = [{"host": h, "node_rank": r, "nproc_per_node": 2, "state": exited("0", at=150.0, started_at=100.0)}
+             for h, r in hosts.items()]
+    verdict = verdict_of(dict((n["host"], n["state"]) for n in nodes), 151.0, 90.0)
+    summary = tr.summarize({"run_id": "p1", "job": "predict", "started": 90.0, "ended": 160.0}, nodes, verdict, logs)
+    metrics = summary["metrics"]
+    assert summary["status"] == "succeeded" and metrics["steps_logged"] == 0
+    assert metrics["samples"] == 2000 and metrics["samples_per_s"] == 2500.0 and metrics["seconds"] == 0.8
+    assert metrics["merged"] == "/o/predictions.jsonl"
+    summary["outputs"] = {"n0": "/runs/p1/n0/outputs", "n1": "/runs/p1/n1/outputs"}
+    text = tr.summary_text(summary)
+    assert "2000 samples in 0.8s over 4 ranks: 2500.0 samples/s; merged into /o/predictions.jsonl" in text
+    assert "outputs: n0 -> /runs/p1/n0/outputs, n1 -> /runs/p1/n1/outputs" in text
+    assert "loss" not in text
+
+
+def test_a_training_job_keeps_its_step_throughput():
+    summary = tr.summarize({"run_id": "r1", "job": "example", "started": 90.0, "ended": 160.0},
+                           [{"host": "n0", "node_rank": 0, "nproc_per_node": 2,
+                             "state": exited("0", at=150.0, started_at=100.0)}],
+                           verdict_of({"n0": exited("0", at=150.0)}, 151.0, 90.0), {"n0": parse_log(LOG)})
+    assert summary["metrics"]["steps_logged"] > 0 and "samples" not in summary["metrics"]
