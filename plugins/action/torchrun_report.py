@@ -20,6 +20,7 @@ from ansible.utils.display import Display
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import utilisation as hardware
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import cost
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.recovery import attempt_record, attempts_text, timeline
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import checkpoints as ckpt
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import parse_log
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.report import (
     failure_message, plot_loss, summarize, summary_text)
@@ -44,6 +45,7 @@ ARGUMENT_SPEC = dict(
     attempts=dict(type="list", elements="dict", default=[]),
     max_recoveries=dict(type="int"),
     outputs=dict(type="dict", default={}),
+    checkpoints=dict(type="dict"),
 )
 
 
@@ -106,6 +108,11 @@ class ActionModule(ActionBase):
         # every attempt of the job (torchrun_max_recoveries), this one last, and the recoveries between them
         summary["attempts"] = list(args["attempts"]) + [attempt_record(summary, args["watch"])]
         summary["recoveries"] = timeline(summary["attempts"])
+        if args["checkpoints"] is not None:
+            summary["checkpoints"] = ckpt.summarize(args["checkpoints"].get("uri"), args["checkpoints"].get("nodes"))
+            for item in summary["checkpoints"]["corrupt"]:
+                display.warning("checkpoint %s on %s was skipped on restore: %s" % (
+                    item.get("key") or item.get("path"), item["host"], item.get("reason") or "it does not verify"))
         plot_path = None
         if args["plot"]:
             plot_path, why = plot_loss(summary, os.path.join(run_dir, "loss.png"), shaped)
@@ -117,6 +124,8 @@ class ActionModule(ActionBase):
             text += "\n" + line
         if summary.get("utilisation"):
             text += "\n  " + summary["utilisation"]["line"]
+        if summary.get("checkpoints"):
+            text += "\n" + "\n".join(ckpt.lines(summary["checkpoints"]))
         if summary.get("cost"):
             text += "\n  cost of the run: %s; of the cluster so far: %s" % (
                 summary["cost"]["run"]["text"], summary["cost"]["cluster"]["text"])

@@ -60,6 +60,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import SpecError
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.recovery import attempt_record
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.checkpoints import gather
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.plan import layout, plan, rerun_plan
 
 
@@ -105,7 +106,13 @@ def torchrun_attempt(summary, watch=None, lost=None, recovery=None):
     return attempt_record(summary, watch, lost, recovery)
 
 
+def torchrun_checkpoints(hostvars_list, uri):
+    """What each node restored and uploaded (torchrun_checkpoint_uri), for torchrun_report's ``checkpoints``."""
+    return {"uri": uri, "nodes": gather(hostvars_list)}
+
+
 class FilterModule(object):
     def filters(self):
         return {"torchrun_layout": torchrun_layout, "torchrun_plan": torchrun_plan,
-                "torchrun_rerun_plan": torchrun_rerun_plan, "torchrun_attempt": torchrun_attempt}
+                "torchrun_rerun_plan": torchrun_rerun_plan, "torchrun_attempt": torchrun_attempt,
+                "torchrun_checkpoints": torchrun_checkpoints}

@@ -20,6 +20,10 @@ import re
 import shlex
 
 UNIT_PREFIX = "aiinfra-torchrun-"
+# the checkpoint uploader's unit (not under UNIT_PREFIX: it is no torchrun run of its own)
+UPLOADER_PREFIX = "aiinfra-ckpt-"
+# root-only: the object store's credentials for the uploader (a systemd EnvironmentFile, mode 0600)
+STORAGE_ENV_DIR = "/etc/aiinfra/torchrun"
 # systemd ActiveState values of a unit that is still running
 ACTIVE_STATES = ("active", "activating", "deactivating", "reloading")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -40,6 +44,15 @@ def validate_run_id(run_id):
 
 def unit_name(run_id):
     return "%s%s.service" % (UNIT_PREFIX, run_id)
+
+
+def uploader_unit(run_id):
+    return "%s%s.service" % (UPLOADER_PREFIX, run_id)
+
+
+def storage_env_path(job_name):
+    """The job's object-store credentials on a node, as the uploader's unit reads them (root only)."""
+    return "%s/%s.storage.env" % (STORAGE_ENV_DIR, job_name)
 
 
 class RunDir(object):
@@ -78,6 +91,15 @@ class RunDir(object):
     def outputs(self):
         """What the job writes for the controller (AIINFRA_OUTPUT_DIR): brought back into the run directory."""
         return os.path.join(self.path, "outputs")
+
+    @property
+    def checkpoints(self):
+        """The checkpoint uploader's report (uploaded files, bytes, errors; ``final`` after its last push)."""
+        return os.path.join(self.path, "checkpoints.json")
+
+    @property
+    def checkpoints_log(self):
+        return os.path.join(self.path, "checkpoints.log")
 
     @property
     def ranks(self):
@@ -261,6 +283,31 @@ def launch_script(spec, built):
         lines.append("export %s=%s" % (key, shlex.quote(value)))
     lines.append("exec " + " ".join(shlex.quote(a) for a in built["argv"]))
     return "\n".join(lines) + "\n"
+
+
+def uploader_argv(spec, run):
+    """systemd-run for the checkpoint uploader of a run (``spec["checkpoint"]``): its own unit beside torchrun's,
+    bound to it (it stops when the job's unit ends or is stopped, and is ordered before it, so its last push starts
+    once the job is gone), running as the job's user, credentials from the root-only EnvironmentFile (never on a
+    command line: boto3 reads them from its environment), ``python -m aiinfra_storage watch`` of the storage client
+    (the dataset role's client.yml). Its status file (``checkpoints.json``) holds what it uploaded, ``final`` once its
+    last push is done."""
+    ckpt = spec["checkpoint"]
+    job_unit = unit_name(spec["run_id"])
+    return ["systemd-run", "--unit", uploader_unit(spec["run_id"]), "--collect", "--quiet",
+            "--description", "aiinfra.gpu_cluster checkpoint uploader of job %s run %s" % (spec["job_name"],
+                                                                                          spec["run_id"]),
+            "-p", "BindsTo=%s" % job_unit, "-p", "Before=%s" % job_unit,
+            "-p", "User=%s" % spec["user"],
+            "-p", "EnvironmentFile=-%s" % ckpt["env_file"],
+            "-p", "Environment=PYTHONPATH=%s PYTHONUNBUFFERED=1" % ckpt["client_dir"],
+            "-p", "KillMode=mixed",
+            "-p", "TimeoutStopSec=%d" % int(ckpt.get("final_timeout") or 600),
+            "-p", "StandardOutput=append:%s" % run.checkpoints_log,
+            "-p", "StandardError=append:%s" % run.checkpoints_log,
+            ckpt["python"], "-m", "aiinfra_storage", "watch", ckpt["dir"], ckpt["uri"],
+            "--stable-seconds", str(int(ckpt.get("stable_seconds") or 5)),
+            "--interval", str(int(ckpt.get("interval") or 5)), "--status-file", run.checkpoints]
 
 
 def poststop_script(spec, exit_path):

@@ -48,7 +48,12 @@ options:
         (C(job_name), C(workdir), C(checkpoint_dir), C(torchrun), C(script) or C(module), C(script_args), C(nnodes),
         C(node_rank), C(nproc_per_node), C(cpu_nproc_per_node), C(rdzv_host), C(rdzv_port), C(rdzv_is_host),
         C(rdzv_timeout), C(local_addr), C(max_restarts), C(env), C(nccl_debug), C(agent_log_level),
-        C(socket_ifname), C(private_address), C(timeout), C(stop_timeout), C(user), C(rank_hosts), C(docker)).
+        C(socket_ifname), C(private_address), C(timeout), C(stop_timeout), C(user), C(rank_hosts), C(docker),
+        C(checkpoint)).
+      - With a C(checkpoint) (C(uri), C(dir), C(client_dir), C(python), C(env_file), C(interval), C(stable_seconds),
+        C(final_timeout)), the checkpoint directory's files are given to the job's user and a checkpoint uploader
+        starts beside the job in the same call (see RV(uploader)); its credentials come from C(env_file), a root-only
+        file the torchrun role writes, never from this module's arguments.
     type: dict
   rdzv_id:
     description: The rendezvous id (fresh for every launch); defaults to O(run_id).
@@ -159,6 +164,12 @@ output_dir:
       for it, owned by the job's user. The torchrun role brings it into the run directory after the job.
   returned: when state=started
   type: str
+uploader:
+  description: The checkpoint uploader's unit (C(aiinfra-ckpt-<run_id>.service)), started beside the job when the spec
+    has a C(checkpoint) (C(torchrun_checkpoint_uri)); it is bound to the job's unit and makes a last push when the job
+    ends or is stopped.
+  returned: when state=started, the spec has a checkpoint and the job was started
+  type: str
 started_at:
   description: When this node's unit was started (epoch seconds).
   returned: when state=started and not in check mode
@@ -185,7 +196,8 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (  # noqa: E402
-    ACTIVE_STATES, UNIT_PREFIX, RunDir, SpecError, build_command, launch_script, poststop_script, with_hosts_block)
+    ACTIVE_STATES, UNIT_PREFIX, RunDir, SpecError, build_command, launch_script, poststop_script, uploader_argv,
+    uploader_unit, with_hosts_block)
 
 # what a launch spec must hold (the torchrun_plan filter builds it)
 SPEC_REQUIRED = ("job_name", "workdir", "nnodes", "node_rank", "rdzv_host", "rdzv_port", "user", "timeout",
@@ -291,6 +303,38 @@ def name_nodes(module, path, rank_hosts):
             handle.write(wanted)
             handle.truncate()
     return True
+
+
+def own_tree(path, owner):
+    """Everything under ``path`` owned by the job's user (restored checkpoints arrive as root): the job rotates them."""
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            item = os.path.join(root, name)
+            if os.lstat(item).st_uid != owner.pw_uid:
+                os.lchown(item, owner.pw_uid, owner.pw_gid)
+
+
+def start_uploader(module, spec, run, result):
+    """The checkpoint uploader beside the job (spec's ``checkpoint``), started right after the job's unit: a left-over
+    one of an earlier attempt of this run is stopped first (that is its last push). If it cannot start, the job is
+    stopped and the launch fails: checkpoints would silently stay on the node."""
+    unit = uploader_unit(spec["run_id"])
+    result["uploader"] = unit
+    if module.check_mode:
+        return
+    rc, out, err = module.run_command(uploader_argv(spec, run))
+    if rc != 0:
+        module.run_command(["systemctl", "stop", run.unit])
+        module.fail_json(msg="could not start the checkpoint uploader %s (the job was stopped again): %s"
+                             % (unit, (err or out).strip()), **result)
+
+
+def stop_uploader(module, run_id):
+    """Wait for an uploader of an earlier attempt of this run to finish (stopping it makes its last push)."""
+    unit = uploader_unit(run_id)
+    if unit_show(module, unit)["active"]:
+        module.run_command(["systemctl", "stop", unit])
+    module.run_command(["systemctl", "reset-failed", unit])
 
 
 def rotate_log(path):
@@ -426,6 +470,9 @@ def start(module, params, run):
     for path in (spec["workdir"], spec.get("checkpoint_dir")):
         if path:
             make_dir(path, owner)
+    if spec.get("checkpoint"):
+        own_tree(spec["checkpoint_dir"], owner)
+        stop_uploader(module, params["run_id"])
     if not os.path.isdir(run.path):
         os.makedirs(run.path)
     make_dir(run.path, owner)
@@ -454,6 +501,8 @@ def start(module, params, run):
     rc, out, err = module.run_command(cmd)
     if rc != 0:
         module.fail_json(msg="systemd-run failed: %s" % (err.strip() or out.strip()), cmd=cmd, **result)
+    if spec.get("checkpoint"):
+        start_uploader(module, spec, run, result)
     result["started_at"] = started_at
     return result
 

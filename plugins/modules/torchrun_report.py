@@ -112,6 +112,15 @@ options:
         keyed by host; the summary lists them as C(outputs).
     type: dict
     default: {}
+  checkpoints:
+    description:
+      - With C(torchrun_checkpoint_uri), C(uri) and C(nodes) (per host C(restore), the
+        M(aiinfra.gpu_cluster.object_sync) result of the restore before the launch; C(upload), the uploader's
+        report; C(uploader), its unit's state), as the P(aiinfra.gpu_cluster.torchrun_checkpoints#filter) filter
+        gathers them. Given, the summary gets C(checkpoints) (files and bytes restored and uploaded, every corrupt
+        object skipped on restore, whether every node's last push finished) and the report a line on them; a corrupt
+        object is also a warning.
+    type: dict
 seealso:
   - module: aiinfra.gpu_cluster.torchrun_watch
 """
@@ -152,6 +161,11 @@ summary:
     utilisation:
       description: With O(utilisation), C(window) (the run's start and end), C(nodes) (per node C(cpu_mean),
         C(cpu_max), C(memory_mean), C(memory_max), C(gpu_mean), C(gpu_max), or C(gpu) = C(no GPU)) and C(panels).
+      type: dict
+    checkpoints:
+      description: With O(checkpoints), C(uri), C(restored_files), C(restored_bytes), C(corrupt) (C(host), C(key),
+        C(path), C(reason)), C(uploaded_files), C(uploaded_bytes), C(upload_errors), C(final_push) and C(nodes)
+        (the same per host, with C(uploaded_keys)).
       type: dict
     cost:
       description: With O(prices), C(run) and C(cluster), each C(node_hours), C(cost) (null when a price is

@@ -16,8 +16,9 @@ import re
 
 from ansible.module_utils.common.validation import check_type_dict
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage.base import StorageError, parse_uri
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (
-    RUN_ID_RE, SpecError, exit_code)
+    RUN_ID_RE, SpecError, exit_code, storage_env_path)
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.role_inputs import RoleInputError, shell_words
 
 RANK_HOST_PREFIX = "aiinfra-rank-"
@@ -27,7 +28,9 @@ NNODES_RE = re.compile(r"^([1-9][0-9]*)(?::([1-9][0-9]*))?$")
 LIST_SETTINGS = ("script_args", "docker_args", "docker_mounts")
 # settings that must be whole numbers: name -> (lowest, highest or None)
 NUMBER_SETTINGS = {"cpu_nproc_per_node": (1, None), "rdzv_port": (1, 65535), "rdzv_timeout": (1, None),
-                   "timeout": (1, None), "max_restarts": (0, None), "stop_timeout": (1, None)}
+                   "timeout": (1, None), "max_restarts": (0, None), "stop_timeout": (1, None),
+                   "checkpoint_interval": (1, None), "checkpoint_stable_seconds": (1, None),
+                   "checkpoint_final_timeout": (1, None)}
 
 
 def rank_hostname(index):
@@ -93,6 +96,34 @@ def parse_nnodes(nnodes, hosts):
     return text
 
 
+def check_checkpoint_uri(settings):
+    """The checkpoint URI's problems (none when it is empty: checkpoints stay on the nodes)."""
+    uri = str(settings.get("checkpoint_uri") or "").strip()
+    if not uri:
+        return []
+    try:
+        parse_uri(uri)
+    except StorageError as exc:
+        return ["torchrun_checkpoint_uri: %s" % exc]
+    if not settings.get("checkpoint_dir"):
+        return ["torchrun_checkpoint_uri needs torchrun_checkpoint_dir, the directory on the nodes it mirrors"]
+    return []
+
+
+def checkpoint_spec(settings):
+    """What the node needs to restore and upload the job's checkpoints; None when torchrun_checkpoint_uri is empty."""
+    uri = str(settings.get("checkpoint_uri") or "").strip()
+    if not uri:
+        return None
+    client_dir = settings.get("checkpoint_client_dir") or ""
+    return {"uri": uri, "dir": settings["checkpoint_dir"], "client_dir": client_dir,
+            "python": settings.get("checkpoint_client_python") or "%s/venv/bin/python" % client_dir.rstrip("/"),
+            "env_file": storage_env_path(settings["job_name"]),
+            "interval": settings.get("checkpoint_interval", 5),
+            "stable_seconds": settings.get("checkpoint_stable_seconds", 5),
+            "final_timeout": settings.get("checkpoint_final_timeout", 600)}
+
+
 def check_settings(settings, script_exists=None):
     """Every problem with the role's settings, each naming the variable, its value and what it must be.
 
@@ -136,6 +167,7 @@ def check_settings(settings, script_exists=None):
         errors.append("torchrun_nnodes must be empty (every node), N or MIN:MAX (got %r)" % (nnodes,))
     if settings.get("run_id") and not RUN_ID_RE.match(str(settings["run_id"])):
         errors.append("torchrun_run_id must be 1-64 letters, digits, '.', '_' or '-' (got %r)" % (settings["run_id"],))
+    errors.extend(check_checkpoint_uri(settings))
     if not JOB_NAME_RE.match(str(settings.get("job_name") or "")):
         errors.append("torchrun_job_name must be 1-64 letters, digits, '.', '_' or '-' (got %r)"
                       % (settings.get("job_name"),))
@@ -211,6 +243,8 @@ def launch_specs(nodes, settings):
         "stop_timeout": settings["stop_timeout"],
         "user": settings.get("user") or "root",
         "rank_hosts": [{"name": n["host"], "rank_host": n["rank_host"], "address": n["address"]} for n in nodes],
+        # restored before the launch, uploaded while the job runs (None: checkpoints stay on the nodes)
+        "checkpoint": checkpoint_spec(settings),
     }
     if settings.get("docker_image"):
         common["docker"] = {"image": settings["docker_image"], "gpus": str(settings.get("docker_gpus") or "auto"),

@@ -177,3 +177,25 @@ def test_run_dir_owns_the_layout():
                                              "/var/lib/x/runs/r1/meta.json")
     with pytest.raises(tr.SpecError, match="run id"):
         tr.RunDir("/var/lib/x", "../etc")
+
+
+def test_checkpoint_uploader_is_its_own_unit_bound_to_the_job_without_secrets_on_its_command_line():
+    run = tr.RunDir("/var/lib/x", "r1")
+    ckpt = {"uri": "s3://ml-ckpt/jobs/example", "dir": "/w/jobs/example/ck", "client_dir": "/opt/aiinfra/storage",
+            "python": "/opt/aiinfra/storage/venv/bin/python", "env_file": tr.storage_env_path("example"),
+            "interval": 3, "stable_seconds": 2, "final_timeout": 90}
+    argv = tr.uploader_argv(spec(checkpoint=ckpt, user="gpuadmin"), run)
+    assert argv[:3] == ["systemd-run", "--unit", "aiinfra-ckpt-r1.service"]
+    # not an aiinfra-torchrun-* unit: never taken for another run of this node
+    assert not tr.uploader_unit("r1").startswith(tr.UNIT_PREFIX)
+    props = [argv[i + 1] for i, a in enumerate(argv) if a == "-p"]
+    assert "BindsTo=aiinfra-torchrun-r1.service" in props and "Before=aiinfra-torchrun-r1.service" in props
+    assert "User=gpuadmin" in props and "TimeoutStopSec=90" in props
+    assert "EnvironmentFile=-/etc/aiinfra/torchrun/example.storage.env" in props
+    assert "StandardOutput=append:/var/lib/x/runs/r1/checkpoints.log" in props
+    tail = argv[argv.index("/opt/aiinfra/storage/venv/bin/python"):]
+    assert tail[:4] == ["/opt/aiinfra/storage/venv/bin/python", "-m", "aiinfra_storage", "watch"]
+    assert tail[4:6] == ["/w/jobs/example/ck", "s3://ml-ckpt/jobs/example"]
+    assert opt(tail, "--status-file") == run.checkpoints
+    assert (opt(tail, "--stable-seconds"), opt(tail, "--interval")) == ("2", "3")
+    assert not any("AWS_" in a or "secret" in a.lower() for a in argv)

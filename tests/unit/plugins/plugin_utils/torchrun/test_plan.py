@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import SpecError
@@ -144,3 +146,44 @@ def test_plan_names_every_bad_setting():
         tr.plan([{"host": "a", "address": "x"}], dict(GOOD, rdzv_port="port", script_args=5, workdir="/w"), True)
     assert "torchrun_rdzv_port must be a number from 1 to 65535 (got 'port')" in str(err.value)
     assert "torchrun_script_args must be a list of strings" in str(err.value)
+
+
+# -- checkpoints in object storage (torchrun_checkpoint_uri) --------------------------------------------------------
+
+CKPT = dict(GOOD, workdir="/w/jobs/example", stop_timeout=15, checkpoint_dir="/w/jobs/example/checkpoints", user="gpuadmin",
+            checkpoint_uri="s3://ml-ckpt/jobs/example", checkpoint_interval="3", checkpoint_stable_seconds=2,
+            checkpoint_final_timeout="90", checkpoint_client_dir="/opt/aiinfra/storage")
+
+
+def test_checkpoint_spec_travels_in_every_nodes_spec():
+    planned = tr.plan([{"host": "a", "rank": 0, "address": "10.0.0.2"}, {"host": "b", "rank": 1, "address": "x"}],
+                      CKPT, True)
+    ckpt = planned["specs"]["b"]["checkpoint"]
+    assert ckpt == planned["specs"]["a"]["checkpoint"]
+    assert ckpt["uri"] == "s3://ml-ckpt/jobs/example" and ckpt["dir"] == "/w/jobs/example/checkpoints"
+    assert (ckpt["interval"], ckpt["stable_seconds"], ckpt["final_timeout"]) == (3, 2, 90)
+    assert ckpt["env_file"] == "/etc/aiinfra/torchrun/example.storage.env"
+    assert ckpt["python"].startswith("/opt/aiinfra/storage/")
+    # no URI: checkpoints stay on the nodes
+    assert tr.plan([{"host": "a", "address": "x"}], dict(CKPT, checkpoint_uri=""), True)["specs"]["a"][
+        "checkpoint"] is None
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("/data/ckpt", "torchrun_checkpoint_uri: '/data/ckpt' is not an object storage URI"),
+    ("gs://bucket/x", "torchrun_checkpoint_uri: Google Cloud Storage URIs (gs://) are not supported yet"),
+    ("ftp://bucket/x", "the scheme 'ftp' is not an object storage scheme"),
+    ("s3:///prefix", "is not a valid bucket name"),
+    ("s3://Bad_Bucket/x", "is not a valid bucket name"),
+])
+def test_bad_checkpoint_uri_fails_before_anything_starts(uri, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        tr.plan([{"host": "a", "address": "x"}], dict(CKPT, checkpoint_uri=uri), True)
+
+
+def test_checkpoint_numbers_and_dir_are_checked():
+    errors = tr.check_settings(dict(CKPT, checkpoint_interval="0", checkpoint_stable_seconds="soon",
+                                    checkpoint_dir=""), True)[1]
+    assert "torchrun_checkpoint_interval must be at least 1 (got '0')" in errors
+    assert "torchrun_checkpoint_stable_seconds must be at least 1 (got 'soon')" in errors
+    assert any("torchrun_checkpoint_uri needs torchrun_checkpoint_dir" in e for e in errors)

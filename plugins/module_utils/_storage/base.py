@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every object store offers the sync code: list, download, upload (with a sha256), delete, check.
+
+``open_store(uri, options)`` picks the implementation by the URI's scheme. Only ``s3://`` exists today;
+``gs://`` and ``az://`` are recognised and refused with a clear message, so their options can be added
+behind the same interface later.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import re
+
+SUPPORTED = ("s3",)
+PLANNED = {"gs": "Google Cloud Storage", "az": "Azure Blob Storage"}
+# S3 bucket names: 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+OPTION_KEYS = ("endpoint_url", "region", "access_key", "secret_key", "session_token")
+
+
+class StorageError(Exception):
+    """A failure the user can act on: ``msg`` says what failed, ``hint`` what to do about it."""
+
+    def __init__(self, msg, hint=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.hint = hint
+
+    def __str__(self):
+        return "%s (%s)" % (self.msg, self.hint) if self.hint else self.msg
+
+
+class ObjectInfo(collections.namedtuple("ObjectInfo", "key size etag sha256")):
+    """One object: its full key, size in bytes, ETag (quotes stripped) and the sha256 it was uploaded with."""
+
+    __slots__ = ()
+
+    def __new__(cls, key, size, etag, sha256=None):
+        return super().__new__(cls, key, int(size), (etag or "").strip('"'), sha256 or None)
+
+
+def parse_uri(uri):
+    """``s3://bucket/some/prefix`` -> ``("s3", "bucket", "some/prefix/")``; the prefix is a directory ('' or ends in /)."""
+    if not isinstance(uri, str) or "://" not in uri:
+        raise StorageError("%r is not an object storage URI" % (uri,),
+                           "write it as s3://BUCKET/PREFIX")
+    scheme, rest = uri.split("://", 1)
+    scheme = scheme.lower()
+    if scheme not in SUPPORTED:
+        if scheme in PLANNED:
+            raise StorageError("%s URIs (%s://) are not supported yet" % (PLANNED[scheme], scheme),
+                               "only s3:// works today (S3 and S3-compatible stores through endpoint_url)")
+        raise StorageError("%r: the scheme %r is not an object storage scheme" % (uri, scheme),
+                           "write it as s3://BUCKET/PREFIX")
+    bucket, _sep, prefix = rest.partition("/")
+    if not BUCKET_RE.match(bucket) or ".." in bucket:
+        raise StorageError("%r: %r is not a valid bucket name" % (uri, bucket),
+                           "3-63 lowercase letters, digits, dots and hyphens")
+    prefix = prefix.strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise StorageError("%r: the prefix %r has empty, '.' or '..' parts" % (uri, prefix))
+    return scheme, bucket, prefix + "/" if prefix else ""
+
+
+class Store(abc.ABC):
+    """One bucket of one object store. Keys are full keys (prefix included)."""
+
+    scheme = None
+
+    def __init__(self, bucket, options=None):
+        self.bucket = bucket
+        self.options = dict(options or {})
+
+    def uri(self, key=""):
+        return "%s://%s/%s" % (self.scheme, self.bucket, key)
+
+    @abc.abstractmethod
+    def check(self):
+        """Raise StorageError (with a hint) unless the bucket is reachable with these credentials."""
+
+    @abc.abstractmethod
+    def list(self, prefix):
+        """Every object under ``prefix``: a list of ObjectInfo (sha256 None when the listing does not carry it)."""
+
+    @abc.abstractmethod
+    def download(self, key, path):
+        """Write the object to ``path``; returns its ObjectInfo as read (with the sha256 it was uploaded with)."""
+
+    @abc.abstractmethod
+    def upload(self, path, key, sha256):
+        """Store the file at ``path`` as ``key`` with ``sha256`` as metadata; returns its ObjectInfo."""
+
+    @abc.abstractmethod
+    def delete(self, key):
+        """Remove the object (no error when it is not there)."""
+
+
+def open_store(uri, options=None):
+    """The Store for ``uri`` and the prefix inside it: ``(store, prefix)``."""
+    scheme, bucket, prefix = parse_uri(uri)
+    unknown = sorted(set(options or {}) - set(OPTION_KEYS))
+    if unknown:
+        raise StorageError("unknown storage options: %s" % ", ".join(unknown),
+                           "gpu_cluster_storage_options takes %s" % ", ".join(OPTION_KEYS))
+    if scheme == "s3":
+        from .s3 import S3Store
+        return S3Store(bucket, options), prefix
+    raise StorageError("no store for %s://" % scheme)  # parse_uri refuses these already

@@ -1,0 +1,203 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: object_sync
+short_description: Copy an object storage prefix to a node's directory, or a directory to a prefix, verified
+version_added: 0.1.0
+description:
+  - With O(src) an C(s3://BUCKET/PREFIX) URI and O(dest) a directory on the node, downloads the objects under the
+    prefix (or this node's shard of them) in parallel, each to a temporary name, verifies it (size, then the sha256
+    it was uploaded with, else its ETag - the MD5 of a single-part upload, recomputed for a multipart one) and
+    renames it into place. A manifest in O(dest) (C(.aiinfra-manifest.json)) records what arrived verified, so a
+    re-run transfers only what changed and reports C(changed=false) when nothing did.
+  - With O(src) a directory and O(dest) a URI, uploads the files not stored yet as they are now, each with its
+    sha256 as object metadata.
+  - Checks the bucket and the credentials before anything is copied. A corrupt object is skipped and reported in
+    RV(corrupt), never left under its final name.
+  - Needs boto3 where it runs (the node's storage client virtualenv, see the role C(aiinfra.gpu_cluster.dataset),
+    C(tasks_from=client.yml)).
+author:
+  - aiinfra platform team (@aiinfra)
+attributes:
+  check_mode:
+    support: full
+    description: Lists in RV(would_transfer) what would move; writes nothing.
+  diff_mode:
+    support: none
+    description: Not applicable.
+requirements:
+  - boto3
+options:
+  src:
+    description: An C(s3://BUCKET/PREFIX) URI (download) or a directory on the node (upload).
+    type: str
+    required: true
+  dest:
+    description: A directory on the node (download) or an C(s3://BUCKET/PREFIX) URI (upload).
+    type: str
+    required: true
+  shard_index:
+    description: With O(shard_count), download only the objects whose key hashes to this shard (0-based).
+    type: int
+  shard_count:
+    description: The number of shards (nodes); objects are assigned by a stable hash of their key.
+    type: int
+  require_checksum:
+    description: Download only objects that carry the sha256 they were uploaded with (and match it); others are
+      reported as corrupt.
+    type: bool
+    default: false
+  workers:
+    description: Files transferred at once.
+    type: int
+    default: 8
+  stable_seconds:
+    description: When uploading, skip files modified less than this many seconds ago (still being written).
+    type: float
+    default: 0
+  storage_options:
+    description:
+      - The object store's connection, as C(gpu_cluster_storage_options). Unset or empty keys are left to boto3's
+        own chain (environment, shared config, the instance profile).
+    type: dict
+    default: {}
+    suboptions:
+      endpoint_url:
+        description: An S3-compatible endpoint (MinIO, moto, a VPC endpoint).
+        type: str
+      region:
+        description: The bucket's region.
+        type: str
+      access_key:
+        description: Access key id.
+        type: str
+        no_log: true
+      secret_key:
+        description: Secret access key.
+        type: str
+        no_log: true
+      session_token:
+        description: Session token for temporary credentials.
+        type: str
+        no_log: true
+"""
+
+EXAMPLES = r"""
+- name: Stage this node's shard of the dataset
+  aiinfra.gpu_cluster.object_sync:
+    src: s3://training-data/imagenet/train
+    dest: /data/imagenet
+    shard_index: "{{ gpu_cluster_rank }}"
+    shard_count: "{{ groups['gpu_nodes'] | length }}"
+    storage_options: "{{ gpu_cluster_storage_options }}"
+  vars:
+    ansible_python_interpreter: /opt/aiinfra/storage/venv/bin/python
+
+- name: Upload the checkpoints written so far
+  aiinfra.gpu_cluster.object_sync:
+    src: /var/lib/aiinfra/checkpoints/run7
+    dest: s3://training-ckpt/run7
+  vars:
+    ansible_python_interpreter: /opt/aiinfra/storage/venv/bin/python
+"""
+
+RETURN = r"""
+transferred:
+  description: Paths (download, relative to O(dest)) or keys (upload) transferred and verified.
+  type: list
+  elements: str
+  returned: always
+present:
+  description: Already there and unchanged (not transferred).
+  type: list
+  elements: str
+  returned: always
+would_transfer:
+  description: In check mode, what would move (C(key), C(path), C(size)).
+  type: list
+  elements: dict
+  returned: always
+corrupt:
+  description: Objects that failed verification (C(key), C(path), C(reason)); not written under their final name.
+  type: list
+  elements: dict
+  returned: always
+failed:
+  description: Transfers that failed (C(key), C(path), C(error)); the task fails when there are any.
+  type: list
+  elements: dict
+  returned: always
+bytes:
+  description: Bytes transferred.
+  type: int
+  returned: always
+seconds:
+  description: Wall time of the whole sync, listing and verification included.
+  type: float
+  returned: always
+mb_per_s:
+  description: RV(bytes) / RV(seconds), in MB (10^6 bytes) per second.
+  type: float
+  returned: always
+listed:
+  description: Objects under the prefix (before sharding).
+  type: int
+  returned: always
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage import sync
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage.base import StorageError, open_store
+
+OPTION_SPEC = dict(endpoint_url=dict(type="str"), region=dict(type="str"),
+                   access_key=dict(type="str", no_log=True), secret_key=dict(type="str", no_log=True),
+                   session_token=dict(type="str", no_log=True))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type="str", required=True), dest=dict(type="str", required=True),
+            shard_index=dict(type="int"), shard_count=dict(type="int"),
+            require_checksum=dict(type="bool", default=False), workers=dict(type="int", default=8),
+            stable_seconds=dict(type="float", default=0),
+            storage_options=dict(type="dict", default={}, options=OPTION_SPEC)),
+        required_together=[("shard_index", "shard_count")],
+        supports_check_mode=True)
+    p = module.params
+    src_uri, dest_uri = "://" in p["src"], "://" in p["dest"]
+    if src_uri == dest_uri:
+        module.fail_json(msg="exactly one of src and dest must be an object storage URI (s3://BUCKET/PREFIX), the "
+                             "other a directory on the node; got src=%r dest=%r" % (p["src"], p["dest"]))
+    options = dict((k, v) for k, v in (p["storage_options"] or {}).items() if v not in (None, ""))
+    store = None
+    try:
+        store, prefix = open_store(p["src"] if src_uri else p["dest"], options)
+        if src_uri:
+            shard = (p["shard_index"], p["shard_count"]) if p["shard_count"] is not None else None
+            res = sync.pull(store, prefix, p["dest"], shard=shard, require_sha256=p["require_checksum"],
+                            check_mode=module.check_mode, workers=p["workers"])
+        else:
+            res = sync.push(store, p["src"], prefix, stable_seconds=p["stable_seconds"], check_mode=module.check_mode,
+                            workers=p["workers"])
+    except StorageError as exc:
+        module.fail_json(msg=str(exc))
+    finally:
+        if store is not None:
+            store.close()
+    for item in res["corrupt"]:
+        module.warn("skipped corrupt object %s: %s" % (item["key"], item["reason"]))
+    if res["failed"]:
+        module.fail_json(msg="%d of %d transfers failed; first: %s" % (
+            len(res["failed"]), len(res["failed"]) + len(res["transferred"]), res["failed"][0]["error"]), **res)
+    module.exit_json(**res)
+
+
+if __name__ == "__main__":
+    main()
