@@ -114,8 +114,9 @@ def attempts_text(attempts, recoveries, max_recoveries=None):
         lost = "; lost %s" % ", ".join("%s (rank %s: %s)" % (n.get("host"), n.get("rank"), n.get("reason"))
                                        for n in att["lost"]) if att.get("lost") else ""
         steps = ", last step %s" % att["last_step"] if att.get("last_step") is not None else ""
-        lines.append("    %d. run %s: %s%s%s%s" % (number, att.get("run_id"), (att.get("status") or "?").upper(),
-                                                  " after %ss" % took if took is not None else "", steps, lost))
+        after = " after %ss" % took if took is not None else ""
+        lines.append("    %d. run %s: %s%s%s%s" % (number, att.get("run_id"), (att.get("status") or "?").upper(), after,
+                                                  steps, lost))
     for number, rec in enumerate(recoveries, 1):
         parts = ["%s %ss" % (label, rec[key]) for label, key in (
             ("replaced", "replaced_s"), ("configured", "configured_s"), ("relaunched", "relaunched_s"),
