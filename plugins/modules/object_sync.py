@@ -74,17 +74,14 @@ options:
         description: The bucket's region.
         type: str
       access_key:
-        description: Access key id.
+        description: Access key id. Never logged.
         type: str
-        no_log: true
       secret_key:
-        description: Secret access key.
+        description: Secret access key. Never logged.
         type: str
-        no_log: true
       session_token:
-        description: Session token for temporary credentials.
+        description: Session token for temporary credentials. Never logged.
         type: str
-        no_log: true
 """
 
 EXAMPLES = r"""

@@ -48,7 +48,7 @@ def _shard(text):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="python -m aiinfra_storage", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m aiinfra_storage", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--options-file", help="JSON file with the storage options (credentials)")
     parser.add_argument("--workers", type=int, default=8, help="files transferred at once")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +72,12 @@ def _parser():
             p.add_argument("--interval", type=float, default=10.0, help="seconds between rounds")
             p.add_argument("--status-file", help="rewritten after every round with the totals (JSON)")
     return parser
+
+
+def _emit(doc):
+    """One JSON line on stdout (the unit's journal, or the caller's pipe)."""
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
 
 
 def _write_status(path, totals):
@@ -98,15 +104,14 @@ def main(argv=None):
                 signal.signal(sig, lambda *_a: stop.set())
 
             def on_round(res, totals):
-                print(json.dumps({"round": res, "totals": dict(totals, uploaded_keys=len(totals["uploaded_keys"]))}),
-                      flush=True)
+                _emit({"round": res, "totals": dict(totals, uploaded_keys=len(totals["uploaded_keys"]))})
                 if args.status_file:
                     _write_status(args.status_file, totals)
 
             res = sync.watch(store, args.src, prefix, interval=args.interval, stable_seconds=args.stable_seconds,
                              stop=stop, on_round=on_round, workers=args.workers, manifest_path=args.manifest)
             return 0
-        print(json.dumps(res), flush=True)
+        _emit(res)
         if res["failed"]:
             sys.stderr.write("error: %d transfers failed, first: %s\n" % (len(res["failed"]), res["failed"][0]["error"]))
             return 1
@@ -120,4 +125,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
