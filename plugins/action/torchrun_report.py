@@ -44,8 +44,8 @@ ARGUMENT_SPEC = dict(
     prices=dict(type="dict"),
     attempts=dict(type="list", elements="dict", default=[]),
     max_recoveries=dict(type="int"),
-    outputs=dict(type="dict", default={}),
     checkpoints=dict(type="dict"),
+    outputs=dict(type="dict", default={}),
 )
 
 

@@ -88,11 +88,6 @@ class RunDir(object):
         return os.path.join(self.path, "poststop.sh")
 
     @property
-    def outputs(self):
-        """What the job writes for the controller (AIINFRA_OUTPUT_DIR): brought back into the run directory."""
-        return os.path.join(self.path, "outputs")
-
-    @property
     def checkpoints(self):
         """The checkpoint uploader's report (uploaded files, bytes, errors; ``final`` after its last push)."""
         return os.path.join(self.path, "checkpoints.json")
@@ -100,6 +95,11 @@ class RunDir(object):
     @property
     def checkpoints_log(self):
         return os.path.join(self.path, "checkpoints.log")
+
+    @property
+    def outputs(self):
+        """What the job writes for the controller (AIINFRA_OUTPUT_DIR): brought back into the run directory."""
+        return os.path.join(self.path, "outputs")
 
     @property
     def ranks(self):
@@ -294,9 +294,8 @@ def uploader_argv(spec, run):
     last push is done."""
     ckpt = spec["checkpoint"]
     job_unit = unit_name(spec["run_id"])
-    return ["systemd-run", "--unit", uploader_unit(spec["run_id"]), "--collect", "--quiet",
-            "--description", "aiinfra.gpu_cluster checkpoint uploader of job %s run %s" % (spec["job_name"],
-                                                                                          spec["run_id"]),
+    what = "aiinfra.gpu_cluster checkpoint uploader of job %s run %s" % (spec["job_name"], spec["run_id"])
+    return ["systemd-run", "--unit", uploader_unit(spec["run_id"]), "--collect", "--quiet", "--description", what,
             "-p", "BindsTo=%s" % job_unit, "-p", "Before=%s" % job_unit,
             "-p", "User=%s" % spec["user"],
             "-p", "EnvironmentFile=-%s" % ckpt["env_file"],

@@ -158,17 +158,17 @@ log_path:
   description: The node's log of the run.
   returned: always
   type: str
-output_dir:
-  description:
-    - Where the job writes what comes back to the controller (C(AIINFRA_OUTPUT_DIR) in its environment), made
-      for it, owned by the job's user. The torchrun role brings it into the run directory after the job.
-  returned: when state=started
-  type: str
 uploader:
   description: The checkpoint uploader's unit (C(aiinfra-ckpt-<run_id>.service)), started beside the job when the spec
     has a C(checkpoint) (C(torchrun_checkpoint_uri)); it is bound to the job's unit and makes a last push when the job
     ends or is stopped.
   returned: when state=started, the spec has a checkpoint and the job was started
+  type: str
+output_dir:
+  description:
+    - Where the job writes what comes back to the controller (C(AIINFRA_OUTPUT_DIR) in its environment), made
+      for it, owned by the job's user. The torchrun role brings it into the run directory after the job.
+  returned: when state=started
   type: str
 started_at:
   description: When this node's unit was started (epoch seconds).

@@ -106,12 +106,6 @@ options:
   max_recoveries:
     description: C(torchrun_max_recoveries), shown beside the attempts.
     type: int
-  outputs:
-    description:
-      - Where each node's outputs (what the job wrote into C(AIINFRA_OUTPUT_DIR)) were brought on the controller,
-        keyed by host; the summary lists them as C(outputs).
-    type: dict
-    default: {}
   checkpoints:
     description:
       - With C(torchrun_checkpoint_uri), C(uri) and C(nodes) (per host C(restore), the
@@ -121,6 +115,12 @@ options:
         object skipped on restore, whether every node's last push finished) and the report a line on them; a corrupt
         object is also a warning.
     type: dict
+  outputs:
+    description:
+      - Where each node's outputs (what the job wrote into C(AIINFRA_OUTPUT_DIR)) were brought on the controller,
+        keyed by host; the summary lists them as C(outputs).
+    type: dict
+    default: {}
 seealso:
   - module: aiinfra.gpu_cluster.torchrun_watch
 """

@@ -103,8 +103,8 @@ def objects(cluster):
 
 def nothing_started(cluster, run_id):
     for node in cluster["nodes"]:
-        assert sh(node, "systemctl list-units --all --no-legend --plain 'aiinfra-torchrun-*' 'aiinfra-ckpt-*'"
-                        ).stdout.strip() == "", node
+        units = sh(node, "systemctl list-units --all --no-legend --plain 'aiinfra-torchrun-*' 'aiinfra-ckpt-*'")
+        assert units.stdout.strip() == "", node
         assert sh(node, "test -e /var/lib/aiinfra/torchrun/runs/%s && echo yes" % run_id).stdout.strip() == "", node
 
 
