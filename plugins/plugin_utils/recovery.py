@@ -115,8 +115,8 @@ def attempts_text(attempts, recoveries, max_recoveries=None):
                                        for n in att["lost"]) if att.get("lost") else ""
         steps = ", last step %s" % att["last_step"] if att.get("last_step") is not None else ""
         after = " after %ss" % took if took is not None else ""
-        lines.append("    %d. run %s: %s%s%s%s" % (number, att.get("run_id"), (att.get("status") or "?").upper(), after,
-                                                  steps, lost))
+        status = (att.get("status") or "?").upper()
+        lines.append("    %d. run %s: %s%s%s%s" % (number, att.get("run_id"), status, after, steps, lost))
     for number, rec in enumerate(recoveries, 1):
         parts = ["%s %ss" % (label, rec[key]) for label, key in (
             ("replaced", "replaced_s"), ("configured", "configured_s"), ("relaunched", "relaunched_s"),
