@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import time
 
 import pytest
 
+from s3_server import S3Server
 from conftest import ROOT, VENV_BIN, ansible_env, destroy_cluster, events, podman, run_playbook, unique_name, \
     write_inventory
 
@@ -340,35 +342,55 @@ def test_batch_prediction_over_every_rank(cluster, tmp_path):
     assert "ckpt-00000020.pt" in sh(cluster["nodes"][0], "ls %s" % ckpts).stdout
     assert "ckpt-" not in sh(cluster["nodes"][1], "ls %s 2>/dev/null" % ckpts).stdout
 
-    # every value a string, as a survey or -e gives it; 3 nodes x 2 processes
-    extra = train_args(tmp_path, "pred", {"torchrun_cpu_nproc_per_node": "2", "torchrun_fetch_outputs": "yes",
-                                          "gpu_cluster_predict_args": "--model %s --samples 3001 --batch-size 256"
-                                          % ckpts})
-    proc = run_playbook("playbooks/predict.yml", inventory=cluster["inventory"], extra_vars=extra, check=False,
-                        timeout=600)
-    assert proc.returncode == 0, proc.stdout[-5000:]
+    data_dir = "/srv/%s-input" % job
+    ids = ["f%d-%03d" % (f, i) for f in range(5) for i in range(401)]
+    rng = random.Random(7)
+    with S3Server(cluster["name"]) as s3:
+        client = s3.client()
+        client.create_bucket(Bucket="predict")
+        for f in range(5):
+            body = "".join(json.dumps({"id": "f%d-%03d" % (f, i), "features": [rng.gauss(0, 1) for dummy in range(32)]})
+                           + "\n" for i in range(401))
+            client.put_object(Bucket="predict", Key="input/part-%d.jsonl" % f, Body=body.encode())
+        # the input staged onto every node by the dataset role, then the prediction job reads it from
+        # AIINFRA_DATA_DIR; every value a string, as a survey or -e gives it; 3 nodes x 2 processes
+        storage = {"gpu_cluster_storage_options": s3.options()}
+        proc = run_playbook("playbooks/data.yml", inventory=cluster["inventory"], check=False, timeout=600,
+                            extra_vars=dict(storage, dataset_uri="s3://predict/input", dataset_dir=data_dir))
+        assert proc.returncode == 0, proc.stdout[-5000:]
+        extra = train_args(tmp_path, "pred", dict(storage, torchrun_cpu_nproc_per_node="2", torchrun_fetch_outputs="yes",
+                                                  dataset_dir=data_dir, torchrun_output_uri="s3://predict/out/",
+                                                  gpu_cluster_predict_args="--model %s --batch-size 256" % ckpts))
+        proc = run_playbook("playbooks/predict.yml", inventory=cluster["inventory"], extra_vars=extra, check=False,
+                            timeout=600)
+        assert proc.returncode == 0, proc.stdout[-5000:]
+        assert s3.secret not in proc.stdout
+        uploaded = sorted(o["Key"] for o in client.list_objects_v2(Bucket="predict", Prefix="out/")["Contents"])
+    rank_names = ["predictions-rank-%05d.jsonl" % g for g in range(6)]
+    assert uploaded == sorted("out/pred/" + n for n in rank_names + ["predictions.jsonl", "predictions-summary.json"])
+
     summary = summary_of(tmp_path, "pred")
     assert summary["job"] == "predict" and summary["status"] == "succeeded" and summary["world_size"] == 6
     metrics = summary["metrics"]
-    assert metrics["samples"] == 3001 and metrics["samples_per_s"] > 0 and metrics["steps_logged"] == 0
-    assert "3001 samples in" in proc.stdout and "over 6 ranks" in proc.stdout and "samples/s" in proc.stdout
+    assert metrics["samples"] == len(ids) and metrics["samples_per_s"] > 0 and metrics["steps_logged"] == 0
+    assert "%d samples in" % len(ids) in proc.stdout and "over 6 ranks" in proc.stdout and "samples/s" in proc.stdout
 
     run_dir = tmp_path / "runs" / "pred"
     assert sorted(summary["outputs"]) == cluster["nodes"]
     rank_files, seen = {}, []
-    for rank, node in enumerate(cluster["nodes"]):
+    for node in cluster["nodes"]:
         out = run_dir / node / "outputs"
-        assert summary["outputs"][node] == str(out)
+        assert str(out) in summary["outputs"][node] and "s3://predict/out/pred/" in summary["outputs"][node]
         for path in sorted(out.glob("predictions-rank-*.jsonl")):
             rows = [json.loads(line) for line in path.read_text().splitlines()]
             rank_files[path.name] = node
             seen += [r["id"] for r in rows]
             assert all(0 <= r["class"] < 8 and 0 < r["score"] <= 1 for r in rows)
     # one file per global rank, each on the node that ran it (node r runs ranks 2r, 2r+1)
-    assert rank_files == dict(("predictions-rank-%05d.jsonl" % g, cluster["nodes"][g // 2]) for g in range(6))
-    assert sorted(seen) == list(range(3001))  # every record predicted exactly once
+    assert rank_files == dict((name, cluster["nodes"][g // 2]) for g, name in enumerate(rank_names))
+    assert sorted(seen) == ids  # every input record predicted exactly once
     merged = run_dir / cluster["nodes"][0] / "outputs" / "predictions.jsonl"
-    assert [json.loads(line)["id"] for line in merged.read_text().splitlines()] == list(range(3001))
+    assert [json.loads(line)["id"] for line in merged.read_text().splitlines()] == ids
     pred_summary = json.loads((run_dir / cluster["nodes"][0] / "outputs" / "predictions-summary.json").read_text())
-    assert pred_summary["samples"] == 3001 and "ckpt-00000020.pt" in pred_summary["model"]
+    assert pred_summary["samples"] == len(ids) and "ckpt-00000020.pt" in pred_summary["model"]
     assert_nothing_left(cluster)

@@ -86,8 +86,10 @@ class Store(abc.ABC):
         """Every object under ``prefix``: a list of ObjectInfo (sha256 None when the listing does not carry it)."""
 
     @abc.abstractmethod
-    def download(self, key, path):
-        """Write the object to ``path``; returns its ObjectInfo as read (with the sha256 it was uploaded with)."""
+    def download(self, key, path, size=None):
+        """Write the object to ``path``; returns ``(info, digests)``: its ObjectInfo as read (with the sha256 it was
+        uploaded with) and, when the store hashed the bytes as it wrote them, ``{"sha256": hex, "md5": hex}`` of
+        what it wrote (else None: the caller reads the file again). ``size``: what the listing said, if known."""
 
     @abc.abstractmethod
     def upload(self, path, key, sha256):

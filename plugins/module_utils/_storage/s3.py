@@ -11,6 +11,8 @@ above ``multipart_threshold``. Every object uploaded here carries its sha256 as 
 
 from __future__ import annotations
 
+import hashlib
+
 from .base import ObjectInfo, Store, StorageError
 
 try:
@@ -28,6 +30,7 @@ except ImportError as exc:  # the storage client venv has them; the message says
 
 MiB = 1024 * 1024
 MULTIPART_CHUNKSIZE = 8 * MiB
+READ_SIZE = 1 * MiB
 SHA256_META = "sha256"
 
 CREDENTIALS_HINT = ("set gpu_cluster_storage_options access_key/secret_key (no_log), or give the nodes their own "
@@ -126,11 +129,32 @@ class S3Store(Store):
         head = self._call("reading %s" % self.uri(key), self.client.head_object, Bucket=self.bucket, Key=key)
         return ObjectInfo(key, head["ContentLength"], head.get("ETag"), head.get("Metadata", {}).get(SHA256_META))
 
-    def download(self, key, path):
+    def download(self, key, path, size=None):
+        if size is not None and size < MULTIPART_CHUNKSIZE:
+            return self._get_small(key, path)
         info = self.head(key)
         future = self.manager.download(self.bucket, key, path, subscribers=[_KnownSize(info.size)])
         self._call("downloading %s" % self.uri(key), future.result)
-        return info
+        return info, None
+
+    def _get_small(self, key, path):
+        """One GET (no HEAD: the response carries the metadata), hashed as it is written: one pass over the bytes."""
+        what = "downloading %s" % self.uri(key)
+        got = self._call(what, self.client.get_object, Bucket=self.bucket, Key=key)
+        sha, md5 = hashlib.sha256(), hashlib.md5()
+        body = got["Body"]
+        try:
+            with open(path, "wb") as handle:
+                for block in self._call(what, body.iter_chunks, READ_SIZE):
+                    sha.update(block)
+                    md5.update(block)
+                    handle.write(block)
+        except Exception as exc:  # a connection that breaks mid-body: classified like any other call
+            raise classify(exc, what, self.bucket)
+        finally:
+            body.close()
+        info = ObjectInfo(key, got["ContentLength"], got.get("ETag"), got.get("Metadata", {}).get(SHA256_META))
+        return info, {"sha256": sha.hexdigest(), "md5": md5.hexdigest()}
 
     def upload(self, path, key, sha256):
         future = self.manager.upload(path, self.bucket, key, extra_args={"Metadata": {SHA256_META: sha256}})

@@ -123,11 +123,13 @@ def part_size_candidates(size, parts):
     return out
 
 
-def verify(path, info, require_sha256=False):
+def verify(path, info, require_sha256=False, digests=None):
     """Check a downloaded file against the object it came from.
 
     Returns ``(ok, reason, sha256)``: size first; then the sha256 the object was uploaded with; without one
     (``require_sha256`` false) the ETag: the MD5 for a single-part upload, recomputed for a multipart one.
+    ``digests``: the sha256 and md5 of the bytes as they were written (the store hashed them on the way), which
+    spares reading the file again.
     """
     actual = os.path.getsize(path)
     if actual != info.size:
@@ -136,7 +138,10 @@ def verify(path, info, require_sha256=False):
     multipart = "-" in etag
     candidates = part_size_candidates(info.size, int(etag.rsplit("-", 1)[1])) if multipart and etag.rsplit(
         "-", 1)[1].isdigit() else []
-    size, sha, md5, parts = file_digests(path, candidates[0] if candidates and not info.sha256 else None)
+    if digests and not (candidates and not info.sha256):
+        sha, md5, parts = digests["sha256"], digests["md5"], []
+    else:
+        size, sha, md5, parts = file_digests(path, candidates[0] if candidates and not info.sha256 else None)
     if info.sha256:
         if sha != info.sha256.lower():
             return False, "sha256 %s, the object was uploaded with %s" % (sha, info.sha256), sha
@@ -229,8 +234,8 @@ def pull(store, prefix, dest_dir, shard=None, require_sha256=False, check_mode=F
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(final) + TMP_MARK, dir=directory)
         os.close(fd)
         try:
-            got = store.download(info.key, tmp)
-            ok, reason, sha = verify(tmp, got, require_sha256)
+            got, digests = store.download(info.key, tmp, info.size)
+            ok, reason, sha = verify(tmp, got, require_sha256, digests)
             if not ok:
                 _unlink(tmp)
                 return "corrupt", info, rel, reason, None

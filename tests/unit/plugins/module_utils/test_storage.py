@@ -63,14 +63,15 @@ def garble(st, monkeypatch, bad_key, error=None):
     """Make st.download of bad_key write wrong bytes (and then raise ``error``, when given)."""
     real = st.download
 
-    def download(key, path):
-        info = real(key, path)
+    def download(key, path, size=None):
+        info, digests = real(key, path, size)
         if key == bad_key:
             with open(path, "r+b") as handle:
                 handle.write(b"X")
             if error:
                 raise error
-        return info
+            return info, None  # bytes changed after the store hashed them: verify reads the file
+        return info, digests
 
     monkeypatch.setattr(st, "download", download)
 
@@ -186,6 +187,23 @@ def test_pull_multipart_object_through_the_transfer_manager(s3, tmp_path):
     res = sync.pull(st, prefix, str(tmp_path / "d"))
     assert res["transferred"] == ["big"] and not res["corrupt"]
     assert (tmp_path / "d" / "big").read_bytes() == body
+
+
+def test_a_small_object_is_one_get_hashed_on_the_way(s3, tmp_path):
+    body = os.urandom(3 * MiB)
+    put(s3, "ds/small", body)
+    s3.put_object(Bucket="data", Key="ds/lying", Body=b"not what the sha256 says",
+                  Metadata={"sha256": hashlib.sha256(b"something else").hexdigest()})
+    st, prefix = store()
+    calls = []
+    st.client.meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
+    res = sync.pull(st, prefix, str(tmp_path / "d"))
+    assert res["transferred"] == ["small"] and (tmp_path / "d" / "small").read_bytes() == body
+    # the listing, then one GET an object: no HEAD, and the file is not read again to be verified
+    assert sorted(calls) == ["GetObject", "GetObject", "HeadBucket", "ListObjectsV2"], calls
+    # the hashes of the bytes received still catch an object whose content is not what it was uploaded as
+    assert [c["key"] for c in res["corrupt"]] == ["ds/lying"] and "sha256" in res["corrupt"][0]["reason"]
+    assert not (tmp_path / "d" / "lying").exists()
 
 
 def test_corrupt_objects_are_skipped_and_never_placed(s3, tmp_path, monkeypatch):
