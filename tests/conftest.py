@@ -71,6 +71,21 @@ def task_results(output):
     return results
 
 
+def events(text, event):
+    """The JSON event lines (``{"event": ...}``) of one kind in a job's log, e.g. the example job's steps."""
+    found = []
+    for line in text.splitlines():
+        start = line.find("{")
+        if start >= 0:
+            try:
+                obj = json.loads(line[start:])
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and obj.get("event") == event:
+                found.append(obj)
+    return found
+
+
 def plain(value):
     """ansible-inventory marks values from plugins as unsafe: {"__ansible_unsafe": value}."""
     return value.get("__ansible_unsafe") if isinstance(value, dict) else value

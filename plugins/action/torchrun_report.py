@@ -19,6 +19,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import utilisation as hardware
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import cost
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.recovery import attempt_record, attempts_text, timeline
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import checkpoints as ckpt
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import parse_log
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.report import (
@@ -41,6 +42,8 @@ ARGUMENT_SPEC = dict(
     show=dict(type="bool", default=True),
     utilisation=dict(type="dict"),
     prices=dict(type="dict"),
+    attempts=dict(type="list", elements="dict", default=[]),
+    max_recoveries=dict(type="int"),
     checkpoints=dict(type="dict"),
     outputs=dict(type="dict", default={}),
 )
@@ -102,6 +105,9 @@ class ActionModule(ActionBase):
                            launch_time=p.get("launch_time")) for h, p in sorted(args["prices"].items())]
             summary["cost"] = {"run": cost(priced, run["ended"], start=run["started"]),
                                "cluster": cost(priced, run["ended"])}
+        # every attempt of the job (torchrun_max_recoveries), this one last, and the recoveries between them
+        summary["attempts"] = list(args["attempts"]) + [attempt_record(summary, args["watch"])]
+        summary["recoveries"] = timeline(summary["attempts"])
         if args["checkpoints"] is not None:
             summary["checkpoints"] = ckpt.summarize(args["checkpoints"].get("uri"), args["checkpoints"].get("nodes"))
             for item in summary["checkpoints"]["corrupt"]:
@@ -114,6 +120,8 @@ class ActionModule(ActionBase):
                 display.warning("no loss plot: %s" % why)
         summary["plot"] = plot_path
         text = summary_text(summary, plot_path)
+        for line in attempts_text(summary["attempts"], summary["recoveries"], args["max_recoveries"]):
+            text += "\n" + line
         if summary.get("utilisation"):
             text += "\n  " + summary["utilisation"]["line"]
         if summary.get("checkpoints"):

@@ -62,6 +62,17 @@ def progress_line(run_id, states, verdict, elapsed):
     return line
 
 
+def note_times(times, states, verdict, now):
+    """Record (once) when every node was running and had joined the rendezvous, and when a step was first logged:
+    the end of a recovery's timeline."""
+    if times["running"] is None and states and all(
+            verdict.phases.get(h) in ("running", "succeeded") and (s.log.get("joined") or s.log.get("ranks"))
+            for h, s in states.items()):
+        times["running"] = now
+    if times["first_step"] is None and any(s.log.get("last_step") for s in states.values()):
+        times["first_step"] = now
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
@@ -91,6 +102,7 @@ class ActionModule(ActionBase):
         settings = {"node_timeout": args["node_timeout"], "rdzv_timeout": args["rdzv_timeout"],
                     "timeout": args["timeout"]}
         last_print, last_phases, last_probe = 0.0, None, 0.0
+        times = {"running": None, "first_step": None}  # when every node had joined; when a step was first logged
         while True:
             now = time.time()
             probe_hosts = ()
@@ -102,6 +114,7 @@ class ActionModule(ActionBase):
             states = poller.states()
             now = time.time()
             verdict = decide(states, now, started, settings)
+            note_times(times, states, verdict, now)
             phases = tuple(sorted(verdict.phases.items()))
             if verdict.done or phases != last_phases or now - last_print >= args["progress_interval"]:
                 display.display(progress_line(args["run_id"], states, verdict, now - started))
@@ -112,5 +125,5 @@ class ActionModule(ActionBase):
                 time.sleep(min(interval, 1.0))  # waiting for the settle time of a verdict
         lost = [h for h in sorted(states, key=lambda h: states[h].node_rank) if verdict.phases[h] == "lost"]
         result.update(changed=False, verdict=verdict.to_dict(), nodes=dict((h, s.to_dict()) for h, s in states.items()),
-                      lost=lost)
+                      lost=lost, times=dict(times, ended=time.time()))
         return result

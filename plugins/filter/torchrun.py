@@ -59,6 +59,7 @@ import os
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import SpecError
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.recovery import attempt_record
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.checkpoints import gather
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.plan import layout, plan, rerun_plan
 
@@ -100,6 +101,11 @@ def torchrun_rerun_plan(states):
     return rerun_plan(list(states or []))
 
 
+def torchrun_attempt(summary, watch=None, lost=None, recovery=None):
+    """One attempt's record for the report (docs: torchrun_attempt.yml)."""
+    return attempt_record(summary, watch, lost, recovery)
+
+
 def torchrun_checkpoints(hostvars_list, uri):
     """What each node restored and uploaded (torchrun_checkpoint_uri), for torchrun_report's ``checkpoints``."""
     return {"uri": uri, "nodes": gather(hostvars_list)}
@@ -108,4 +114,5 @@ def torchrun_checkpoints(hostvars_list, uri):
 class FilterModule(object):
     def filters(self):
         return {"torchrun_layout": torchrun_layout, "torchrun_plan": torchrun_plan,
-                "torchrun_rerun_plan": torchrun_rerun_plan, "torchrun_checkpoints": torchrun_checkpoints}
+                "torchrun_rerun_plan": torchrun_rerun_plan, "torchrun_attempt": torchrun_attempt,
+                "torchrun_checkpoints": torchrun_checkpoints}

@@ -46,6 +46,17 @@ options:
     description: Number of nodes. C(0) keeps the cluster's network but no nodes.
     type: int
     default: 2
+  replace:
+    description:
+      - Ranks whose node is deleted and created again under the same rank and name - a node that was lost,
+        preempted or broken. The other ranks keep their nodes as they are (not started, not touched), and the new
+        node joins the cluster as O(count) would make it (same network, security group or firewall tag, placement).
+      - An action, not a state - every call that names a rank replaces its node (C(changed)); a rank with no node is
+        simply created. Each rank must be below O(count). C(--check) shows the plan (C(plan.replace)).
+      - The playbooks C(train.yml) (with C(torchrun_max_recoveries)) and C(recover.yml) use it for lost nodes.
+    type: list
+    elements: int
+    default: []
   instance_type:
     description:
       - The node's machine type where the cloud has them. On C(local) it is only recorded as a label.
@@ -146,6 +157,14 @@ EXAMPLES = r"""
     cluster: demo
     state: absent
 
+- name: Replace the node of rank 1 (lost); ranks 0 and 2 keep their nodes
+  aiinfra.gpu_cluster.instance:
+    cloud: local
+    cluster: demo
+    count: 3
+    replace: [1]
+    ssh_public_key: "{{ lookup('file', '~/.ssh/id_ed25519.pub') }}"
+
 - name: Eight p4d nodes on EC2, first capacity of three placements, EFA and placement group automatic
   aiinfra.gpu_cluster.instance:
     cloud: aws
@@ -231,7 +250,7 @@ plan:
   description: What the call did (or, in check mode, would do), by rank.
   returned: always
   type: dict
-  sample: {keep: [0, 1], create: [2], delete: [], start: []}
+  sample: {keep: [0, 1], create: [2], delete: [], start: [], replace: []}
 cluster:
   description: Where the cluster lives (cloud, region, image, ...).
   returned: always

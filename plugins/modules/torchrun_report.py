@@ -93,6 +93,19 @@ options:
         keyed by host, each with C(price) and C(launch_time). Given, the summary gets C(cost) - node-hours and the estimated cost of
         the run's window (C(run)) and of the cluster from its nodes' launch to the run's end (C(cluster)).
     type: dict
+  attempts:
+    description:
+      - The job's earlier attempts (the torchrun role's C(torchrun_max_recoveries) - lost nodes replaced, the job run
+        again), each as the summary's C(attempts) entries hold them (C(run_id), C(status), C(started), C(ended),
+        C(running_at), C(lost), C(recovery) with C(detected), C(replaced), C(configured)).
+      - The summary gets C(attempts) (these and this run, last) and C(recoveries) (the timeline of each recovery);
+        with more than one attempt the readable summary lists them.
+    type: list
+    elements: dict
+    default: []
+  max_recoveries:
+    description: C(torchrun_max_recoveries), shown beside the attempts.
+    type: int
   checkpoints:
     description:
       - With C(torchrun_checkpoint_uri), C(uri) and C(nodes) (per host C(restore), the
@@ -158,6 +171,19 @@ summary:
       description: With O(prices), C(run) and C(cluster), each C(node_hours), C(cost) (null when a price is
         unknown), C(currency), C(text).
       type: dict
+    attempts:
+      description: Every attempt of the job, this run last - C(run_id), C(status), C(reason), C(message), C(started),
+        C(ended), C(running_at) (every node joined the rendezvous), C(first_step_at), C(last_step), C(resumed_from_step),
+        C(lost) (C(host), C(rank), C(node_id), C(reason)) and, for an attempt followed by a recovery, C(recovery)
+        (C(detected), C(replaced), C(configured) - Unix times).
+      type: list
+      elements: dict
+    recoveries:
+      description: One per recovery - C(after_run), C(run_id) (the next attempt), C(lost), C(detected), and the seconds
+        from the loss being detected to the nodes replaced (C(replaced_s)), configured (C(configured_s)), the job
+        relaunched (C(relaunched_s)), running again (C(running_again_s)) and its first step (C(first_step_s)).
+      type: list
+      elements: dict
 summary_text:
   description: The readable summary.
   returned: always

@@ -103,6 +103,11 @@ lost:
   returned: unless once
   type: list
   elements: str
+times:
+  description: C(running) - when every node was running and had joined the rendezvous, C(first_step) - when a step
+    was first logged (null when never), C(ended) - when the watch ended (Unix times).
+  returned: unless once
+  type: dict
 verdict:
   description:
     - The verdict over all nodes, C(status) (C(succeeded) or C(failed)), C(reason) (C(node), C(rendezvous),

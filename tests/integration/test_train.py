@@ -19,7 +19,7 @@ import time
 import pytest
 
 from s3_server import S3Server
-from conftest import ROOT, VENV_BIN, ansible_env, destroy_cluster, podman, run_playbook, unique_name, \
+from conftest import ROOT, VENV_BIN, ansible_env, destroy_cluster, events, podman, run_playbook, unique_name, \
     write_inventory
 
 pytestmark = pytest.mark.slow
@@ -121,20 +121,6 @@ def summary_of(tmp_path, run_id):
 
 def node_log(node, run_id):
     return sh(node, "cat /var/lib/aiinfra/torchrun/runs/%s/torchrun.log 2>/dev/null" % run_id).stdout
-
-
-def events(text, event):
-    found = []
-    for line in text.splitlines():
-        start = line.find("{")
-        if start >= 0:
-            try:
-                obj = json.loads(line[start:])
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and obj.get("event") == event:
-                found.append(obj)
-    return found
 
 
 def wait_for_step(node, run_id, step, proc=None, timeout=240):

@@ -134,29 +134,41 @@ class Plan:
     keep: list
     create: list
     delete: list
+    replace: list = field(default_factory=list)  # nodes deleted to be created again under the same rank
 
     @property
     def changed(self):
-        return bool(self.create or self.delete)
+        return bool(self.create or self.delete or self.replace)
 
     def to_dict(self):
         return {
             "keep": [n.rank for n in self.keep],
             "create": list(self.create),
             "delete": [n.rank for n in self.delete],
+            "replace": [n.rank for n in self.replace],
         }
 
 
-def plan_nodes(existing, count):
+def plan_nodes(existing, count, replace=()):
     """Reconcile ``existing`` nodes to ``count``: ranks 0..count-1 must exist.
 
     Missing ranks are created (the next ranks when scaling up, or holes left by
     a node that disappeared); ranks >= count are deleted, highest first. A rank
     held by two nodes (never made by us, but possible by hand) keeps the oldest
     id ordering and deletes the extra so ranks stay unique.
+
+    ``replace``: ranks whose node is deleted and created again (a node lost, broken or preempted), whatever
+    its state; a named rank without a node is simply created. The other ranks keep their nodes.
     """
     if count < 0:
         raise ConfigError("count must be >= 0, got %s" % count)
+    replace = sorted(set(int(r) for r in replace or ()))
+    bad = [r for r in replace if r < 0 or r >= count]
+    if bad:
+        raise ConfigError("replace names rank(s) %s, but the cluster's ranks are 0..%d (count %d)"
+                          % (", ".join(str(r) for r in bad), count - 1, count),
+                          hint="Name ranks of the cluster's nodes (each node's rank is in the instance module's "
+                               "nodes, and the inventory's gpu_cluster_rank)")
     by_rank = {}
     extra = []
     for node in sorted(existing, key=lambda n: (n.rank, n.id)):
@@ -164,10 +176,11 @@ def plan_nodes(existing, count):
             extra.append(node)
         else:
             by_rank[node.rank] = node
-    keep = [by_rank[r] for r in sorted(by_rank) if r < count]
+    replaced = [by_rank[r] for r in replace if r in by_rank]
+    keep = [by_rank[r] for r in sorted(by_rank) if r < count and r not in replace]
     delete = sorted([n for r, n in by_rank.items() if r >= count] + extra, key=lambda n: -n.rank)
-    create = [r for r in range(count) if r not in by_rank]
-    return Plan(keep=keep, create=create, delete=delete)
+    create = [r for r in range(count) if r not in by_rank or r in replace]
+    return Plan(keep=keep, create=create, delete=delete, replace=replaced)
 
 
 def node_name(cluster, rank):

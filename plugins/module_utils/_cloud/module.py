@@ -67,6 +67,7 @@ def instance_argument_spec():
     spec.update(
         state=dict(type="str", default="present", choices=["present", "absent"]),
         count=dict(type="int", default=2),
+        replace=dict(type="list", elements="int", default=[]),
         instance_type=dict(type="str"),
         image=dict(type="str"),
         ssh_public_key=dict(type="str"),
@@ -132,6 +133,8 @@ def run_instance(module):
         if params["wait_timeout"] < 1:
             raise ConfigError("wait_timeout must be at least 1 second, got %d" % params["wait_timeout"])
         if params["state"] == "absent":
+            if params["replace"]:
+                raise ConfigError("replace needs state=present", hint="Leave replace empty to remove the cluster")
             result = ensure_absent(provider, params["cluster"], wait=params["wait"],
                                    wait_timeout=params["wait_timeout"], check_mode=module.check_mode)
         else:
@@ -146,11 +149,12 @@ def run_instance(module):
             existing_needed = params["count"]
             if not spec.ssh_public_key and existing_needed and not params.get("key_name"):
                 have = len([n for n in provider.list_nodes(spec.cluster) if n.rank < existing_needed])
-                if have < existing_needed:
+                if have < existing_needed or params["replace"]:
                     raise ConfigError("ssh_public_key is required to create nodes",
                                       hint="e.g. ssh_public_key: \"{{ lookup('file', '~/.ssh/id_ed25519.pub') }}\"")
             result = ensure_present(provider, spec, params["count"], wait=params["wait"],
-                                    wait_timeout=params["wait_timeout"], check_mode=module.check_mode)
+                                    wait_timeout=params["wait_timeout"], check_mode=module.check_mode,
+                                    replace=params["replace"])
         result["cluster"] = dict(result.get("cluster") or provider.describe(), id=params["cluster"])
     except CloudError as exc:
         fail(module, exc)

@@ -21,20 +21,27 @@ def _summary(nodes, resources=None):
     return state
 
 
-def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mode=False):
+def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mode=False, replace=()):
+    """Reconcile the cluster to ``count`` running nodes; ``replace``: ranks whose node is deleted and created again
+    (the other nodes are kept as they are)."""
     provider.preflight(spec)
     existing = provider.list_nodes(spec.cluster)
-    plan = plan_nodes(existing, count)
+    plan = plan_nodes(existing, count, replace)
+    # what the new nodes are created beside: every node but those deleted or replaced
+    gone = set(id(n) for n in plan.delete + plan.replace)
+    beside = [n for n in existing if id(n) not in gone]
     prepared = None
     if plan.create:
-        prepared = provider.preflight_create(spec, plan.create, existing=existing, check_mode=check_mode)
+        prepared = provider.preflight_create(spec, plan.create, existing=beside, check_mode=check_mode)
     stopped = [n for n in plan.keep if n.state == "stopped"]
     changed = plan.changed or bool(stopped)
     before = _summary(existing)
     result = {"changed": changed, "plan": plan.to_dict()}
     result["plan"]["start"] = [n.rank for n in stopped]
     after_names = ["%s (rank %d, %s)" % (n.name, n.rank, "running" if n in stopped else n.state) for n in plan.keep]
-    after_names += ["%s (rank %d, to create)" % ("%s-%d" % (spec.cluster, r), r) for r in plan.create]
+    replaced = set(n.rank for n in plan.replace)
+    after_names += ["%s (rank %d, %s)" % ("%s-%d" % (spec.cluster, r), r, "to replace" if r in replaced else "to create")
+                    for r in plan.create]
     result["diff"] = {"before": before, "after": {"count": count, "nodes": sorted(after_names, key=_rank_key)}}
     if check_mode:
         result["nodes"] = [n.to_dict() for n in sort_nodes(plan.keep)]
@@ -43,12 +50,15 @@ def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mod
 
     if plan.delete:
         provider.delete_nodes(spec.cluster, plan.delete, wait=wait, timeout=wait_timeout)
+    if plan.replace:
+        # always awaited: the new node takes the old one's name (and, on some clouds, its address)
+        provider.delete_nodes(spec.cluster, plan.replace, wait=True, timeout=wait_timeout)
     if stopped:
         provider.start_nodes(spec.cluster, stopped)
     created = []
     try:
         if plan.create:
-            created = provider.create_nodes(spec, plan.create, existing=existing, prepared=prepared,
+            created = provider.create_nodes(spec, plan.create, existing=beside, prepared=prepared,
                                             timeout=wait_timeout)
         nodes = list(plan.keep) + [n for n in created if n.rank not in set(k.rank for k in plan.keep)]
         if wait and (created or stopped or any(n.state != "running" for n in nodes)):

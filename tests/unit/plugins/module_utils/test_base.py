@@ -40,6 +40,29 @@ def test_plan_nodes_duplicate_rank_keeps_one():
     assert [n.id for n in plan.delete] == ["zz"]
 
 
+@pytest.mark.parametrize("existing,count,replace,keep,create,replaced", [
+    ((0, 1, 2), 3, [1], [0, 2], [1], [1]),          # only the named rank is deleted and made again
+    ((0, 1, 2), 3, [2, 0, 2], [1], [0, 2], [0, 2]),  # order and repeats do not matter
+    ((0, 2), 3, [1], [0, 2], [1], []),               # a rank whose node is already gone is just created
+    ((0, 1), 3, [0], [1], [0, 2], [0]),              # together with a scale-up
+    ((0, 1), 2, [], [0, 1], [], []),
+])
+def test_plan_nodes_replace(existing, count, replace, keep, create, replaced):
+    plan = base.plan_nodes(nodes(*existing), count, replace)
+    assert [n.rank for n in plan.keep] == keep
+    assert plan.create == create
+    assert [n.rank for n in plan.replace] == replaced
+    assert plan.delete == []
+    assert plan.to_dict()["replace"] == replaced
+    assert plan.changed == bool(create or replaced)
+
+
+@pytest.mark.parametrize("replace", [[2], [-1], [0, 5]])
+def test_plan_nodes_replace_outside_the_cluster(replace):
+    with pytest.raises(ConfigError, match=r"replace names rank\(s\) .* but the cluster's ranks are 0..1 \(count 2\)"):
+        base.plan_nodes(nodes(0, 1), 2, replace)
+
+
 def test_plan_nodes_negative_count():
     with pytest.raises(ConfigError, match="count must be >= 0"):
         base.plan_nodes([], -1)

@@ -150,3 +150,44 @@ def test_other_clusters_are_untouched():
     reconcile.ensure_present(cloud, spec("c2"), 1)
     reconcile.ensure_absent(cloud, "c1")
     assert [n.name for n in cloud.list_nodes("c2")] == ["c2-0"]
+
+
+def test_replace_recreates_only_the_named_ranks():
+    cloud = MemoryCloud()
+    reconcile.ensure_present(cloud, spec(), 3)
+    before = dict(ranks_ids(cloud))
+    cloud.nodes[before[2]].state = "stopped"     # lost nodes may be stopped, or answer nothing at all
+    cloud.calls = []
+    res = reconcile.ensure_present(cloud, spec(), 3, replace=[2])
+    assert res["changed"] and res["plan"] == {"keep": [0, 1], "create": [2], "delete": [], "replace": [2], "start": []}
+    after = dict(ranks_ids(cloud))
+    assert after[0] == before[0] and after[1] == before[1] and after[2] != before[2]
+    # deleted before its successor is made (same name), and the successor is made beside the kept nodes only
+    assert cloud.calls[1:3] == [("delete", (2,)), ("create", (2,))]
+    assert [n["rank"] for n in res["nodes"]] == [0, 1, 2] and all(n["state"] == "running" for n in res["nodes"])
+
+    # the next call without replace changes nothing
+    assert not reconcile.ensure_present(cloud, spec(), 3)["changed"]
+
+
+def test_replace_in_check_mode_only_plans():
+    cloud = MemoryCloud()
+    reconcile.ensure_present(cloud, spec(), 2)
+    before = ranks_ids(cloud)
+    cloud.calls = []
+    res = reconcile.ensure_present(cloud, spec(), 2, replace=[0], check_mode=True)
+    assert res["changed"] and res["plan"]["replace"] == [0] and res["plan"]["keep"] == [1]
+    assert "c1-0 (rank 0, to replace)" in res["diff"]["after"]["nodes"]
+    assert all(c == "list" for c in cloud.calls) and ranks_ids(cloud) == before
+
+
+def test_failed_replacement_removes_what_it_made_and_keeps_the_others():
+    cloud = MemoryCloud()
+    reconcile.ensure_present(cloud, spec(), 3)
+    before = dict(ranks_ids(cloud))
+    cloud.fail_create_after = 0
+    with pytest.raises(errors.CapacityError):
+        reconcile.ensure_present(cloud, spec(), 3, replace=[1])
+    after = dict(ranks_ids(cloud))
+    assert after == {0: before[0], 2: before[2]}     # the lost node is gone; nothing half-made is left
+    assert cloud.cluster_resources("c1") == ["network/c1"]
