@@ -96,15 +96,18 @@ def parse_nnodes(nnodes, hosts):
     return text
 
 
-def check_checkpoint_uri(settings):
-    """The checkpoint URI's problems (none when it is empty: checkpoints stay on the nodes)."""
-    uri = str(settings.get("checkpoint_uri") or "").strip()
-    if not uri:
-        return []
-    try:
-        parse_uri(uri)
-    except StorageError as exc:
-        return ["torchrun_checkpoint_uri: %s" % exc]
+def check_storage_uris(settings):
+    """The object storage URIs' problems (none when they are empty: checkpoints and outputs stay on the nodes)."""
+    errors = []
+    for name in ("checkpoint_uri", "output_uri"):
+        uri = str(settings.get(name) or "").strip()
+        if uri:
+            try:
+                parse_uri(uri)
+            except StorageError as exc:
+                errors.append("torchrun_%s: %s" % (name, exc))
+    if errors or not str(settings.get("checkpoint_uri") or "").strip():
+        return errors
     if not settings.get("checkpoint_dir"):
         return ["torchrun_checkpoint_uri needs torchrun_checkpoint_dir, the directory on the nodes it mirrors"]
     return []
@@ -167,7 +170,7 @@ def check_settings(settings, script_exists=None):
         errors.append("torchrun_nnodes must be empty (every node), N or MIN:MAX (got %r)" % (nnodes,))
     if settings.get("run_id") and not RUN_ID_RE.match(str(settings["run_id"])):
         errors.append("torchrun_run_id must be 1-64 letters, digits, '.', '_' or '-' (got %r)" % (settings["run_id"],))
-    errors.extend(check_checkpoint_uri(settings))
+    errors.extend(check_storage_uris(settings))
     if not JOB_NAME_RE.match(str(settings.get("job_name") or "")):
         errors.append("torchrun_job_name must be 1-64 letters, digits, '.', '_' or '-' (got %r)"
                       % (settings.get("job_name"),))

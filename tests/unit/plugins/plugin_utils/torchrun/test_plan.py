@@ -181,6 +181,12 @@ def test_bad_checkpoint_uri_fails_before_anything_starts(uri, message):
         tr.plan([{"host": "a", "address": "x"}], dict(CKPT, checkpoint_uri=uri), True)
 
 
+def test_bad_output_uri_fails_before_anything_starts():
+    with pytest.raises(SpecError, match=re.escape("torchrun_output_uri: Google Cloud Storage URIs (gs://) are not")):
+        tr.plan([{"host": "a", "address": "x"}], dict(CKPT, output_uri="gs://bucket/preds"), True)
+    assert tr.plan([{"host": "a", "address": "x"}], dict(CKPT, output_uri="s3://preds/out/"), True)["specs"]["a"]
+
+
 def test_checkpoint_numbers_and_dir_are_checked():
     errors = tr.check_settings(dict(CKPT, checkpoint_interval="0", checkpoint_stable_seconds="soon",
                                     checkpoint_dir=""), True)[1]
