@@ -133,8 +133,8 @@ def decide(states, now, started, settings):
         # not taken for a lost one before node_timeout.
         outside = [h for h in bad if phases[h] != "lost" and ended_from_outside(states[h])]
         failed_at = min(states[h].failed_at(now) for h in bad)
-        silent = [] if outside else [h for h in order if phases[h] in ("running", "pending")
-                                      and float(states[h].t or 0) < failed_at]
+        silent = [h for h in order if not outside and phases[h] in ("running", "pending")
+                  and float(states[h].t or 0) < failed_at]
         if silent:
             if now - failed_at < float(settings.get("settle") or node_timeout / 2):
                 return verdict
