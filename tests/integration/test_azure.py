@@ -185,7 +185,7 @@ def test_check_mode_creates_nothing_and_scaling_3_4_2_under_30_percent_throttlin
     assert sorted(first) == ["0", "1", "2"]
     scale = ["--start-at-task", "Create the nodes"]
     _proc, up = run(arm, cluster, args=scale, gpu_cluster_size=4)
-    assert up["Create the nodes"]["plan"] == {"keep": [0, 1, 2], "create": [3], "delete": [], "start": []}
+    assert up["Create the nodes"]["plan"] == {"keep": [0, 1, 2], "create": [3], "delete": [], "start": [], "replace": []}
     group = end_state(arm, cluster)["group"]
     assert len(of_type(group, "Microsoft.Network/networkInterfaces")) == 4
     assert len(of_type(group, "Microsoft.Network/publicIPAddresses")) == 4

@@ -164,7 +164,7 @@ def test_lifecycle_create_rerun_scale_check_inventory_teardown(double, cluster):
     assert all(ids[i["name"]] == i["id"] for i in double.live_instances(CLUSTER_LABEL, cluster) if i["name"] in ids)
     assert set(i["zone"].rsplit("/", 1)[-1] for i in double.live_instances(CLUSTER_LABEL, cluster)) == {
         "us-central1-a"}
-    assert results["Create the nodes"]["plan"] == {"keep": [0, 1, 2], "create": [3], "delete": [], "start": []}
+    assert results["Create the nodes"]["plan"] == {"keep": [0, 1, 2], "create": [3], "delete": [], "start": [], "replace": []}
     assert double.calls["compute.firewalls.patch"] == 1
     assert sorted(double.firewalls["aiinfra-%s-tcp22" % cluster]["sourceRanges"]) == ["198.51.100.0/24",
                                                                                       "203.0.113.0/24"]
