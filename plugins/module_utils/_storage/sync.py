@@ -129,7 +129,8 @@ def verify(path, info, require_sha256=False, digests=None):
     Returns ``(ok, reason, sha256)``: size first; then the sha256 the object was uploaded with; without one
     (``require_sha256`` false) the ETag: the MD5 for a single-part upload, recomputed for a multipart one.
     ``digests``: the sha256 and md5 of the bytes as they were written (the store hashed them on the way), which
-    spares reading the file again.
+    spares reading the file again; with ``service`` (``{"ok": bool, "reason": str}``) the store's verdict on the
+    service's own checksums, used in place of the ETag (stores whose ETag is not an MD5).
     """
     actual = os.path.getsize(path)
     if actual != info.size:
@@ -148,6 +149,9 @@ def verify(path, info, require_sha256=False, digests=None):
         return True, "sha256", sha
     if require_sha256:
         return False, "the object has no sha256 metadata (it was not uploaded by this collection's push)", sha
+    if digests and digests.get("service"):
+        # the store compared the service's own checksums (crc32c, Content-MD5, per-range MD5) as it wrote the bytes
+        return bool(digests["service"]["ok"]), digests["service"]["reason"], sha
     if not multipart:
         if md5 == etag.lower():
             return True, "md5", sha
