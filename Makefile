@@ -10,6 +10,8 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS    := podman runc debootstrap openssh-client rsync python3-venv shellcheck
 STAMP       := $(VENV)/.setup-stamp
 PROMTOOL    := $(VENV)/bin/promtool
+# Azurite, Microsoft's Azure Storage emulator (npm), for the az:// tests; project-local, never global
+AZURITE     := .cache/npm/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
@@ -23,7 +25,7 @@ help:
 	@echo "make teardown  remove the demo cluster"
 	@echo "make bench     benchmarks (benchmarks/)"
 
-setup: $(STAMP) $(COLL_LINK) .ssh/id_ed25519 $(PROMTOOL)
+setup: $(STAMP) $(COLL_LINK) .ssh/id_ed25519 $(PROMTOOL) $(AZURITE)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -44,6 +46,12 @@ $(PROMTOOL): | $(STAMP)
 	  dpkg-deb -x prometheus_*.deb root && install -m 0755 root/usr/bin/promtool $(CURDIR)/$(PROMTOOL); \
 	  rc=$$?; rm -rf $$tmp; exit $$rc
 	$(PROMTOOL) --version | head -1
+
+$(AZURITE):
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	mkdir -p .cache/npm
+	npm install --prefix .cache/npm --no-audit --no-fund --no-save --loglevel=error azurite@3
+	@test -x $@ && touch $@
 
 $(COLL_LINK):
 	mkdir -p $(dir $(COLL_LINK))

@@ -5,8 +5,8 @@
 or a long-lived unit (the checkpoint uploader beside torchrun).
 
 Credentials never go on the command line: ``--options-file`` (or ``$AIINFRA_STORAGE_OPTIONS_FILE``) names a
-JSON file (keep it 0600) with ``endpoint_url``, ``region``, ``access_key``, ``secret_key``, ``session_token``;
-unset ones come from boto3's own chain (environment, instance profile).
+JSON file (keep it 0600) with the storage options (``gpu_cluster_storage_options``: s3, gs and az keys), else
+``$AIINFRA_STORAGE_OPTIONS_B64`` holds them (base64 of the JSON); unset ones come from the node's own identity.
 
 Exit status: 0 done; 1 an error (message and hint on stderr); 3 pull found corrupt objects (skipped).
 Each command prints its result as one JSON line; ``watch`` prints one line per round.
@@ -15,6 +15,7 @@ Each command prints its result as one JSON line; ``watch`` prints one line per r
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import signal
@@ -27,6 +28,12 @@ from . import sync
 
 def _options(path):
     path = path or os.environ.get("AIINFRA_STORAGE_OPTIONS_FILE") or ""
+    if not path and os.environ.get("AIINFRA_STORAGE_OPTIONS_B64"):  # the uploader's root-only EnvironmentFile
+        try:
+            data = json.loads(base64.b64decode(os.environ["AIINFRA_STORAGE_OPTIONS_B64"]).decode("utf-8"))
+        except ValueError as exc:
+            raise StorageError("AIINFRA_STORAGE_OPTIONS_B64 is not base64 of a JSON object (%s)" % exc.__class__.__name__)
+        return data if isinstance(data, dict) else {}
     if not path:
         return {}
     try:

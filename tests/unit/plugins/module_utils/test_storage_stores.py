@@ -288,3 +288,17 @@ def test_cli_takes_each_store_from_its_options_file(servers, tmp_path, capsys):
                          "--require-sha256"]) == 0
         assert (tmp_path / "back" / scheme / "step-1.pt").read_bytes() == b"w" * 100
         capsys.readouterr()
+
+
+def test_cli_takes_the_options_from_the_uploaders_environment(servers, tmp_path, capsys, monkeypatch):
+    """The checkpoint uploader's EnvironmentFile hands gs:// / az:// options over as base64 of their JSON."""
+    cli = _mod("__main__")
+    servers["az"].client("envopts")
+    (tmp_path / "w.pt").write_bytes(b"x")
+    monkeypatch.delenv("AIINFRA_STORAGE_OPTIONS_FILE", raising=False)
+    monkeypatch.setenv("AIINFRA_STORAGE_OPTIONS_B64", base64.b64encode(json.dumps(servers["az"].options()).encode()).decode())
+    assert cli.main(["push", str(tmp_path), "az://envopts/ck"]) == 0
+    assert json.loads(capsys.readouterr().out)["transferred"] == ["ck/w.pt"]
+    monkeypatch.setenv("AIINFRA_STORAGE_OPTIONS_B64", "not base64 {")
+    assert cli.main(["push", str(tmp_path), "az://envopts/ck"]) == 1
+    assert "AIINFRA_STORAGE_OPTIONS_B64 is not base64 of a JSON object" in capsys.readouterr().err
