@@ -16,6 +16,7 @@ Both bind to ``host`` (a cluster network's gateway for the nodes, or 127.0.0.1 f
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -31,23 +32,31 @@ AZ_ACCOUNT = "devstoreaccount1"
 AZ_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-def _free_port(host):
+def gateway_address(cluster):
+    """The controller's address on the cluster's podman network."""
+    sys.path.insert(0, os.path.dirname(HERE))
+    from conftest import podman  # (tests/ is not a package)
+    out = podman("network", "inspect", "aiinfra-%s" % cluster).stdout
+    nets = json.loads(out)
+    for subnet in nets[0].get("subnets") or []:
+        if subnet.get("gateway") and ":" not in subnet["gateway"]:
+            return subnet["gateway"]
+    raise RuntimeError("network aiinfra-%s has no IPv4 gateway: %s" % (cluster, out[:500]))
+
+
+def free_port(host):
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
-def _gateway(cluster):
-    sys.path.insert(0, HERE)
-    from s3_server import gateway_address
-    return gateway_address(cluster)
+class Server(object):
+    """A server process bound to ``host`` (default: the gateway of ``cluster``'s network) on a free port."""
 
-
-class _Server(object):
     name = None
 
     def __init__(self, cluster=None, host=None):
-        self.host = host or _gateway(cluster)
+        self.host = host or gateway_address(cluster)
         self.port = None
         self.proc = None
         self.log = None
@@ -62,7 +71,7 @@ class _Server(object):
     def start(self):
         self.log = tempfile.NamedTemporaryFile(prefix="%s-" % self.name, suffix=".log", delete=False)
         for _attempt in range(3):  # the port is free when picked; another process may take it before the server binds
-            self.port = _free_port(self.host)
+            self.port = free_port(self.host)
             self.proc = subprocess.Popen(self.argv(), stdout=self.log, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir(),
                                          start_new_session=True)
             deadline = time.monotonic() + 60
@@ -98,7 +107,7 @@ class _Server(object):
             os.unlink(self.log.name)
 
 
-class GCSServer(_Server):
+class GCSServer(Server):
     name = "gcp-storage-emulator"
 
     def argv(self):
@@ -120,7 +129,7 @@ class GCSServer(_Server):
         return found if found is not None else client.create_bucket(bucket)
 
 
-class AzuriteServer(_Server):
+class AzuriteServer(Server):
     name = "azurite-blob"
 
     def argv(self):
