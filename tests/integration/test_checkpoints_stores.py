@@ -37,6 +37,8 @@ def new_cluster(tmp):
         run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=1500)
         state["servers"]["gs"] = GCSServer(name).start()
         state["servers"]["az"] = AzuriteServer(name).start()
+        for server in state["servers"].values():
+            server.client(BUCKET)  # the bucket / container the jobs write into (created)
     except BaseException:
         remove(state)
         raise
