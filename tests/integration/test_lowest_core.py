@@ -1,6 +1,7 @@
 """The lowest ansible-core meta/runtime.yml claims, for real: provision 2 local nodes, the pytorch role, and one
 train in which a node is stopped mid-run, all with the ansible-playbook of .venv-lowest. The watch must name the
-stopped node, and only that one (on 2.16 before the core_compat adapter, every node was declared lost).
+stopped node, and only that one (on 2.16 before the core_compat adapter, every node was declared lost). The same
+train uploads its run directory to a moto S3 server (torchrun_report_uri), failed as it is.
 
 Run in .venv-lowest only (tests/run.sh: ``.venv-lowest/bin/python -m pytest -m lowest``); the first test fails
 when the interpreter running it is not the lowest ansible-core claimed, so a wrong virtualenv cannot pass.
@@ -17,6 +18,7 @@ import time
 import pytest
 import yaml
 
+from s3_server import S3Server
 from conftest import ROOT, VENV_BIN, ansible_env, destroy_cluster, events, podman, run_playbook, unique_name, \
     write_inventory
 
@@ -68,6 +70,9 @@ def test_a_node_stopped_mid_run_is_named_and_only_it(cluster, tmp_path):
               "torchrun_job_name": "low", "torchrun_cpu_nproc_per_node": 1,
               "torchrun_script_args": ["--steps", "3000", "--min-step-time", "0.05"]}
     output = tmp_path / "train.out"
+    s3 = S3Server(host="127.0.0.1").start()
+    s3.client().create_bucket(Bucket="reports")
+    params.update(torchrun_report_uri="s3://reports/low", gpu_cluster_storage_options=s3.options())
     with open(output, "w") as log:
         proc = subprocess.Popen([os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/train.yml", "-i",
                                  cluster["inventory"], "-e", json.dumps(params)], cwd=ROOT, env=ansible_env(),
@@ -84,6 +89,8 @@ def test_a_node_stopped_mid_run_is_named_and_only_it(cluster, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         podman("start", nodes[1], check=False)
+        stored = [o["Key"] for o in s3.client().list_objects_v2(Bucket="reports", Prefix="low/low/").get("Contents", [])]
+        s3.stop()
     out = output.read_text()
     assert rc != 0, out[-4000:]
     assert "_resolve_option_variables" not in out and "is not a version aiinfra.gpu_cluster knows" not in out
@@ -91,5 +98,7 @@ def test_a_node_stopped_mid_run_is_named_and_only_it(cluster, tmp_path):
     assert summary["status"] == "failed", summary
     assert summary["failed_nodes"] == [nodes[1]], summary
     assert summary["message"].startswith("%s (node rank 1) failed: " % nodes[1]), summary["message"]
+    assert summary["report_uri"] == "s3://reports/low/low/", summary
+    assert {"low/low/summary.json", "low/low/summary.txt", "low/low/%s/torchrun.log" % nodes[0]} <= set(stored), stored
     # the watch polled the survivor all along: its progress lines carried steps
     assert "| step " in out, out[-4000:]
