@@ -148,7 +148,7 @@ class ActionModule(ActionBase):
                 text += " - NOT uploaded: %s" % published["error"]
             else:
                 text += " (%d files)" % published["files"]
-        if args["show"]:
+        if args["show"] or summary["status"] != "succeeded":  # a failed run's report is shown where it fails
             display.display(text)
         result.update(changed=bool(published and published["files"] and not published["error"]), summary=summary,
                       summary_text=text, run_dir=run_dir, summary_path=os.path.join(run_dir, "summary.json"),

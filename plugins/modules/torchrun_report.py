@@ -77,7 +77,9 @@ options:
     type: dict
     default: {}
   show:
-    description: Whether to print the summary.
+    description:
+      - Whether to print the summary of a run that succeeded (a failed run's is always printed). C(train.yml) prints
+        it as its last task instead, right before PLAY RECAP.
     type: bool
     default: true
   utilisation:
