@@ -18,6 +18,7 @@ from conftest import COLLECTIONS, ROOT
 
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
 try:
     from ansible.template import trust_as_template
@@ -25,7 +26,6 @@ except ImportError:  # ansible-core < 2.19 (the lowest claimed, in .venv-lowest)
     def trust_as_template(text):
         return text
 TRUSTED = {"trusted_as_template": True} if "trusted_as_template" in DataLoader.load_from_file.__code__.co_varnames else {}
-from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
 ROLES = os.path.join(ROOT, "roles")
 # Templates name this collection's filters by FQCN: Ansible's collection loader must own the
