@@ -138,6 +138,10 @@ def check_body(body, cls, path=""):
         if rf is None:
             errors.append("Could not find member '%s' on object of type '%s'. Path '%s'" % (key, cls.__name__, where))
             continue
+        if rf._visibility and not set(rf._visibility) & {"create", "update"}:
+            # read-only in the SDK's model (the REST spec's readOnly): the service sets it, a request does not
+            errors.append("Member '%s' of '%s' is read-only and cannot be set. Path '%s'" % (key, cls.__name__, where))
+            continue
         if value is None:
             continue
         errors.extend(_check_value(value, _describe(rf._type), where))
@@ -696,8 +700,22 @@ class ArmDouble(object):
                 raise ArmError(400, "SecurityRuleConflict", "Rules with the same priority %s and direction %s."
                                % prio[::-1])
             seen.add(prio)
-            rule["id"] = "%s/securityRules/%s" % (rid, rule.get("name"))
+        # as ARM answers (azure-sdk-for-python's recorded session
+        # sdk/network/azure-mgmt-network/tests/recordings/test_mgmt_network.test_network_security_groups.yaml):
+        # every rule with id, etag, type, provisioningState and the four list members, [] when the singular one was
+        # sent; the group with etag, resourceGuid and its six defaultSecurityRules
+        etag = 'W/"%s"' % uuid.uuid4()
+        for rule in _props(res).get("securityRules") or []:
+            rule.update(id="%s/securityRules/%s" % (rid, rule.get("name")), etag=etag,
+                        type="Microsoft.Network/networkSecurityGroups/securityRules")
+            p = rule.setdefault("properties", {})
             p["provisioningState"] = "Succeeded"
+            for key in ("sourcePortRanges", "destinationPortRanges", "sourceAddressPrefixes",
+                        "destinationAddressPrefixes"):
+                p.setdefault(key, [])
+        res["etag"] = etag
+        _props(res)["resourceGuid"] = _props(existing).get("resourceGuid") if existing else str(uuid.uuid4())
+        _props(res)["defaultSecurityRules"] = _default_security_rules(rid, etag)
         if existing:
             _props(res)["networkInterfaces"] = _props(existing).get("networkInterfaces") or []
         return self._store_lro(rid, res, existing, "Microsoft.Network", "networkSecurityGroups")
@@ -965,6 +983,32 @@ class ArmDouble(object):
                 _props(pip)["ipConfiguration"] = None
                 if _props(pip).get("deleteOption") == "Delete":
                     del self.resources[pip["id"].lower()]
+
+
+# (name, description, source, destination, access, priority, direction) of the rules every NSG has, as recorded
+DEFAULT_SECURITY_RULES = (
+    ("AllowVnetInBound", "Allow inbound traffic from all VMs in VNET", "VirtualNetwork", "VirtualNetwork", "Allow",
+     65000, "Inbound"),
+    ("AllowAzureLoadBalancerInBound", "Allow inbound traffic from azure load balancer", "AzureLoadBalancer", "*",
+     "Allow", 65001, "Inbound"),
+    ("DenyAllInBound", "Deny all inbound traffic", "*", "*", "Deny", 65500, "Inbound"),
+    ("AllowVnetOutBound", "Allow outbound traffic from all VMs to all VMs in VNET", "VirtualNetwork",
+     "VirtualNetwork", "Allow", 65000, "Outbound"),
+    ("AllowInternetOutBound", "Allow outbound traffic from all VMs to Internet", "*", "Internet", "Allow", 65001,
+     "Outbound"),
+    ("DenyAllOutBound", "Deny all outbound traffic", "*", "*", "Deny", 65500, "Outbound"),
+)
+
+
+def _default_security_rules(rid, etag):
+    return [{"name": name, "id": "%s/defaultSecurityRules/%s" % (rid, name), "etag": etag,
+             "type": "Microsoft.Network/networkSecurityGroups/defaultSecurityRules",
+             "properties": {"provisioningState": "Succeeded", "description": text, "protocol": "*",
+                            "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": src,
+                            "destinationAddressPrefix": dst, "access": access, "priority": prio,
+                            "direction": direction, "sourcePortRanges": [], "destinationPortRanges": [],
+                            "sourceAddressPrefixes": [], "destinationAddressPrefixes": []}}
+            for name, text, src, dst, access, prio, direction in DEFAULT_SECURITY_RULES]
 
 
 def _strip(res):
