@@ -124,7 +124,7 @@ def test_lifecycle_create_rerun_scale_check_inventory_teardown(double, cluster):
     props = bulk["body"]["instanceProperties"]
     assert bulk["body"]["count"] == bulk["body"]["minCount"] == "3"
     assert props["scheduling"]["onHostMaintenance"] == "TERMINATE"
-    assert props["resourcePolicies"][0].endswith("/regions/us-central1/resourcePolicies/aiinfra-%s" % cluster)
+    assert props["resourcePolicies"] == ["aiinfra-%s" % cluster]  # names, not URLs
     assert props["tags"]["items"] == ["aiinfra-%s" % cluster]
     keys = dict((m["key"], m["value"]) for m in props["metadata"]["items"])
     assert keys["ssh-keys"] == "gpuadmin:%s" % PUBKEY
