@@ -228,6 +228,7 @@ class ArmDouble(object):
         self.tokens = {}         # token -> (client_id, scope)
         self.calls = Counter()
         self.requests = []
+        self.bodies = []         # (key, body) of every PUT, for the tests' field tables
         self.throttled = 0
         self.lock = threading.RLock()
         self.models = _models()
@@ -278,6 +279,7 @@ class ArmDouble(object):
         with self.lock:
             self.calls.clear()
             del self.requests[:]
+            del self.bodies[:]
 
     # -- state helpers ----------------------------------------------------------------------------------
     def rg_id(self, rg):
@@ -354,6 +356,8 @@ class ArmDouble(object):
         with self.lock:
             self.calls[key] += 1
             self.requests.append((method, path))
+            if method == "PUT" and isinstance(body, dict):
+                self.bodies.append((key, copy.deepcopy(body)))
         self._authorize(headers)
         if self.throttle and not key.endswith("/operations") and self.rand.random() < self.throttle:
             with self.lock:

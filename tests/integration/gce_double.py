@@ -436,7 +436,8 @@ class ComputeDouble(object):
                 inst["status"] = "STAGING"
             if inst["status"] == "STAGING" and age >= self.boot_s:
                 inst["status"] = "RUNNING"
-                inst["networkInterfaces"][0]["accessConfigs"][0]["natIP"] = inst["_nat"]
+                for access in inst["networkInterfaces"][0].get("accessConfigs") or []:
+                    access["natIP"] = inst["_nat"]
 
     def release(self):
         """Let held operations go on (``hold_operations``: the operation types that stay PENDING until then)."""
@@ -692,8 +693,9 @@ class ComputeDouble(object):
                    "networkIP": "10.128.%d.%d" % (ip // 250, ip % 250 + 2), "stackType": "IPV4_ONLY"}
             out["subnetwork"] = nic.get("subnetwork") or self._p("regions", zone.rsplit("-", 1)[0], "subnetworks",
                                                                  "default")
-            out["accessConfigs"] = [dict(a, kind="compute#accessConfig") for a in nic.get("accessConfigs") or []] or [
-                {"kind": "compute#accessConfig", "type": "ONE_TO_ONE_NAT", "name": "External NAT"}]
+            # "If there are no accessConfigs specified, then this instance will have no external internet access"
+            if nic.get("accessConfigs"):
+                out["accessConfigs"] = [dict(a, kind="compute#accessConfig") for a in nic["accessConfigs"]]
             nics.append(out)
         labels = dict(props.get("labels") or {})
         inst = {
