@@ -339,9 +339,9 @@ def test_bad_input_gets_a_clear_error_and_creates_nothing_and_a_failed_operation
     assert "subnet_id %s does not exist" % subnet in msgs[5]
     assert "cluster %s has no firewall" % cluster in msgs[6]
     assert "InternalOperationError" in msgs[7]
-    # the failed call got as far as the VMs, and removed what it made (NICs on the user's subnet): what is left is
-    # what the firewall made (its NSG, in the cluster's group)
+    # the failed call got as far as the VMs, and removed what it made (NICs on the user's subnet, the group; a failed
+    # first creation leaves the cluster as it found it, the firewall's NSG too)
     assert arm.calls["PUT Microsoft.Compute/virtualMachines"] == 2
-    assert sorted(r["type"] for r in arm.tagged(CLUSTER_TAG, cluster)) == [
-        "Microsoft.Network/networkSecurityGroups", "Microsoft.Resources/resourceGroups"]
-    assert [r["type"] for r in arm.in_group("aiinfra-%s" % cluster)] == ["Microsoft.Network/networkSecurityGroups"]
+    assert arm.calls["DELETE resourceGroups"] == 1
+    assert arm.tagged(CLUSTER_TAG, cluster) == []
+    assert arm.in_group("aiinfra-%s" % cluster) == []

@@ -314,3 +314,22 @@ def test_union_wider_than_a_slash_8_is_refused_before_any_call(cidrs):
     with pytest.raises(ConfigError, match="opens SSH to"):
         normalise_cidrs(cidrs)
     assert ipaddress.ip_network(cidrs[0])
+
+
+def test_aws_public_ip_false_launches_nodes_without_a_public_address(proxy):
+    cluster = unique_name("fws")
+    prov = AwsProvider({"region": "us-east-1", "endpoint_url": proxy.url, "access_key": "testing",
+                        "secret_key": "testing", "public_ip": False,
+                        "placements": [{"availability_zone": "us-east-1a"}]})
+    aws(proxy).ensure_firewall(cluster, rules(A))
+    spec = base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type="t3.micro",
+                         image="ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*")
+    prov.preflight(spec)
+    try:
+        launch = reconcile.ensure_present(prov, spec, 2, wait_timeout=120)
+        nodes = aws(proxy).list_nodes(cluster)
+        assert len(nodes) == 2 and all(n.public_address == "" and n.ssh_host == n.private_address for n in nodes)
+        assert launch
+    finally:
+        reconcile.ensure_absent(aws(proxy), cluster, wait_timeout=120)
+        aws(proxy).delete_firewall(cluster)
