@@ -119,3 +119,34 @@ def test_network_rules_wider_than_admin_cidrs(rule, flagged):
     assert bool(found) == flagged
     if flagged:
         assert found[0].startswith(rule["name"] + " (")
+
+
+# -- local: nothing is open beyond loopback and the cluster's own podman network ---------------------------------
+class RecordingPodman(object):
+    def __init__(self):
+        self.calls = []
+
+    def run(self, *args, **kwargs):
+        self.calls.append(args)
+        return ""
+
+
+@pytest.mark.parametrize("access", ["published", "address"])
+def test_local_nodes_publish_ssh_on_loopback_only(access):
+    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import local
+    provider = local.LocalProvider({"ssh_access": access})
+    provider._podman = RecordingPodman()
+    spec = type("S", (), {"cluster": "c1", "ssh_user": "u", "ssh_public_key": "k", "instance_type": "",
+                          "tags": lambda self, r=None: {"aiinfra-gpu-cluster": "c1"}})()
+    provider._run_node(spec, 0, "img", "aiinfra-c1")
+    run = provider._podman.calls[0]
+    published = [run[i + 1] for i, a in enumerate(run) if a in ("-p", "--publish")]
+    assert "-P" not in run and "--publish-all" not in run and "--network=host" not in run
+    assert run[run.index("--network") + 1] == "aiinfra-c1"
+    assert published == (["127.0.0.1::22"] if access == "published" else [])
+
+
+def test_local_has_no_firewall_to_open():
+    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import local
+    with pytest.raises(ConfigError, match="the firewall is not supported on cloud 'local'"):
+        local.LocalProvider({}).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]))
