@@ -80,8 +80,8 @@ def test_gcp_default_network_is_refused_naming_its_rules_then_the_opt_in_goes_th
         assert "allow_network_rules" in err.value.hint
     assert gcp_writes(gce) == []
     result = gcp(gce, allow_network_rules=True).ensure_firewall(cluster, rules(A))
-    assert result["changed"] and gce.labelled(cluster)["firewalls"] == ["aiinfra-%s-internal" % cluster,
-                                                                         "aiinfra-%s-tcp22" % cluster]
+    made = gce.labelled(cluster)["firewalls"]
+    assert result["changed"] and made == ["aiinfra-%s-internal" % cluster, "aiinfra-%s-tcp22" % cluster]
     # a network whose rules are inside admin_cidrs (or for other tags) needs no opt-in
     gce.networks["train"] = gce._network("train")
     for name, ranges, tags in (("office-ssh", [A], None), ("web", ["0.0.0.0/0"], ["web"])):
@@ -146,8 +146,8 @@ def test_gcp_compact_placement_names_its_policy_and_public_ip_false_gives_no_ext
     ("zones/us-central1-a/instances/bulkInsert",
      {"count": "1", "perInstanceProperties": {"x-0": {}}, "instanceProperties": {
          "machineType": "e2-small", "resourcePolicies": ["projects/aiinfra-test/regions/us-central1/resourcePolicies/p"],
-         "disks": [{"boot": True, "initializeParams": {"sourceImage": "projects/debian-cloud/global/images/family/"
-                                                                     "debian-12"}}]}},
+         "disks": [{"boot": True, "initializeParams": {
+             "sourceImage": "projects/debian-cloud/global/images/family/debian-12"}}]}},
      "Invalid value for field 'resource.instanceProperties.resourcePolicies[0]'"),
     ("zones/us-central1-a/instances/bulkInsert",
      {"count": "1", "perInstanceProperties": {"x-0": {}}, "instanceProperties": {

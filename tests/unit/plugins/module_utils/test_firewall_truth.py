@@ -56,8 +56,8 @@ def arm_answer(rules, nsg_id="/subscriptions/s/resourceGroups/g/providers/Micros
         out.append({"name": rule["name"], "id": "%s/securityRules/%s" % (nsg_id, rule["name"]),
                     "etag": 'W/"60a7368c-53cc-4e24-b671-59b82eea9e8e"',
                     "type": "Microsoft.Network/networkSecurityGroups/securityRules", "properties": props})
-    return {"id": nsg_id, "etag": 'W/"x"', "properties": {"provisioningState": "Succeeded", "securityRules": out,
-                                                           "resourceGuid": "4846e8a0-f510-49d1-9a38-5f4f7ed29657"}}
+    props = {"provisioningState": "Succeeded", "securityRules": out, "resourceGuid": "4846e8a0-f510-49d1-9a38-5f4f7ed29657"}
+    return {"id": nsg_id, "etag": 'W/"x"', "properties": props}
 
 
 def test_an_nsg_as_arm_answers_it_is_the_same_as_the_rules_sent():
