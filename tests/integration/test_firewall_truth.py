@@ -333,3 +333,24 @@ def test_aws_public_ip_false_launches_nodes_without_a_public_address(proxy):
     finally:
         reconcile.ensure_absent(aws(proxy), cluster, wait_timeout=120)
         aws(proxy).delete_firewall(cluster)
+
+
+# == through provision.yml: the gcp refusal is a bad input that stops the run with nothing created =================
+def test_gcp_provision_on_the_default_network_stops_at_the_firewall_naming_its_rules(gce):
+    from conftest import run_playbook
+    cluster = unique_name("fwg")
+    extra = {
+        "gpu_cluster_name": cluster, "gpu_cluster_size": 1, "gpu_cluster_instance_type": "e2-small",
+        "gpu_cluster_image": "projects/debian-cloud/global/images/family/debian-12",
+        "gpu_cluster_admin_cidrs": [A], "gpu_cluster_ssh_private_key_file": KEY, "gpu_cluster_wait_timeout": 60,
+        "gpu_cluster_cloud_options": {"region": "us-central1", "endpoint_url": gce.url},
+        "gpu_cluster_instance_options": {"placements": [{"zone": "us-central1-a"}]},
+    }
+    proc = run_playbook("playbooks/provision.yml", extra_vars=extra, inventory="inventories/gcp", timeout=300,
+                        env={"GCP_SERVICE_ACCOUNT_FILE": gce.sa_file, "GPU_CLUSTER_NAME": cluster}, check=False)
+    assert proc.returncode != 0
+    out = " ".join(proc.stdout.split())
+    assert "network default has firewall rules that admit the cluster's nodes from wider than admin_cidrs" in out
+    assert "default-allow-ssh (0.0.0.0/0 -> tcp:22)" in out and "default-allow-internal" in out
+    assert "allow_network_rules" in out
+    assert gce.resource_count() == 0 and gcp_writes(gce) == []
