@@ -630,6 +630,8 @@ class ArmDouble(object):
         """Store ``res`` as Creating/Updating; the operation ends Succeeded (or Failed by injection)."""
         _props(res)["provisioningState"] = "Updating" if existing else ("Creating" if "Compute" in namespace
                                                                         else "Updating")
+        if namespace == "Microsoft.Network":
+            _network_answer(res, existing)
         self.resources[rid.lower()] = res
 
         def done():
@@ -987,6 +989,32 @@ class ArmDouble(object):
                 _props(pip)["ipConfiguration"] = None
                 if _props(pip).get("deleteOption") == "Delete":
                     del self.resources[pip["id"].lower()]
+
+
+def _network_answer(res, existing):
+    """What ARM adds to every Microsoft.Network resource it answers with (the recorded sessions of
+    azure-sdk-for-python's sdk/network/azure-mgmt-network/tests/recordings): an ``etag`` on the resource and on each
+    child (subnets, ipConfigurations) with its ``type``, a ``resourceGuid``; NICs answer ``primary``,
+    ``enableIPForwarding`` and each ipConfiguration's ``privateIPAddressVersion``."""
+    etag = res.get("etag") or 'W/"%s"' % uuid.uuid4()
+    res["etag"] = etag
+    props = _props(res)
+    props["resourceGuid"] = (_props(existing).get("resourceGuid") if existing else None) or str(uuid.uuid4())
+    kind = res.get("type", "")
+    children = {"Microsoft.Network/virtualNetworks": ("subnets", "Microsoft.Network/virtualNetworks/subnets"),
+                "Microsoft.Network/networkInterfaces": ("ipConfigurations",
+                                                        "Microsoft.Network/networkInterfaces/ipConfigurations")}
+    if kind in children:
+        member, child_type = children[kind]
+        for child in props.get(member) or []:
+            child.update(etag=etag, type=child_type)
+            cprops = child.setdefault("properties", {})
+            cprops.setdefault("provisioningState", "Succeeded")
+            if kind.endswith("networkInterfaces"):
+                cprops.setdefault("privateIPAddressVersion", "IPv4")
+    if kind.endswith("networkInterfaces"):
+        props.setdefault("primary", True)
+        props.setdefault("enableIPForwarding", False)
 
 
 # (name, description, source, destination, access, priority, direction) of the rules every NSG has, as recorded
