@@ -17,7 +17,7 @@ import json
 import boto3
 import pytest
 
-from conftest import KEY, unique_name
+from conftest import KEY, run_playbook, unique_name
 from arm_double import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, ArmDouble
 from ec2_proxy import MUTATING, Ec2Proxy, MotoServer
 from gce_double import ComputeDouble, service_account_file
@@ -337,7 +337,6 @@ def test_aws_public_ip_false_launches_nodes_without_a_public_address(proxy):
 
 # == through provision.yml: the gcp refusal is a bad input that stops the run with nothing created =================
 def test_gcp_provision_on_the_default_network_stops_at_the_firewall_naming_its_rules(gce):
-    from conftest import run_playbook
     cluster = unique_name("fwg")
     extra = {
         "gpu_cluster_name": cluster, "gpu_cluster_size": 1, "gpu_cluster_instance_type": "e2-small",

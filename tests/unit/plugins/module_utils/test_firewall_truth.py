@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import local
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure import shapes as azure_shapes
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import RuleSpec
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
@@ -133,7 +134,6 @@ class RecordingPodman(object):
 
 @pytest.mark.parametrize("access", ["published", "address"])
 def test_local_nodes_publish_ssh_on_loopback_only(access):
-    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import local
     provider = local.LocalProvider({"ssh_access": access})
     provider._podman = RecordingPodman()
     spec = type("S", (), {"cluster": "c1", "ssh_user": "u", "ssh_public_key": "k", "instance_type": "",
@@ -147,7 +147,6 @@ def test_local_nodes_publish_ssh_on_loopback_only(access):
 
 
 def test_local_has_no_firewall_to_open():
-    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import local
     # (by name: other unit tests reload the errors module, so the class object may be another copy)
     with pytest.raises(Exception, match="the firewall is not supported on cloud 'local'") as err:
         local.LocalProvider({}).ensure_firewall("c1", desired_rules(["203.0.113.0/24"]))
