@@ -190,7 +190,7 @@ def azure(arm, **opts):
 
 
 def nsg_of(arm, cluster):
-    (nsg,) = [r for r in arm.in_group("aiinfra-%s" % cluster, "Microsoft.Network/networkSecurityGroups")]
+    (nsg,) = arm.in_group("aiinfra-%s" % cluster, "Microsoft.Network/networkSecurityGroups")
     return nsg
 
 
