@@ -36,7 +36,7 @@ class SpecError(ValueError):
 
 
 def validate_run_id(run_id):
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
         raise SpecError("run id %r: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
                         % (run_id,))
     return run_id
@@ -153,7 +153,7 @@ def resolve_nproc(nproc_per_node, gpu_count, cpu_nproc_per_node):
 def _check_env(env):
     out = {}
     for key, value in (env or {}).items():
-        if not ENV_NAME_RE.match(str(key)):
+        if not ENV_NAME_RE.fullmatch(str(key)):
             raise SpecError("torchrun_env: %r is not a valid environment variable name" % (key,))
         if value is None:
             continue

@@ -56,7 +56,7 @@ def parse_uri(uri):
         raise StorageError("%r: the scheme %r is not an object storage scheme" % (uri, scheme),
                            "write it as s3://BUCKET/PREFIX")
     bucket, _sep, prefix = rest.partition("/")
-    if not BUCKET_RE.match(bucket) or ".." in bucket:
+    if not BUCKET_RE.fullmatch(bucket) or ".." in bucket:
         raise StorageError("%r: %r is not a valid bucket name" % (uri, bucket),
                            "3-63 lowercase letters, digits, dots and hyphens")
     prefix = prefix.strip("/")

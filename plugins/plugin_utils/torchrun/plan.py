@@ -83,7 +83,7 @@ def parse_nnodes(nnodes, hosts):
     if nnodes in (None, ""):
         return str(hosts)
     text = str(nnodes).strip()
-    match = NNODES_RE.match(text)
+    match = NNODES_RE.fullmatch(text)
     if not match:
         raise SpecError("torchrun_nnodes %r: give a node count (e.g. 4) or an elastic range MIN:MAX (e.g. 2:4)"
                         % (nnodes,))
@@ -166,12 +166,12 @@ def check_settings(settings, script_exists=None):
         check(name, as_words, name, settings.get(name))
     check("env", as_env, settings.get("env"))
     nnodes = settings.get("nnodes")
-    if nnodes not in (None, "") and not NNODES_RE.match(str(nnodes).strip()):
+    if nnodes not in (None, "") and not NNODES_RE.fullmatch(str(nnodes).strip()):
         errors.append("torchrun_nnodes must be empty (every node), N or MIN:MAX (got %r)" % (nnodes,))
-    if settings.get("run_id") and not RUN_ID_RE.match(str(settings["run_id"])):
+    if settings.get("run_id") and not RUN_ID_RE.fullmatch(str(settings["run_id"])):
         errors.append("torchrun_run_id must be 1-64 letters, digits, '.', '_' or '-' (got %r)" % (settings["run_id"],))
     errors.extend(check_storage_uris(settings))
-    if not JOB_NAME_RE.match(str(settings.get("job_name") or "")):
+    if not JOB_NAME_RE.fullmatch(str(settings.get("job_name") or "")):
         errors.append("torchrun_job_name must be 1-64 letters, digits, '.', '_' or '-' (got %r)"
                       % (settings.get("job_name"),))
     if settings.get("state") not in (None, "started", "stopped"):
