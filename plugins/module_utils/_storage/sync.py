@@ -96,6 +96,17 @@ def link_below(top, rel):
     return None
 
 
+def refuse_planted_link(path):
+    """A top directory that is a symbolic link someone other than root made is not followed (it could be the job's,
+    pointing at what it may not read or write)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISLNK(st.st_mode) and st.st_uid != 0:
+        raise StorageError("%s is a symbolic link made by a user other than root: not followed" % path)
+
+
 def load_manifest(path):
     try:
         with open(path) as handle:
@@ -252,6 +263,7 @@ def _result(started, transferred, present, corrupt, failed, nbytes, listed, chec
 def pull(store, prefix, dest_dir, shard=None, require_sha256=False, check_mode=False, workers=8, complete_only=False):
     """Download the objects under ``prefix`` (this shard of them) into ``dest_dir``; see the module docstring."""
     started = time.time()
+    refuse_planted_link(dest_dir)
     store.check()
     objects = store.list(prefix)
     if not check_mode:
@@ -444,6 +456,7 @@ def push(store, src_dir, prefix, stable_seconds=0, check_mode=False, workers=8, 
     """Upload the files of ``src_dir`` that are stable and changed since they were last pushed or restored (a
     completeness marker after its file); see the module docstring."""
     started = time.time()
+    refuse_planted_link(src_dir)
     if not os.path.isdir(src_dir):
         raise StorageError("%s is not a directory" % src_dir)
     store.check()

@@ -146,9 +146,9 @@ def check_secret_names(env):
     """A torchrun_env name that looks like a secret: it would be seen (command lines, results, files)."""
     names = sorted(str(k) for k in env if secret_looking(k))
     if names:
-        return ["torchrun_env: %s look%s like secret%s (*TOKEN*, *SECRET*, *PASSWORD*, *_KEY): give %s in "
-                "torchrun_secret_env, which reaches the job through a root-only file and is shown nowhere"
-                % (", ".join(names), "s" if len(names) == 1 else "", "" if len(names) == 1 else "s",
+        return ["torchrun_env: %s %s (*TOKEN*, *SECRET*, *PASSWORD*, *_KEY): give %s in torchrun_secret_env, "
+                "which reaches the job through a root-only file and is shown nowhere"
+                % (", ".join(names), "looks like a secret" if len(names) == 1 else "look like secrets",
                    "it" if len(names) == 1 else "them")]
     return []
 
