@@ -177,11 +177,10 @@ OPTION_SPEC = dict(endpoint_url=dict(type="str"), region=dict(type="str"),
                    session_token=dict(type="str", no_log=True))
 
 
-def transfer(p, options, src_uri, check_mode):
-    """The sync itself (as the module's user, or in run_as's child as O(owner))."""
-    store = None
+def transfer(store, prefix, p, src_uri, check_mode):
+    """The sync itself (as the module's user, or in run_as's child as O(owner): the store is made before, so that
+    nothing is imported from the module's payload, root's, once the child is another user)."""
     try:
-        store, prefix = open_store(p["src"] if src_uri else p["dest"], options)
         if src_uri:
             shard = (p["shard_index"], p["shard_count"]) if p["shard_count"] is not None else None
             return sync.pull(store, prefix, p["dest"], shard=shard, require_sha256=p["require_checksum"],
@@ -189,8 +188,7 @@ def transfer(p, options, src_uri, check_mode):
         return sync.push(store, p["src"], prefix, stable_seconds=p["stable_seconds"], check_mode=check_mode,
                          workers=p["workers"])
     finally:
-        if store is not None:
-            store.close()
+        store.close()
 
 
 def main():
@@ -222,10 +220,11 @@ def main():
             except OSError as exc:
                 module.fail_json(msg="cannot make %s for %s: %s" % (p["dest"], p["owner"], exc))
     try:
+        store, prefix = open_store(p["src"] if src_uri else p["dest"], options)
         if owner is not None:
-            res = nofollow.run_as(owner, transfer, p, options, src_uri, module.check_mode)
+            res = nofollow.run_as(owner, transfer, store, prefix, p, src_uri, module.check_mode)
         else:
-            res = transfer(p, options, src_uri, module.check_mode)
+            res = transfer(store, prefix, p, src_uri, module.check_mode)
     except (StorageError, nofollow.RunAsError) as exc:
         module.fail_json(msg=str(exc))
     for item in res["corrupt"]:
