@@ -56,13 +56,13 @@ options:
     description:
       - Download only complete files, by the checkpoint completeness rule - C(NAME) is complete when C(NAME.sha256)
         (C(sha256sum)'s format, written after C(NAME) was renamed into place) holds its sha256; a marker is placed
-        after its file. The others are skipped and named in RV(corrupt) (reason C(incomplete: ...)).
+        after its file. The others are skipped and named in RV(corrupt) (their reason starts with C(incomplete)).
     type: bool
     default: false
   owner:
     description:
       - Do the transfer as this user (its uid, gid and groups, in a child process), not as the user the module runs
-        as: a download writes, and an upload reads, only what that user may. With a download, O(dest) is made for
+        as; a download writes, and an upload reads, only what that user may. With a download, O(dest) is made for
         that user first, without following a symbolic link on the way (the module must run as root then).
       - A symbolic link in the tree is never followed either way (an upload skips it; a download refuses to write
         through one below O(dest)).

@@ -61,7 +61,7 @@ options:
   secret_env:
     description:
       - Environment for the job that must not be seen (tokens, passwords, keys). It reaches the job only through a
-        root-only file (mode 0600) in the run directory, read by systemd (or by C(docker run --env-file)): never
+        root-only file (mode 0600) in the run directory, read by systemd (or by C(docker run --env-file)), never
         on a command line, in the launch script, in a result or in a file anyone but root can read.
       - The names only are in the spec (C(secret_env_names)).
     type: dict
