@@ -88,10 +88,10 @@ options:
     default: /etc/hosts
 notes:
   - Needs systemd (C(systemd-run)) and root (use C(become)).
-  - The privilege boundary - the run directory and everything root writes or runs there (C(launch.sh) and
+  - The privilege boundary. The run directory and everything root writes or runs there (C(launch.sh) and
     C(poststop.sh), mode 0700; C(exit.json), C(meta.json), the secret environment file, 0600) are root's; the job's
     user owns only its working directory, its checkpoints, its outputs and its per-rank logs. The unit runs the
-    launch script as root, which drops to the job's user (C(setpriv), no new privileges: no sudo) or, in Docker
+    launch script as root, which drops to the job's user (C(setpriv), no new privileges, so no sudo) or, in Docker
     mode, runs the container as that user's uid with only the job's own directories mounted. Every operation of
     root on a path under a directory the job can write opens it without following a symbolic link.
 seealso:
