@@ -426,10 +426,12 @@ def start(module, params, run):
     spec = node_spec(module, params, run)
     try:
         owner = pwd.getpwnam(spec["user"])
+        spec.update(uid=owner.pw_uid, gid=owner.pw_gid, home=owner.pw_dir)
     except KeyError:
-        module.fail_json(msg="user %r does not exist on this node (the torchrun role makes torchrun_user when it "
-                             "is missing)" % spec["user"])
-    spec.update(uid=owner.pw_uid, gid=owner.pw_gid, home=owner.pw_dir)
+        if not module.check_mode:
+            module.fail_json(msg="user %r does not exist on this node (the torchrun role makes torchrun_user when it "
+                                 "is missing)" % spec["user"])
+        owner = None  # check mode: the role would make it first
     secret_env = dict((str(k), "" if v is None else str(v)) for k, v in (params["secret_env"] or {}).items())
     try:
         secret_text = env_file_text(secret_env, docker=bool(spec.get("docker")))
@@ -446,7 +448,7 @@ def start(module, params, run):
     result = {"changed": False, "unit": unit, "node_run_dir": run.path, "log_path": run.log,
               "output_dir": run.outputs, "command": built["command"], "argv": built["argv"],
               "nproc_per_node": built["nproc_per_node"], "gpu_count": gpus, "socket_ifname": ifname}
-    if can_sudo(module, spec["user"]):
+    if owner is not None and can_sudo(module, spec["user"]):
         module.warn("the job's user %s can use sudo on this node: the training script is as good as root there "
                     "(leave torchrun_user at its default, aiinfra-job, a user without sudo)" % spec["user"])
     if spec.get("private_address") and not ifname:
