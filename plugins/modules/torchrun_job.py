@@ -486,6 +486,7 @@ def start(module, params, run):
     try:
         started_at = prepare(module, params, spec, run, owner, built, secret_text)
     except (OSError, SpecError) as exc:
+        result.pop("action")  # it did not start
         module.fail_json(msg="cannot prepare the run on this node: %s" % exc, **result)
     cmd = ["systemd-run", "--unit", unit, "--collect", "--quiet",
            "--description", "aiinfra.gpu_cluster torchrun job %s run %s" % (spec["job_name"], params["run_id"]),
@@ -501,6 +502,7 @@ def start(module, params, run):
     cmd += ["/bin/sh", run.launch]
     rc, out, err = module.run_command(cmd)
     if rc != 0:
+        result.pop("action")  # it did not start
         module.fail_json(msg="systemd-run failed: %s" % (err.strip() or out.strip()), cmd=cmd, **result)
     if spec.get("checkpoint"):
         start_uploader(module, spec, run, result)
