@@ -30,6 +30,9 @@ MAX_LINKS = 32
 class UnsafePath(OSError):
     """A path root refuses to use: a link someone other than root could have planted, or a path escaping its tree."""
 
+    def __str__(self):
+        return "%s: %s" % (self.filename, self.strerror)
+
 
 def _trusted(st):
     """A directory (or link) only root can change."""

@@ -21,6 +21,7 @@ Everything (the cluster, the S3 server, the other network) is removed at the end
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -195,8 +196,10 @@ def test_a_hostile_job_reaches_nothing_of_roots_and_no_secret(cluster):
     prefix = "hostile"
     client = s3.client()
     # an object under a subdirectory of the checkpoint directory: the next restore would write through sub/
-    for key, body in (("sub/f.ckpt", b"step=1\n"),):
-        client.put_object(Bucket=BUCKET, Key="%s/%s" % (prefix, key), Body=body)
+    marker = ("%s  f.ckpt\n" % hashlib.sha256(b"step=1\n").hexdigest()).encode()
+    for key, body in (("sub/f.ckpt", b"step=1\n"), ("sub/f.ckpt.sha256", marker)):
+        client.put_object(Bucket=BUCKET, Key="%s/%s" % (prefix, key), Body=body,
+                          Metadata={"sha256": hashlib.sha256(body).hexdigest()})
     before = dict((node, sh(node, SNAPSHOT).stdout) for node in cluster["nodes"])
     extra = {"torchrun_checkpoint_uri": "s3://%s/%s" % (BUCKET, prefix),
              "torchrun_secret_env": {"HF_TOKEN": JOB_SECRET, "LOOK_FOR_HEX": s3.secret.encode().hex()}}
@@ -270,7 +273,10 @@ def test_a_hostile_job_reaches_nothing_of_roots_and_no_secret(cluster):
     text2 = " ".join(proc.stdout.split())
     assert proc.returncode != 0 and "could not be restored on" in text2 and "Nothing was started" in text2, \
         proc.stdout[-4000:]
-    assert "symbolic link" in text2, proc.stdout[-4000:]
+    # rank 0's node: its checkpoint directory is a link; rank 1's: a subdirectory the restore would write through
+    assert "%s/jobs/hostile/checkpoints: a symbolic link" % BASE in text2, proc.stdout[-4000:]
+    assert "%s/jobs/hostile/checkpoints/sub is a symbolic link: nothing is written through it" % BASE in text2, \
+        proc.stdout[-4000:]
     # and without them: the launch refuses the linked checkpoint directory (root follows no link), naming it
     proc = train(cluster, "hostile-3", "hostile", ["--job", "hostile"])
     text3 = " ".join(proc.stdout.split())

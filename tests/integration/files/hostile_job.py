@@ -124,9 +124,8 @@ def hostile(args):
                 "/etc/aiinfra/torchrun/%s.storage.env" % args.job, "/etc/hosts",
                 "/opt/aiinfra/storage/aiinfra_storage/__main__.py", "/opt/aiinfra/pytorch/bin/torchrun"]
     report["wrote"] = [p for p in targets if os.path.exists(p) and try_write(p)]
-    report["created"] = [p for p in (os.path.join(run_dir, "meta.json.tmp"), os.path.join(run_dir, "launch.sh.tmp"),
-                                     os.path.join(run_dir, "exit.json.tmp"), os.path.join(run_dir, "x"))
-                         if try_create(p)]
+    creatable = [os.path.join(run_dir, n) for n in ("meta.json.tmp", "launch.sh.tmp", "exit.json.tmp", "x")]
+    report["created"] = [p for p in creatable if try_create(p)]
     report["checkpoint_dir"] = ckpt
     log("hostile", **report)
     # time for the test to look at every node's processes while the job runs
