@@ -116,9 +116,9 @@ def hostile(args):
                 if value in env:
                     found[name].append("/proc/%d/environ" % pid)
     report.update(found=found, cmdlines=cmdlines, foreign_environ_readable=foreign, uploader_environ=uploader)
-    targets = [os.path.join(run_dir, n) for n in ("launch.sh", "poststop.sh", "meta.json", "exit.json", "job.env",
-                                                 "torchrun.log", "checkpoints.log", "uploader/checkpoints.json",
-                                                 "uploader/push-manifest.json")]
+    names = ("launch.sh", "poststop.sh", "meta.json", "exit.json", "job.env", "torchrun.log", "checkpoints.log",
+             "uploader/checkpoints.json", "uploader/push-manifest.json")
+    targets = [os.path.join(run_dir, n) for n in names]
     targets += ["/run/systemd/transient/aiinfra-torchrun-%s.service" % run_id,
                 "/run/systemd/transient/aiinfra-ckpt-%s.service" % run_id,
                 "/etc/aiinfra/torchrun/%s.storage.env" % args.job, "/etc/hosts",
