@@ -213,8 +213,9 @@ def test_a_hostile_job_reaches_nothing_of_roots_and_no_secret(cluster):
         deadline, seen = time.time() + 300, {}
         while time.time() < deadline and proc.poll() is None and len(seen) < 2:
             for node in cluster["nodes"]:
-                if node not in seen and '"event": "hostile"' in sh(node, "cat %s/runs/hostile-1/torchrun.log "
-                                                                         "2>/dev/null" % BASE).stdout:
+                log = sh(node, "systemctl is-active --quiet aiinfra-torchrun-hostile-1 && cat %s/runs/hostile-1/"
+                               "torchrun.log" % BASE).stdout
+                if node not in seen and '"event": "hostile"' in log:
                     seen[node] = sh(node, "ps -eo args").stdout
             time.sleep(1)
         assert len(seen) == 2, (cluster["tmp"] / "hostile-1.out").read_text()[-4000:]
