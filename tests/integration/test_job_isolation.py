@@ -88,7 +88,8 @@ def settings(cluster, run_id, job, args, **extra):
     out = {"torchrun_runs_dir": str(cluster["tmp"] / "runs"), "torchrun_run_id": run_id, "torchrun_job_name": job,
            "torchrun_script": SCRIPT, "torchrun_script_args": args, "torchrun_nproc_per_node": 1,
            "torchrun_progress_interval": 5, "torchrun_checkpoint_interval": 1,
-           "torchrun_checkpoint_stable_seconds": 1, "gpu_cluster_storage_options": cluster["s3"].options()}
+           "torchrun_checkpoint_stable_seconds": 1, "torchrun_rdzv_timeout": 420,
+           "gpu_cluster_storage_options": cluster["s3"].options()}
     out.update(extra)
     return out
 
