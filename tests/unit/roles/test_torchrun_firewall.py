@@ -29,7 +29,7 @@ def test_the_job_ports_answer_only_the_cluster():
 def test_the_torchrun_role_reuses_the_monitoring_firewall_tasks():
     with open("%s/roles/torchrun/tasks/node.yml" % ROOT) as handle:
         node = yaml.safe_load(handle)
-    fw = [t for t in node if "firewall" in t["name"].lower()][0]
+    fw = [t for t in node if "ansible.builtin.include_role" in t][0]
     assert fw["ansible.builtin.include_role"] == {"name": "aiinfra.gpu_cluster.monitoring",
                                                   "tasks_from": "firewall.yml"}
     assert fw["vars"]["monitoring_host_firewall"]["table"] == "aiinfra_torchrun"
