@@ -41,8 +41,11 @@ ROOT_BYTES = "root-only-bytes-7d41e0"
 BASE = "/var/lib/aiinfra/torchrun"
 VICTIMS = {"/root/aiinfra-test-secret": "0600", "/etc/aiinfra-test-victim": "0644",
            "/etc/aiinfra-test-victim.d": "0755", "/etc/aiinfra-test-victim.d/f": "0600"}
+# owner, group and mode of everything; size, mtime and link target of all but directories (a directory's mtime
+# changes with a new entry, e.g. the job's working directory: its entries are compared themselves)
 SNAPSHOT = ("find /etc /root /opt/aiinfra /usr/local %s -xdev \\( -path %s/jobs/hostile -o -path %s/runs "
-            "-o -path /etc/aiinfra/torchrun \\) -prune -o -printf '%%p %%U %%G %%m %%s %%T@ %%l\\n' | sort; "
+            "-o -path /etc/aiinfra/torchrun \\) -prune -o \\( -type d -printf '%%p %%U %%G %%m\\n' \\) -o "
+            "-printf '%%p %%U %%G %%m %%s %%T@ %%l\\n' | sort; "
             "sha256sum /root/aiinfra-test-secret /etc/aiinfra-test-victim /etc/aiinfra-test-victim.d/f" % (
                 BASE, BASE, BASE))
 
