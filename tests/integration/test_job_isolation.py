@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import time
 
@@ -333,7 +334,7 @@ def test_the_rendezvous_port_answers_only_the_cluster(cluster):
 
         assert outside(8765) == "open"  # the other network does reach the node
         assert outside(29400).startswith("closed")  # but not its rendezvous port
-        inside = sh(node1, "python3 -c %s %s 29400" % (json.dumps(PROBE), address)).stdout.strip()
+        inside = sh(node1, "python3 -c %s %s 29400" % (shlex.quote(PROBE), address)).stdout.strip()
         assert inside == "open"  # the cluster's nodes do
     finally:
         sh(node0, "kill %s" % " ".join(pids))
