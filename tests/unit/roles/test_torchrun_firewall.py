@@ -34,6 +34,7 @@ def test_the_torchrun_role_reuses_the_monitoring_firewall_tasks():
                                                   "tasks_from": "firewall.yml"}
     assert fw["vars"]["monitoring_host_firewall"]["table"] == "aiinfra_torchrun"
     unit = render_template("monitoring", "host-firewall.service.j2", {
-        "ansible_managed": "m", "monitoring_host_firewall": fw["vars"]["monitoring_host_firewall"]})
+        "ansible_managed": "m", "monitoring_host_firewall": fw["vars"]["monitoring_host_firewall"],
+        "_torchrun_firewall_template": "/x/torchrun-firewall.nft.j2"})
     assert "ExecStart=/usr/sbin/nft -f /etc/aiinfra/torchrun-firewall.nft" in unit
     assert "ExecStop=/usr/sbin/nft delete table inet aiinfra_torchrun" in unit
