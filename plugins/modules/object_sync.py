@@ -60,6 +60,21 @@ options:
       reported as corrupt.
     type: bool
     default: false
+  complete_only:
+    description:
+      - Download only complete files, by the checkpoint completeness rule - C(NAME) is complete when C(NAME.sha256)
+        (C(sha256sum)'s format, written after C(NAME) was renamed into place) holds its sha256; a marker is placed
+        after its file. The others are skipped and named in RV(corrupt) (their reason starts with C(incomplete)).
+    type: bool
+    default: false
+  owner:
+    description:
+      - Do the transfer as this user (its uid, gid and groups, in a child process), not as the user the module runs
+        as; a download writes, and an upload reads, only what that user may. With a download, O(dest) is made for
+        that user first, without following a symbolic link on the way (the module must run as root then).
+      - A symbolic link in the tree is never followed either way (an upload skips it; a download refuses to write
+        through one below O(dest)).
+    type: str
   workers:
     description: Files transferred at once.
     type: int
@@ -195,10 +210,15 @@ listed:
   returned: always
 """
 
-from ansible.module_utils.basic import AnsibleModule
+import os  # noqa: E402
+import pwd  # noqa: E402
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage import sync
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage.base import StorageError, open_store
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils import nofollow  # noqa: E402
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage import sync  # noqa: E402
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage.base import (  # noqa: E402
+    StorageError, open_store)
 
 OPTION_SPEC = dict(endpoint_url=dict(type="str"), region=dict(type="str"),
                    access_key=dict(type="str", no_log=True), secret_key=dict(type="str", no_log=True),
@@ -208,6 +228,20 @@ OPTION_SPEC = dict(endpoint_url=dict(type="str"), region=dict(type="str"),
                    sas_token=dict(type="str", no_log=True))
 
 
+def transfer(store, prefix, p, src_uri, check_mode):
+    """The sync itself (as the module's user, or in run_as's child as O(owner): the store is made before, so that
+    nothing is imported from the module's payload, root's, once the child is another user)."""
+    try:
+        if src_uri:
+            shard = (p["shard_index"], p["shard_count"]) if p["shard_count"] is not None else None
+            return sync.pull(store, prefix, p["dest"], shard=shard, require_sha256=p["require_checksum"],
+                             check_mode=check_mode, workers=p["workers"], complete_only=p["complete_only"])
+        return sync.push(store, p["src"], prefix, stable_seconds=p["stable_seconds"], check_mode=check_mode,
+                         workers=p["workers"])
+    finally:
+        store.close()
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -215,6 +249,7 @@ def main():
             shard_index=dict(type="int"), shard_count=dict(type="int"),
             require_checksum=dict(type="bool", default=False), workers=dict(type="int", default=8),
             stable_seconds=dict(type="float", default=0),
+            complete_only=dict(type="bool", default=False), owner=dict(type="str"),
             storage_options=dict(type="dict", default={}, options=OPTION_SPEC)),
         required_together=[("shard_index", "shard_count")],
         supports_check_mode=True)
@@ -224,21 +259,25 @@ def main():
         module.fail_json(msg="exactly one of src and dest must be an object storage URI (s3://, gs:// or az://), the "
                              "other a directory on the node; got src=%r dest=%r" % (p["src"], p["dest"]))
     options = dict((k, v) for k, v in (p["storage_options"] or {}).items() if v not in (None, ""))
-    store = None
+    owner = None
+    if p["owner"]:
+        try:
+            owner = pwd.getpwnam(p["owner"])
+        except KeyError:
+            module.fail_json(msg="owner %r: no such user on this node" % p["owner"])
+        if src_uri and not module.check_mode:
+            try:
+                nofollow.make_dir(os.path.abspath(p["dest"]), owner)
+            except OSError as exc:
+                module.fail_json(msg="cannot make %s for %s: %s" % (p["dest"], p["owner"], exc))
     try:
         store, prefix = open_store(p["src"] if src_uri else p["dest"], options)
-        if src_uri:
-            shard = (p["shard_index"], p["shard_count"]) if p["shard_count"] is not None else None
-            res = sync.pull(store, prefix, p["dest"], shard=shard, require_sha256=p["require_checksum"],
-                            check_mode=module.check_mode, workers=p["workers"])
+        if owner is not None:
+            res = nofollow.run_as(owner, transfer, store, prefix, p, src_uri, module.check_mode)
         else:
-            res = sync.push(store, p["src"], prefix, stable_seconds=p["stable_seconds"], check_mode=module.check_mode,
-                            workers=p["workers"])
-    except StorageError as exc:
+            res = transfer(store, prefix, p, src_uri, module.check_mode)
+    except (StorageError, nofollow.RunAsError) as exc:
         module.fail_json(msg=str(exc))
-    finally:
-        if store is not None:
-            store.close()
     for item in res["corrupt"]:
         module.warn("skipped corrupt object %s: %s" % (item["key"], item["reason"]))
     if res["failed"]:

@@ -65,6 +65,8 @@ def _parser():
     p.add_argument("--shard", type=_shard, help="INDEX/COUNT: only this shard of the objects")
     p.add_argument("--require-sha256", action="store_true", help="only objects uploaded with their sha256")
     p.add_argument("--check", action="store_true", help="only say what would be downloaded")
+    p.add_argument("--complete-only", action="store_true",
+                   help="only files whose NAME.sha256 marker holds their sha256 (the checkpoint completeness rule)")
     for name, help_text in (("push", "upload DIR's stable files to URI"),
                             ("watch", "push DIR to URI every --interval seconds until SIGTERM, then once more")):
         p = sub.add_parser(name, help=help_text)
@@ -78,6 +80,8 @@ def _parser():
         else:
             p.add_argument("--interval", type=float, default=10.0, help="seconds between rounds")
             p.add_argument("--status-file", help="rewritten after every round with the totals (JSON)")
+            p.add_argument("--baseline", help="the manifest of the pull that restored SRC: what it brought is not "
+                                              "pushed back")
     return parser
 
 
@@ -101,7 +105,7 @@ def main(argv=None):
         store, prefix = open_store(args.uri, _options(args.options_file))
         if args.command == "pull":
             res = sync.pull(store, prefix, args.dest, shard=args.shard, require_sha256=args.require_sha256,
-                            check_mode=args.check, workers=args.workers)
+                            check_mode=args.check, workers=args.workers, complete_only=args.complete_only)
         elif args.command == "push":
             res = sync.push(store, args.src, prefix, stable_seconds=args.stable_seconds, check_mode=args.check,
                             workers=args.workers, manifest_path=args.manifest)
@@ -116,7 +120,8 @@ def main(argv=None):
                     _write_status(args.status_file, totals)
 
             res = sync.watch(store, args.src, prefix, interval=args.interval, stable_seconds=args.stable_seconds,
-                             stop=stop, on_round=on_round, workers=args.workers, manifest_path=args.manifest)
+                             stop=stop, on_round=on_round, workers=args.workers, manifest_path=args.manifest,
+                             baseline=args.baseline)
             return 0
         _emit(res)
         if res["failed"]:

@@ -74,7 +74,7 @@ def parse_uri(uri):
     pattern, what, rule = NAME_RULES[scheme]
     if not bucket:
         raise StorageError("%r names no %s" % (uri, what), "write it as %s://%s/PREFIX" % (scheme, what.upper()))
-    if not pattern.match(bucket) or ".." in bucket:
+    if not pattern.fullmatch(bucket) or ".." in bucket:
         raise StorageError("%r: %r is not a valid %s name (%s)" % (uri, bucket, what, NAMES[scheme]), rule)
     prefix = prefix.strip("/")
     if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
