@@ -32,7 +32,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.f
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
     CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Launch, Provider, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
-    CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, WaitTimeout)
+    CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, TransientError, WaitTimeout)
 
 
 def _sdk():
@@ -53,6 +53,9 @@ def _sdk():
 
 
 DEFAULT_ENDPOINT = "https://management.azure.com"
+# seconds to connect to, and to wait for an answer from, Resource Manager (each request)
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 120
 MICROSOFT_AUTHORITIES = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
                          "login.partner.microsoftonline.cn")
 VM = "Microsoft.Compute/virtualMachines"
@@ -165,8 +168,11 @@ class AzureProvider(AzureFirewall, Provider):
                 credential = ClientSecretCredential(creds["tenant"], creds["client_id"], creds["secret"], **kwargs)
             else:
                 credential = DefaultAzureCredential(**kwargs)
+            # one retry layer: the collection's (retry.call, which honours Retry-After); azure-core's own retries
+            # are off, and every request has a connect and a read timeout (azure-core's default is none)
             common = dict(base_url=self.endpoint, credential_scopes=[self.endpoint + "/.default"],
-                          retry_total=10, retry_status=10, retry_backoff_factor=0.5, retry_backoff_max=30,
+                          retry_total=0, retry_connect=0, retry_read=0, retry_status=0,
+                          connection_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
                           polling_interval=1,
                           user_agent="aiinfra.gpu_cluster")
             self._clients = (ResourceManagementClient(credential, creds["subscription"], **common),
@@ -225,9 +231,22 @@ class AzureProvider(AzureFirewall, Provider):
 
     def _lros(self, calls, what, context=None, timeout=600):
         """Start each ``(label, fn, args)`` long-running operation, then wait for all (at most ``timeout``
-        seconds); raise the first failure."""
-        pollers = [(label, self._call(fn, *args, context=context)) for label, fn, args in calls]
-        results = self._wait(pollers, what, context, timeout)
+        seconds); raise the first failure. An operation whose polling failed transiently (azure-core retries
+        nothing) is started again - every call here is an idempotent PUT or DELETE by name - within the retry
+        policy's attempts and ``timeout``."""
+        deadline = time.monotonic() + timeout
+        todo = list(calls)
+        results = {}
+        for attempt in range(1, max(1, self.policy.attempts) + 1):
+            pollers = [(label, self._call(fn, *args, context=context)) for label, fn, args in todo]
+            results.update(self._wait(pollers, what, context, max(1.0, deadline - time.monotonic())))
+            again = [c for c in todo if isinstance(results.get(c[0]), TransientError)]
+            if not again or attempt >= self.policy.attempts or time.monotonic() >= deadline:
+                break
+            wait = max(self.policy.delay(attempt), max(getattr(results[c[0]], "retry_after", 0) or 0 for c in again))
+            self.log("azure: %s: %s; started again in %.2fs" % (what, results[again[0][0]], wait))
+            self.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+            todo = again
         for label, result in results.items():
             if isinstance(result, CloudError):
                 raise result
@@ -620,13 +639,39 @@ class AzureProvider(AzureFirewall, Provider):
                 out.append("resourceGroups/%s" % group["name"])
         return sorted(out)
 
+    def _foreign_in_group(self, cluster):
+        """Resources of the cluster's own resource group the collection did not make for it (none when the group is
+        the user's: those are never the collection's to count)."""
+        if not self._own_group(cluster):
+            return []
+        resource = self.clients()[0]
+        try:
+            items = self._call(resource.resources.list_by_resource_group, self.group_for(cluster), listing=True)
+        except NotFoundError:
+            return []
+        return [i for i in items if not shapes.owned(i, cluster)]
+
+    def kept_resources(self, cluster):
+        group = self._group_exists(cluster) if self._own_group(cluster) else None
+        foreign = self._foreign_in_group(cluster) if group is not None else []
+        kept = ["%s/%s (not made by the collection for %s)" % (r["type"].rsplit("/", 1)[-1], r["name"], cluster)
+                for r in foreign]
+        if foreign:
+            kept.append("resourceGroups/%s (it holds %s)" % (group["name"], ", ".join(sorted(r["name"] for r in foreign))))
+        return kept
+
     def delete_cluster_resources(self, cluster, timeout=600):
         resource, compute, network = self.clients()
-        if self._own_group(cluster):
+        own = self._own_group(cluster)
+        if own:
             group = self._group_exists(cluster)
             if group is None or (group.get("tags") or {}).get(CLUSTER_TAG) != cluster \
                     or (group.get("tags") or {}).get(MANAGED_TAG) != MANAGED_VALUE:
                 return []
+            if self._foreign_in_group(cluster):
+                # the group holds something else: only the cluster's own resources go, the group stays
+                own = False
+        if own:
             deleted = self.cluster_resources(cluster)
             self._lros([(group["name"], resource.resource_groups.begin_delete, (group["name"],))],
                        "resource group %s to delete" % group["name"], timeout=timeout)
