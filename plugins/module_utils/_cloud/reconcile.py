@@ -148,19 +148,20 @@ def ensure_absent(provider, cluster, wait=True, wait_timeout=600, check_mode=Fal
     existing = provider.list_nodes(cluster)
     check_owner(provider, cluster, existing, owner, force, "delete")
     resources = provider.cluster_resources(cluster)
-    kept = provider.kept_resources(cluster)
     changed = bool(existing or resources)
     result = {
         "changed": changed,
         "plan": {"keep": [], "create": [], "delete": sorted(n.rank for n in existing), "resources": resources},
         "diff": {"before": _summary(existing, resources), "after": _summary([], [])},
         "nodes": [],
-        "kept": kept,
     }
     result["cluster"] = provider.describe(nodes=existing)
     if check_mode or not changed:
+        result["kept"] = provider.kept_resources(cluster)
         return result
     if existing:
         provider.delete_nodes(cluster, existing, wait=wait, timeout=wait_timeout)
     result["deleted_resources"] = provider.delete_cluster_resources(cluster)
+    # what is left once the cluster's own resources are gone (a node's OS disk went with it)
+    result["kept"] = provider.kept_resources(cluster)
     return result

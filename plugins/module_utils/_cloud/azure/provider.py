@@ -649,7 +649,9 @@ class AzureProvider(AzureFirewall, Provider):
             items = self._call(resource.resources.list_by_resource_group, self.group_for(cluster), listing=True)
         except NotFoundError:
             return []
-        return [i for i in items if not shapes.owned(i, cluster)]
+        ours = set(i["id"].lower() for i in items if shapes.owned(i, cluster))
+        # a node's OS disk carries no tags of its own: it is the VM's (managedBy) while the VM lives
+        return [i for i in items if not shapes.owned(i, cluster) and (i.get("managedBy") or "").lower() not in ours]
 
     def kept_resources(self, cluster):
         group = self._group_exists(cluster) if self._own_group(cluster) else None
