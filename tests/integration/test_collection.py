@@ -143,12 +143,17 @@ def test_bring_your_own_nodes_skips_provisioning(tmp_path, cluster_name):
     inv = tmp_path / "byo"
     shutil.copytree(os.path.join(ROOT, "inventories", "byo"), str(inv))
     hosts = dict(("server%d" % (9 - n["rank"]), {"ansible_host": n["ssh_host"]}) for n in reversed(nodes))
+    # bring-your-own servers keep ssh's strict host key checking: their keys are known beforehand (here, scanned)
+    known = tmp_path / "known_hosts"
+    known.write_text(subprocess.run(["ssh-keyscan", "-T", "5"] + [n["ssh_host"] for n in nodes], capture_output=True,
+                                    text=True, check=True).stdout)
     (inv / "hosts.yml").write_text(json.dumps({"all": {
         "hosts": {"localhost": {"ansible_connection": "local",
                                 "ansible_python_interpreter": "{{ ansible_playbook_python }}"}},
         "vars": {"gpu_cluster_name": "onprem-" + cluster_name},
         "children": {"gpu_nodes": {"hosts": hosts, "vars": {
-            "ansible_ssh_private_key_file": KEY, "ansible_user": nodes[0]["ssh_user"]}}}}}))
+            "ansible_ssh_private_key_file": KEY, "ansible_user": nodes[0]["ssh_user"],
+            "ansible_ssh_common_args": "-o UserKnownHostsFile=%s" % known}}}}}))
     proc = run_playbook("playbooks/provision.yml", inventory=str(inv))
     proc = run_playbook("playbooks/nodes_answer.yml", inventory=str(inv))
     # ranks follow the inventory's order; both servers answer

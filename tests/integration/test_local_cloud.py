@@ -118,6 +118,7 @@ BAD_INPUT = [
     (dict(ssh_user="root"), "is not a valid login name"),
     (dict(image="localhost/does-not-exist:1"), "local image 'localhost/does-not-exist:1' does not exist"),
     (dict(wait_timeout=0), "wait_timeout must be at least 1 second"),
+    (dict(owner=" alice"), "owner ' alice' is not accepted"),
 ]
 
 
