@@ -126,7 +126,8 @@ class AzureProvider(AzureFirewall, Provider):
         super(AzureProvider, self).__init__(options, log)
         self._clients = clients
         self.environ = os.environ if environ is None else environ
-        self.policy = policy or retry.RetryPolicy(attempts=6, base=0.5, cap=8.0, deadline=180, sleep=sleep)
+        # the one retry layer (azure-core's is off): 10 attempts within 180 s, honouring Retry-After
+        self.policy = policy or retry.RetryPolicy(attempts=10, base=0.5, cap=8.0, deadline=180, sleep=sleep)
         self.sleep = sleep
         self.calls = 0
         self._creds = None
@@ -207,46 +208,58 @@ class AzureProvider(AzureFirewall, Provider):
         return retry.call(once, classify=lambda exc: with_detail(classify(exc, context), exc), policy=self.policy,
                           on_retry=on_retry)
 
-    def _wait(self, pollers, what, context=None, timeout=600):
-        """Wait for ``pollers`` ([(label, poller)]) within ``timeout``; return {label: result or CloudError}."""
+    def _wait(self, pollers, what, context=None, timeout=600, restart=None):
+        """Wait for ``pollers`` ([(label, poller)]) within ``timeout``; return {label: result or CloudError}.
+
+        ``restart`` ({label: (fn, args)}): how to start an operation again whose polling failed transiently
+        (azure-core retries nothing: this is the one retry layer for polls too). Every operation so restarted is an
+        idempotent PUT or DELETE by name; restarts are bounded by the retry policy's attempts and ``timeout``."""
         deadline = time.monotonic() + timeout
         out = {}
-        for label, poller in pollers:
-            try:
-                poller.wait(timeout=max(0.0, deadline - time.monotonic()))
-                if not poller.done():
-                    raise WaitTimeout("timed out after %ss waiting for %s (%s)" % (timeout, what, label),
-                                      hint="Raise wait_timeout; the operation goes on in Azure")
-                out[label] = _plain(poller.result())
-            except WaitTimeout:
-                raise
-            except CloudError as exc:
-                out[label] = exc
-            except Exception as exc:  # pylint: disable=broad-except
-                err = with_detail(classify(exc, self._context(context)), exc)
-                if err is None:
+        pending = list(pollers)
+        attempt = 0
+        while pending:
+            attempt += 1
+            again = []
+            for label, poller in pending:
+                try:
+                    poller.wait(timeout=max(0.0, deadline - time.monotonic()))
+                    if not poller.done():
+                        raise WaitTimeout("timed out after %ss waiting for %s (%s)" % (timeout, what, label),
+                                          hint="Raise wait_timeout; the operation goes on in Azure")
+                    out[label] = _plain(poller.result())
+                    continue
+                except WaitTimeout:
                     raise
-                out[label] = err
+                except CloudError as exc:
+                    out[label] = exc
+                except Exception as exc:  # pylint: disable=broad-except
+                    err = with_detail(classify(exc, self._context(context)), exc)
+                    if err is None:
+                        raise
+                    out[label] = err
+                if isinstance(out[label], TransientError) and label in (restart or {}):
+                    again.append(label)
+            if not again or attempt >= self.policy.attempts or time.monotonic() >= deadline:
+                break
+            wait = max(self.policy.delay(attempt), max(getattr(out[label], "retry_after", 0) or 0 for label in again))
+            self.log("azure: %s: %s; started again in %.2fs" % (what, out[again[0]], wait))
+            self.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+            pending = []
+            for label in again:
+                fn, args = restart[label]
+                try:
+                    pending.append((label, self._call(fn, *args, context=context)))
+                except CloudError as exc:
+                    out[label] = exc
         return out
 
     def _lros(self, calls, what, context=None, timeout=600):
         """Start each ``(label, fn, args)`` long-running operation, then wait for all (at most ``timeout``
-        seconds); raise the first failure. An operation whose polling failed transiently (azure-core retries
-        nothing) is started again - every call here is an idempotent PUT or DELETE by name - within the retry
-        policy's attempts and ``timeout``."""
-        deadline = time.monotonic() + timeout
-        todo = list(calls)
-        results = {}
-        for attempt in range(1, max(1, self.policy.attempts) + 1):
-            pollers = [(label, self._call(fn, *args, context=context)) for label, fn, args in todo]
-            results.update(self._wait(pollers, what, context, max(1.0, deadline - time.monotonic())))
-            again = [c for c in todo if isinstance(results.get(c[0]), TransientError)]
-            if not again or attempt >= self.policy.attempts or time.monotonic() >= deadline:
-                break
-            wait = max(self.policy.delay(attempt), max(getattr(results[c[0]], "retry_after", 0) or 0 for c in again))
-            self.log("azure: %s: %s; started again in %.2fs" % (what, results[again[0][0]], wait))
-            self.sleep(min(wait, max(0.0, deadline - time.monotonic())))
-            todo = again
+        seconds); raise the first failure."""
+        pollers = [(label, self._call(fn, *args, context=context)) for label, fn, args in calls]
+        results = self._wait(pollers, what, context, timeout,
+                             restart=dict((label, (fn, args)) for label, fn, args in calls))
         for label, result in results.items():
             if isinstance(result, CloudError):
                 raise result
@@ -489,6 +502,7 @@ class AzureProvider(AzureFirewall, Provider):
                                                         nsg_id if res["subnet"] else None, accelerated))))
         self._lros(calls, "network interfaces", ctx, timeout)
         pollers = []
+        restart = {}
         first_error = None
         for rank in ranks:
             name = node_name(spec.cluster, rank)
@@ -496,13 +510,14 @@ class AzureProvider(AzureFirewall, Provider):
                                   spec.ssh_user, spec.ssh_public_key, nic_ids[rank], zone=zone, avset_id=avset_id,
                                   ppg_id=ppg_id, root_volume_size=self.opts.get("root_volume_size"),
                                   spot=bool(self.opts.get("spot")))
+            restart[rank] = (compute.virtual_machines.begin_create_or_update, (group, name, body))
             try:
                 pollers.append((rank, self._call(compute.virtual_machines.begin_create_or_update, group, name, body,
                                                  context=ctx)))
             except CloudError as exc:
                 first_error = first_error or exc
                 break
-        results = self._wait(pollers, "virtual machines", ctx, timeout)
+        results = self._wait(pollers, "virtual machines", ctx, timeout, restart=restart)
         errors = [r for r in results.values() if isinstance(r, CloudError)]
         if first_error is not None:
             errors.insert(0, first_error)
