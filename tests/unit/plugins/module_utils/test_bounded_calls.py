@@ -75,3 +75,42 @@ def test_gcp_nodes_block_project_ssh_keys_and_carry_the_owner_label():
     metadata = dict((m["key"], m["value"]) for m in props["metadata"]["items"])
     assert metadata["block-project-ssh-keys"] == "TRUE"
     assert props["labels"]["aiinfra-owner"] == "alice_lab_example"
+
+
+def test_azure_an_operation_whose_polling_is_throttled_is_started_again_by_the_one_retry_layer():
+    from test_azure import HttpResponseError
+    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
+
+    class Poller(object):
+        def __init__(self, fail):
+            self.fail = fail
+
+        def wait(self, timeout=None):
+            if self.fail:
+                raise HttpResponseError(429, "TooManyRequests", "The request is being throttled.", {"Retry-After": "0"})
+
+        def done(self):
+            return True
+
+        def result(self):
+            return {"name": "n1"}
+
+    started = []
+
+    def begin(group, name):
+        started.append(name)
+        return Poller(fail=len(started) < 3)          # the first two polls are throttled
+    slept = []
+    prov = azure.AzureProvider({}, clients=(None, None, None), environ={},
+                               policy=retry.RetryPolicy(attempts=5, sleep=slept.append, rand=lambda: 0.0))
+    prov.sleep = slept.append
+    assert prov._lros([("n1", begin, ("g", "n1"))], "things") == {"n1": {"name": "n1"}}
+    assert started == ["n1", "n1", "n1"] and len(slept) == 2
+    # bounded: with 2 attempts the throttling is the error
+    started[:] = []
+    prov.policy = retry.RetryPolicy(attempts=2, sleep=slept.append, rand=lambda: 0.0)
+    try:
+        prov._lros([("n1", begin, ("g", "n1"))], "things")
+        raise AssertionError("no error")
+    except Exception as exc:  # pylint: disable=broad-except
+        assert "throttling" in str(exc) and started == ["n1", "n1"]
