@@ -119,6 +119,9 @@ def test_installed_playbooks_need_no_inventory_of_ours(tmp_path, cluster_name, r
                     "-e", "gpu_cluster_name=" + cluster_name)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "rank 0: %s-0 (" % cluster_name in proc.stdout and "Made an SSH key pair" not in proc.stdout
+    # with no ansible.cfg of ours the node's host key was recorded at first contact in the cluster's own file
+    known = home / ".cache" / "aiinfra" / "known_hosts" / ("local-%s" % cluster_name)
+    assert known.exists() and len(known.read_text().splitlines()) == 1, proc.stdout[-2000:]
 
     proc = playbook("aiinfra.gpu_cluster.teardown", "-e", "gpu_cluster_name=" + cluster_name)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
