@@ -9,17 +9,32 @@ real playbooks against the ARM double. The helpers of each cloud's own test file
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import pytest
 
-import test_aws as aws
-import test_azure as az
-import test_gcp as gcp
 from arm_double import ArmDouble
 from conftest import run_playbook, unique_name
 from ec2_proxy import Ec2Proxy, MotoServer
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import base, reconcile
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
+
+
+def _helpers(name):
+    """The helpers of a cloud's own test file, loaded under a name of their own (the unit tests have files of the
+    same basenames: importing ``test_aws`` would clash with them in one pytest session)."""
+    spec = importlib.util.spec_from_file_location("_ownership_%s" % name,
+                                                  os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+aws = _helpers("test_aws")
+az = _helpers("test_azure")
+gcp = _helpers("test_gcp")
 
 CLUSTER_TAG = "aiinfra-gpu-cluster"
 MANAGED_TAG = "aiinfra-managed-by"

@@ -78,8 +78,24 @@ def test_gcp_nodes_block_project_ssh_keys_and_carry_the_owner_label():
 
 
 def test_azure_an_operation_whose_polling_is_throttled_is_started_again_by_the_one_retry_layer():
-    from test_azure import HttpResponseError
     from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
+
+    class _Error(object):
+        def __init__(self, code, message):
+            self.code, self.message = code, message
+
+    class _Response(object):
+        def __init__(self, status, headers):
+            self.status_code, self.headers = status, headers
+
+    class HttpResponseError(Exception):
+        """azure-core's exception, as the classifier sees it (by class name)."""
+
+        def __init__(self, status, code, message, headers=None):
+            super(HttpResponseError, self).__init__(message)
+            self.status_code = status
+            self.error = _Error(code, message)
+            self.response = _Response(status, headers or {})
 
     class Poller(object):
         def __init__(self, fail):
