@@ -113,8 +113,9 @@ def instance_argument_spec():
 
 def fail(module, exc, **extra):
     warnings = rollback_warnings(exc)
+    for warning in warnings:
+        module.warn(warning)
     if warnings:
-        extra["warnings"] = warnings
         extra["rollback_left"] = True
     module.fail_json(msg=str(exc), error=exc.to_dict(), **extra)
 
@@ -188,8 +189,10 @@ def run_instance(module):
         fail(module, exc)
     except Exception as exc:  # pylint: disable=broad-except
         # not a cloud error (a bug, an SDK surprise): the rollback ran; say what it left, with the traceback
+        for warning in rollback_warnings(exc):
+            module.warn(warning)
         module.fail_json(msg="unexpected error: %s: %s" % (type(exc).__name__, exc), exception=traceback.format_exc(),
-                         warnings=rollback_warnings(exc), rollback_left=bool(rollback_warnings(exc)))
+                         rollback_left=bool(rollback_warnings(exc)))
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result)

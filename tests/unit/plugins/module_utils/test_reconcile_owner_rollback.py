@@ -111,3 +111,23 @@ def test_owner_defaults_to_user_at_host_and_bad_owners_are_refused():
     for bad in (" alice", "a" * 129, "al\nice"):
         with pytest.raises(errors.ConfigError, match="is not accepted"):
             owner_of({"owner": bad})
+
+
+def test_the_module_reports_a_failed_rollback_as_warnings(monkeypatch):
+    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import module as cloud_module
+
+    class Module(object):
+        def __init__(self):
+            self.warnings, self.failed = [], None
+
+        def warn(self, text):
+            self.warnings.append(text)
+
+        def fail_json(self, **kwargs):
+            self.failed = kwargs
+    mod = Module()
+    exc = errors.WaitTimeout("timed out after 5s")
+    exc.rollback_warnings = ["rollback of cluster c1 failed (...): node c1-0 (i-1)"]
+    cloud_module.fail(mod, exc)
+    assert mod.warnings == exc.rollback_warnings and mod.failed["rollback_left"] is True
+    assert mod.failed["msg"].startswith("timed out after 5s")
