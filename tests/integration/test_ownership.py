@@ -87,6 +87,28 @@ def test_aws_another_owner_is_refused_force_deletes_and_a_foreign_instance_is_le
     assert "Kept (not made by the collection for %s): instance/%s" % (cluster, foreign) in proc.stdout
 
 
+def test_aws_a_failed_rollback_is_a_warning_naming_what_is_left(proxy):
+    """The nodes never run (wait_timeout), and the role may not terminate them: the failure, and a warning naming
+    the instances left running."""
+    cluster = unique_name("own")
+    proxy.stuck_pending = True
+    proxy.denied_actions.add("TerminateInstances")
+    proc, res = aws.run(proxy, cluster, check=False, gpu_cluster_size=2, gpu_cluster_wait_timeout=3)
+    assert proc.returncode != 0
+    created = res["Create the nodes"]
+    assert "timed out after 3s waiting for 2 node(s)" in created["msg"] and created["rollback_left"] is True
+    live = aws.end_state(proxy, cluster)["live"]
+    assert len(live) == 2
+    (warning,) = [w for w in created.get("warnings", []) if "rollback" in w]
+    assert "rollback of cluster %s failed" % cluster in warning and "not authorized" in warning.lower()
+    for inst in live:
+        assert inst["InstanceId"] in warning
+    proxy.denied_actions.clear()
+    proxy.stuck_pending = False
+    aws.run(proxy, cluster, playbook="playbooks/teardown.yml")
+    assert not aws.end_state(proxy, cluster)["live"]
+
+
 def test_aws_a_cluster_needs_a_name_given_on_purpose(proxy, tmp_path):
     cluster = unique_name("own")
     values = aws.cluster_vars(proxy, cluster)
