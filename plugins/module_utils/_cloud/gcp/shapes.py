@@ -91,7 +91,7 @@ def labels_for(spec, rank=None):
     labels = spec.tags(rank)
     labels[MANAGED_TAG] = MANAGED_LABEL_VALUE
     labels[SSH_USER_LABEL] = spec.ssh_user
-    if spec.owner:
+    if getattr(spec, "owner", ""):
         labels[OWNER_TAG] = owner_label(spec.owner)
     return labels
 
