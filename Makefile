@@ -9,11 +9,14 @@ COLL_LINK   := .collections/ansible_collections/aiinfra/gpu_cluster
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS    := podman runc debootstrap openssh-client rsync python3-venv shellcheck
 STAMP       := $(VENV)/.setup-stamp
+# the lowest ansible-core meta/runtime.yml claims (requires_ansible), for the CI job that runs on it
+VENV_LOWEST ?= .venv-lowest
+LOWEST_STAMP := $(VENV_LOWEST)/.setup-stamp
 PROMTOOL    := $(VENV)/bin/promtool
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup demo test test-unit test-integration test-scale sanity lint teardown bench build clean
+.PHONY: help setup setup-lowest demo test test-unit test-integration test-scale sanity lint teardown bench build clean
 
 help:
 	@echo "make demo      provision the local cluster (podman) and run the main job (site.yml)"
@@ -45,6 +48,16 @@ $(PROMTOOL): | $(STAMP)
 	  rc=$$?; rm -rf $$tmp; exit $$rc
 	$(PROMTOOL) --version | head -1
 
+# .venv-lowest: ansible-core at the lowest version requires_ansible admits + the runtime and test deps
+setup-lowest: $(LOWEST_STAMP)
+
+$(LOWEST_STAMP): requirements-lowest.txt | $(STAMP) $(PROMTOOL)
+	@[ -x $(VENV_LOWEST)/bin/python ] || python3 -m venv $(VENV_LOWEST)
+	$(VENV_LOWEST)/bin/python -m pip install -q --upgrade pip
+	$(VENV_LOWEST)/bin/python -m pip install -q -r requirements-lowest.txt
+	ln -sfn $(CURDIR)/$(PROMTOOL) $(VENV_LOWEST)/bin/promtool
+	@touch $@
+
 $(COLL_LINK):
 	mkdir -p $(dir $(COLL_LINK))
 	ln -sfn ../../.. $(COLL_LINK)
@@ -59,7 +72,7 @@ demo: setup
 teardown: setup
 	$(ANSIBLE_PB) playbooks/teardown.yml
 
-test: setup
+test: setup setup-lowest
 	bash tests/run.sh
 
 test-unit: setup

@@ -99,7 +99,7 @@ def parse_nnodes(nnodes, hosts):
 def check_storage_uris(settings):
     """The object storage URIs' problems (none when they are empty: checkpoints and outputs stay on the nodes)."""
     errors = []
-    for name in ("checkpoint_uri", "output_uri"):
+    for name in ("checkpoint_uri", "output_uri", "report_uri"):
         uri = str(settings.get(name) or "").strip()
         if uri:
             try:
