@@ -117,6 +117,10 @@ def destroy_cluster(cluster):
         podman("rm", "-f", "-t", "0", *names, check=False)
     for net in podman("network", "ls", "--filter", label, "--format", "{{.Name}}").stdout.split():
         podman("network", "rm", "-f", net, check=False)
+    # the cluster's known-hosts file (roles/gpu_cluster defaults: gpu_cluster_known_hosts_file)
+    known_hosts = os.path.expanduser("~/.cache/aiinfra/known_hosts/local-%s" % cluster)
+    if os.path.exists(known_hosts):
+        os.unlink(known_hosts)
 
 
 @pytest.fixture

@@ -31,11 +31,20 @@ options:
   cluster:
     description:
       - The cluster id (see M(aiinfra.gpu_cluster.instance)).
+      - Required on C(aws), C(gcp) and C(azure) (a shared account has no default cluster); on C(local) it is C(demo)
+        when unset.
     type: str
     required: false
-    default: demo
     env:
       - name: GPU_CLUSTER_NAME
+  known_hosts_file:
+    description:
+      - The cluster's known-hosts file on the controller, set on every node as C(ansible_ssh_common_args)
+        (C(-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=...)) with C(ansible_host_key_checking) true - a
+        node's host key is recorded at first contact and checked on every later one; a changed key is refused.
+      - The same file the playbooks use (the role variable C(gpu_cluster_known_hosts_file)).
+    type: path
+    default: ~/.cache/aiinfra/known_hosts/<cloud>-<cluster>
   group:
     description: The group the nodes go in.
     type: str
@@ -62,6 +71,9 @@ cluster: demo
 ssh_private_key_file: ~/.ssh/id_ed25519
 """
 
+import os  # noqa: E402
+import shlex  # noqa: E402
+
 from ansible.errors import AnsibleError  # noqa: E402
 from ansible.plugins.inventory import BaseInventoryPlugin  # noqa: E402
 
@@ -71,6 +83,22 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.providers import (  # noqa: E402
     PROVIDERS, get_provider)
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import price_for  # noqa: E402
+
+
+KNOWN_HOSTS_DIR = "~/.cache/aiinfra/known_hosts"
+
+
+def known_hosts_path(cloud, cluster):
+    """The cluster's known-hosts file (the role's default gpu_cluster_known_hosts_file is the same path)."""
+    return "%s/%s-%s" % (KNOWN_HOSTS_DIR, cloud, cluster)
+
+
+def ssh_host_key_vars(known_hosts):
+    """The connection variables that make ssh record a node's key at first contact and check it afterwards."""
+    return {
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=%s" % shlex.quote(known_hosts),
+        "ansible_host_key_checking": True,
+    }
 
 
 class InventoryModule(BaseInventoryPlugin):
@@ -85,8 +113,11 @@ class InventoryModule(BaseInventoryPlugin):
         super(InventoryModule, self).parse(inventory, loader, path, cache)
         self._read_config_data(path)
         cloud = self.get_option("cloud")
-        cluster = self.get_option("cluster")
+        cluster = self.get_option("cluster") or ("demo" if cloud == "local" else "")
         group = self.get_option("group")
+        if not cluster:
+            raise AnsibleError("aiinfra.gpu_cluster.cluster (%s): no cluster name on cloud %s - set cluster in the file "
+                               "or GPU_CLUSTER_NAME (a shared account has no default cluster)" % (path, cloud))
         try:
             validate_cluster_id(cluster)
             cls = PROVIDERS[cloud]
@@ -98,6 +129,17 @@ class InventoryModule(BaseInventoryPlugin):
         self.inventory.set_variable(group, "gpu_cluster_cloud", cloud)
         self.inventory.set_variable(group, "gpu_cluster_name", cluster)
         key_file = self.get_option("ssh_private_key_file")
+        known_hosts = self.get_option("known_hosts_file")
+        if not known_hosts or known_hosts.endswith("<cloud>-<cluster>"):
+            known_hosts = known_hosts_path(cloud, cluster)
+        known_hosts = os.path.expanduser(known_hosts)
+        if nodes and not os.path.isdir(os.path.dirname(known_hosts)):
+            # ssh does not make it, and without it no key would be recorded (every contact a first contact)
+            try:
+                os.makedirs(os.path.dirname(known_hosts), mode=0o700, exist_ok=True)
+            except OSError as exc:
+                raise AnsibleError("aiinfra.gpu_cluster.cluster (%s): cannot make the directory of the known-hosts "
+                                   "file %s: %s" % (path, known_hosts, exc))
         for node in sort_nodes(nodes):
             if node.state != "running" and not self.get_option("include_stopped"):
                 continue
@@ -117,6 +159,7 @@ class InventoryModule(BaseInventoryPlugin):
             }
             if key_file:
                 hostvars["ansible_ssh_private_key_file"] = key_file
+            hostvars.update(ssh_host_key_vars(known_hosts))
             for key, value in hostvars.items():
                 self.inventory.set_variable(host, key, value)
 

@@ -81,6 +81,11 @@ options:
     description: Extra tags for the firewall (Compute Engine firewall rules take no labels; ignored on C(gcp)).
     type: dict
     default: {}
+  owner:
+    description:
+      - Who makes the cluster, the C(aiinfra-owner) tag of the firewall (Compute Engine firewall rules take no labels;
+        ignored on C(gcp)). Unset, the user and host the module runs as, C(user@host). See M(aiinfra.gpu_cluster.instance).
+    type: str
   vpc_id:
     description:
       - The VPC of the security group, when it is created (default the region's default VPC). The cluster's

@@ -117,10 +117,32 @@ options:
   debian_mirror:
     description: Debian mirror used to build the local node image. Only for O(cloud=local).
     type: str
+  owner:
+    description:
+      - Who makes the cluster, written as the C(aiinfra-owner) tag on every node (on C(gcp) as a label value -
+        lowercase, other characters than C([a-z0-9_-]) become C(_)). 1-128 printable characters.
+      - Unset, the user and host the module runs as, C(user@host). The playbooks pass C(gpu_cluster_owner) (by
+        default AWX's launching user, else unset).
+      - The nodes of a cluster made by another owner are never deleted (O(state=absent), a lower O(count), or
+        O(replace)) without O(force). Nodes without the tag (made before owners were recorded) belong to nobody.
+    type: str
+  force:
+    description:
+      - Delete, shrink or replace nodes another O(owner) made. Leave off unless the cluster is yours to change.
+    type: bool
+    default: false
 notes:
   - On C(aws) the whole cluster is one C(RunInstances) call, tagged at launch (instances, volumes, network
     interfaces) with the cluster id; its ClientToken is derived from the cluster id and the request, so a retry or
     a re-run after the controller died never launches a second set. Instances require IMDSv2.
+  - Only resources carrying both the cluster tag C(aiinfra-gpu-cluster) and C(aiinfra-managed-by) are the
+    cluster's - listed, scaled and deleted. With O(state=absent), anything carrying the cluster tag alone (and on
+    C(azure) the cluster's resource group C(aiinfra-<cluster>), when it holds anything else) is left alone, named in
+    C(kept) and in a warning.
+  - A call that fails removes the nodes it created whatever the error; when that rollback fails too, the task's
+    warnings name what is left (possibly running and billed) and C(rollback_left) is true.
+  - On C(aws) instances require IMDSv2 with a hop limit of 1, so containers on the nodes cannot reach the instance
+    role; on C(gcp) nodes have C(block-project-ssh-keys) (only the cluster's key logs in).
   - On C(aws) every node gets the cluster's security group (see M(aiinfra.gpu_cluster.firewall)); cloud-init makes
     O(ssh_user) the image's default user, which receives the key pair.
   - On C(aws), O(wait) waits for the EC2 state C(running) (failing at O(wait_timeout)); EFA nodes have no public
@@ -223,6 +245,7 @@ nodes:
     launch_time: {description: 'When the node was launched (ISO 8601, as the cloud reports it; local: the container''s creation).',
                   type: str, sample: '2026-12-01T00:40:01+00:00'}
     market: {description: 'C(on_demand) or C(spot) where the cloud says (aws); empty otherwise.', type: str}
+    owner: {description: 'The node''s C(aiinfra-owner) tag (empty on nodes made before owners were recorded).', type: str}
     hourly_price:
       description:
         - The node's price per hour from the collection's price table (C(data/prices.yml), read on the controller by
@@ -246,6 +269,18 @@ cost:
       C($43.92 (2.00 node-hours; 2 x p4d.24xlarge on-demand at $21.96/h)) or C(price unknown (...)).
   returned: when state is absent
   type: dict
+kept:
+  description:
+    - With O(state=absent), what the teardown left alone, each with the reason - resources carrying the cluster
+      tag without C(aiinfra-managed-by), and an Azure resource group that holds anything else.
+  returned: when state is absent
+  type: list
+  elements: str
+  sample: ["instance/i-0abc (carries aiinfra-gpu-cluster=llm but not aiinfra-managed-by)"]
+rollback_left:
+  description: On failure, true when the rollback of what the call created failed too (the warnings name what is left).
+  returned: when a rollback failed
+  type: bool
 plan:
   description: What the call did (or, in check mode, would do), by rank.
   returned: always

@@ -16,7 +16,8 @@ unknown instance types, launches MinCount (not MaxCount) instances and has no pl
   ``hang_run_instances`` forwards RunInstances, then holds the answer until released and drops the
   connection (the controller killed after the call was sent); ``hide_new`` keeps a new reservation out of
   DescribeInstances answers until the next RunInstances call is answered (EC2's eventual consistency: a
-  re-run cannot see the nodes the killed run launched); ``stuck_pending`` reports running instances as pending.
+  re-run cannot see the nodes the killed run launched); ``stuck_pending`` reports running instances as pending;
+  ``denied_actions`` answer ``UnauthorizedOperation`` (403), as EC2 does without the IAM permission.
 - ``calls`` counts every request by action (faulted ones included): the API-call count of a run.
 """
 
@@ -147,6 +148,8 @@ class Ec2Proxy(object):
         self.release = threading.Event()
         self.hide_new = False
         self.stuck_pending = False
+        # actions the caller's role may not call: EC2's answer to a missing IAM permission
+        self.denied_actions = set()
         self.faults = collections.Counter()
         # what EC2 keeps that moto does not
         self.tokens = {}
@@ -274,6 +277,9 @@ class Ec2Proxy(object):
         if faulted and not lose_answer:
             return _error(code, "Request limit exceeded." if code == "RequestLimitExceeded"
                           else "The service is unavailable. Please try again shortly.", 503)
+        if action in self.denied_actions:
+            return _error("UnauthorizedOperation", "You are not authorized to perform this operation. User: "
+                          "arn:aws:iam::123456789012:user/test is not authorized to perform: ec2:%s" % action, 403)
         handler = getattr(self, "_do_%s" % action, None)
         result = handler(path, headers, params) if handler else self.forward(path, headers, params)
         if lose_answer:

@@ -352,6 +352,8 @@ BAD_INPUT = [
     ("no-ami-matches", {"gpu_cluster_image": "no-such-image-*"}, True, "no AMI named like"),
     ("nonexistent-subnet", {"gpu_cluster_instance_options": {"placements": [{"subnet_id": "subnet-0123456789abcdef0"}]}},
      True, "subnet subnet-0123456789abcdef0 does not exist"),
+    ("missing-cluster-name", {"gpu_cluster_name": ""}, True, "no cluster name is set"),
+    ("bad-owner", {"gpu_cluster_owner": " alice"}, True, "owner ' alice' is not accepted"),
 ]
 
 

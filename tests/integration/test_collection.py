@@ -119,6 +119,9 @@ def test_installed_playbooks_need_no_inventory_of_ours(tmp_path, cluster_name, r
                     "-e", "gpu_cluster_name=" + cluster_name)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "rank 0: %s-0 (" % cluster_name in proc.stdout and "Made an SSH key pair" not in proc.stdout
+    # with no ansible.cfg of ours the node's host key was recorded at first contact in the cluster's own file
+    known = home / ".cache" / "aiinfra" / "known_hosts" / ("local-%s" % cluster_name)
+    assert known.exists() and len(known.read_text().splitlines()) == 1, proc.stdout[-2000:]
 
     proc = playbook("aiinfra.gpu_cluster.teardown", "-e", "gpu_cluster_name=" + cluster_name)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -143,12 +146,17 @@ def test_bring_your_own_nodes_skips_provisioning(tmp_path, cluster_name):
     inv = tmp_path / "byo"
     shutil.copytree(os.path.join(ROOT, "inventories", "byo"), str(inv))
     hosts = dict(("server%d" % (9 - n["rank"]), {"ansible_host": n["ssh_host"]}) for n in reversed(nodes))
+    # bring-your-own servers keep ssh's strict host key checking: their keys are known beforehand (here, scanned)
+    known = tmp_path / "known_hosts"
+    known.write_text(subprocess.run(["ssh-keyscan", "-T", "5"] + [n["ssh_host"] for n in nodes], capture_output=True,
+                                    text=True, check=True).stdout)
     (inv / "hosts.yml").write_text(json.dumps({"all": {
         "hosts": {"localhost": {"ansible_connection": "local",
                                 "ansible_python_interpreter": "{{ ansible_playbook_python }}"}},
         "vars": {"gpu_cluster_name": "onprem-" + cluster_name},
         "children": {"gpu_nodes": {"hosts": hosts, "vars": {
-            "ansible_ssh_private_key_file": KEY, "ansible_user": nodes[0]["ssh_user"]}}}}}))
+            "ansible_ssh_private_key_file": KEY, "ansible_user": nodes[0]["ssh_user"],
+            "ansible_ssh_common_args": "-o UserKnownHostsFile=%s" % known}}}}}))
     proc = run_playbook("playbooks/provision.yml", inventory=str(inv))
     proc = run_playbook("playbooks/nodes_answer.yml", inventory=str(inv))
     # ranks follow the inventory's order; both servers answer

@@ -27,6 +27,9 @@ CLUSTER_TAG = "aiinfra-gpu-cluster"
 RANK_TAG = "aiinfra-gpu-rank"
 MANAGED_TAG = "aiinfra-managed-by"
 MANAGED_VALUE = "aiinfra.gpu_cluster"
+# who made the cluster: the instance module's ``owner`` (user@host, or AWX's launching user)
+OWNER_TAG = "aiinfra-owner"
+OWNER_MAX = 128
 
 # One rule for cluster ids, accepted by every cloud once a "-<rank>" suffix is
 # appended: GCP resource names ([a-z]([-a-z0-9]*[a-z0-9])?, <= 63), Azure VM
@@ -57,12 +60,15 @@ class NodeSpec:
     image: str = ""
     labels: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    owner: str = ""
 
     def tags(self, rank=None):
         """The tags/labels a resource of this cluster carries (user labels first, ours win)."""
         tags = dict(self.labels)
         tags[CLUSTER_TAG] = self.cluster
         tags[MANAGED_TAG] = MANAGED_VALUE
+        if self.owner:
+            tags[OWNER_TAG] = self.owner
         if rank is not None:
             tags[RANK_TAG] = str(rank)
         return tags
@@ -86,6 +92,7 @@ class Node:
     labels: dict = field(default_factory=dict)
     launch_time: str = ""  # ISO 8601, as the cloud reports it (what a node has cost is counted from it)
     market: str = ""  # on_demand or spot, where the cloud says
+    owner: str = ""  # the aiinfra-owner tag: who made the node ("" on nodes made before owners were recorded)
 
     def to_dict(self):
         return asdict(self)
@@ -197,6 +204,16 @@ def validate_cluster_id(cluster):
     return cluster
 
 
+def validate_owner(owner):
+    """``owner`` (the aiinfra-owner tag): 1-128 printable characters, no leading/trailing space."""
+    if not isinstance(owner, str) or not owner or len(owner) > OWNER_MAX or owner != owner.strip() \
+            or not owner.isprintable():
+        raise ConfigError("owner %r is not accepted" % (owner,),
+                          hint="Use 1-%d printable characters, e.g. alice@laptop (the default: the controller's "
+                               "user@host, or AWX's launching user through gpu_cluster_owner)" % OWNER_MAX)
+    return owner
+
+
 def validate_ssh_public_key(key):
     """Check ``key`` is one OpenSSH public key line (``type base64 [comment]``); return it stripped."""
     text = (key or "").strip()
@@ -260,10 +277,14 @@ class Provider(abc.ABC):
         """
         return None
 
+    def owner_value(self, owner):
+        """``owner`` as this cloud stores it in the aiinfra-owner tag (GCP label values allow fewer characters)."""
+        return owner
+
     # -- the cluster's nodes ----------------------------------------------
     @abc.abstractmethod
     def list_nodes(self, cluster):
-        """All live nodes carrying the cluster id, as :class:`Node`, any order."""
+        """All live nodes carrying both the cluster id and the managed-by tag, as :class:`Node`, any order."""
 
     @abc.abstractmethod
     def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
@@ -293,6 +314,12 @@ class Provider(abc.ABC):
 
     def delete_cluster_resources(self, cluster, timeout=600):
         """Delete what :meth:`cluster_resources` lists. Return what was deleted."""
+        return []
+
+    def kept_resources(self, cluster):
+        """What a teardown of ``cluster`` leaves alone, as ``"kind/name (why)"`` strings: resources carrying the
+        cluster id but not the managed-by tag (the collection did not make them), and on Azure the cluster's
+        resource group when it holds anything else. Read-only."""
         return []
 
     def describe(self, nodes=None, prepared=None, launch=None):

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import RuleSpec
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import OWNER_TAG, RuleSpec
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module import (
-    cluster_argument_spec, fail, provider_for)
+    cluster_argument_spec, fail, owner_of, provider_for)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.rules import (
     OUT_RULE, SELF_IN_RULE, SELF_OUT_RULE, SSH_RULE)
 
@@ -31,6 +31,7 @@ def firewall_argument_spec():
         labels=dict(type="dict", default={}),
         vpc_id=dict(type="str"),
         allow_network_rules=dict(type="bool", default=False),
+        owner=dict(type="str"),
     )
     return spec
 
@@ -109,6 +110,7 @@ def run_firewall(module):
             for key in labels:
                 if key.startswith("aiinfra-"):
                     raise ConfigError("label %r is not allowed" % key, hint="Keys starting with 'aiinfra-' are reserved")
+            labels[OWNER_TAG] = owner_of(params)
             result = provider.ensure_firewall(params["cluster"], desired_rules(cidrs, params["ssh_port"]),
                                               purge=params["purge"], check_mode=module.check_mode, labels=labels)
             diff = {"before": {"rules": sorted(result.pop("before"))}, "after": {"rules": sorted(result.pop("after"))}}

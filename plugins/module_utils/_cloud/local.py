@@ -26,7 +26,7 @@ import tempfile
 import time
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, RANK_TAG, Node, Provider, node_name)
+    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, OWNER_TAG, RANK_TAG, Node, Provider, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     ConfigError, CloudError, NotFoundError, TransientError)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.retry import RetryPolicy, call, wait_until
@@ -252,12 +252,32 @@ class LocalProvider(Provider):
             raise ConfigError("the node image %s is not built yet and debootstrap is missing" % image,
                               hint="Install it: 'apt-get install debootstrap' ('make setup' does)")
 
-    def list_nodes(self, cluster):
+    def _containers(self, cluster):
+        """``podman inspect`` of every container carrying the cluster label."""
         rows = self.podman.json("ps", "-a", "--filter", "label=%s=%s" % (CLUSTER_TAG, cluster), "--format", "json")
         if not rows:
             return []
         names = [row["Names"][0] if isinstance(row.get("Names"), list) else row["Names"] for row in rows]
-        return [self._node(info, cluster) for info in self.podman.json("inspect", "--type", "container", *names)]
+        return self.podman.json("inspect", "--type", "container", *names)
+
+    @staticmethod
+    def _managed(labels):
+        return (labels or {}).get(MANAGED_TAG) == MANAGED_VALUE
+
+    def list_nodes(self, cluster):
+        return [self._node(info, cluster) for info in self._containers(cluster)
+                if self._managed(info.get("Config", {}).get("Labels"))]
+
+    def _networks(self, cluster):
+        return self.podman.json("network", "ls", "--filter", "label=%s=%s" % (CLUSTER_TAG, cluster), "--format", "json")
+
+    def kept_resources(self, cluster):
+        why = "carries %s=%s but not %s" % (CLUSTER_TAG, cluster, MANAGED_TAG)
+        kept = ["container/%s (%s)" % (info.get("Name", "").lstrip("/"), why) for info in self._containers(cluster)
+                if not self._managed(info.get("Config", {}).get("Labels"))]
+        kept += ["network/%s (%s)" % (row.get("name") or row.get("Name"), why) for row in self._networks(cluster)
+                 if not self._managed(row.get("labels") or row.get("Labels"))]
+        return kept
 
     def _node(self, info, cluster):
         labels = info.get("Config", {}).get("Labels") or {}
@@ -286,6 +306,7 @@ class LocalProvider(Provider):
             zone="localhost",
             labels=user_labels,
             launch_time=str(info.get("Created") or ""),
+            owner=labels.get(OWNER_TAG, ""),
         )
 
     def ensure_network(self, cluster):
@@ -293,7 +314,7 @@ class LocalProvider(Provider):
         if self.podman.run("network", "exists", name, check=False).returncode != 0:
             # isolate: nodes reach their own cluster's nodes on every port, and no other cluster's
             self.podman.run("network", "create", "--opt", "isolate=true", "--label", "%s=%s" % (CLUSTER_TAG, cluster),
-                            name)
+                            "--label", "%s=%s" % (MANAGED_TAG, MANAGED_VALUE), name)
         return name
 
     def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
@@ -367,9 +388,8 @@ class LocalProvider(Provider):
         return wait_until(ready, timeout, interval=0.5, what="nodes to answer on SSH")
 
     def cluster_resources(self, cluster):
-        rows = self.podman.json("network", "ls", "--filter", "label=%s=%s" % (CLUSTER_TAG, cluster),
-                                "--format", "json")
-        return ["network/%s" % (row.get("name") or row.get("Name")) for row in rows]
+        return ["network/%s" % (row.get("name") or row.get("Name")) for row in self._networks(cluster)
+                if self._managed(row.get("labels") or row.get("Labels"))]
 
     def delete_cluster_resources(self, cluster, timeout=600):
         deleted = []

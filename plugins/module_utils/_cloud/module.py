@@ -5,12 +5,17 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
+import traceback
+
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    NodeSpec, sort_nodes, validate_cluster_id, validate_ssh_public_key, validate_ssh_user)
+    NodeSpec, sort_nodes, validate_cluster_id, validate_owner, validate_ssh_public_key, validate_ssh_user)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.providers import (
     PROVIDERS, cloud_options, get_provider)
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.reconcile import ensure_absent, ensure_present
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.reconcile import (
+    ensure_absent, ensure_present, rollback_warnings)
 
 
 def cluster_argument_spec():
@@ -80,6 +85,8 @@ def instance_argument_spec():
         memory=dict(type="str"),
         ssh_access=dict(type="str", default="auto", choices=["auto", "address", "published"]),
         debian_mirror=dict(type="str"),
+        owner=dict(type="str"),
+        force=dict(type="bool", default=False),
         # cloud aws (defaults applied by the provider: an option left unset is not "set" for another cloud)
         placements=dict(type="list", elements="dict", options=dict(
             subnet_id=dict(type="str"), availability_zone=dict(type="str"), instance_type=dict(type="str"),
@@ -105,7 +112,25 @@ def instance_argument_spec():
 
 
 def fail(module, exc, **extra):
+    warnings = rollback_warnings(exc)
+    for warning in warnings:
+        module.warn(warning)
+    if warnings:
+        extra["rollback_left"] = True
     module.fail_json(msg=str(exc), error=exc.to_dict(), **extra)
+
+
+def default_owner():
+    """Who runs the module, as ``user@host`` (the controller's, where the module runs on localhost)."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # pylint: disable=broad-except
+        user = "unknown"
+    return "%s@%s" % (user, socket.gethostname() or "localhost")
+
+
+def owner_of(params):
+    return validate_owner(params.get("owner") if params.get("owner") else default_owner())
 
 
 def provider_for(module):
@@ -136,7 +161,10 @@ def run_instance(module):
             if params["replace"]:
                 raise ConfigError("replace needs state=present", hint="Leave replace empty to remove the cluster")
             result = ensure_absent(provider, params["cluster"], wait=params["wait"],
-                                   wait_timeout=params["wait_timeout"], check_mode=module.check_mode)
+                                   wait_timeout=params["wait_timeout"], check_mode=module.check_mode,
+                                   owner=owner_of(params), force=params["force"])
+            for item in result.get("kept") or []:
+                module.warn("teardown of cluster %s left %s alone" % (params["cluster"], item))
         else:
             spec = NodeSpec(
                 cluster=params["cluster"],
@@ -145,6 +173,7 @@ def run_instance(module):
                 instance_type=params["instance_type"] or "",
                 image=params["image"] or "",
                 labels=_labels(params["labels"]),
+                owner=owner_of(params),
             )
             existing_needed = params["count"]
             if not spec.ssh_public_key and existing_needed and not params.get("key_name"):
@@ -154,10 +183,16 @@ def run_instance(module):
                                       hint="e.g. ssh_public_key: \"{{ lookup('file', '~/.ssh/id_ed25519.pub') }}\"")
             result = ensure_present(provider, spec, params["count"], wait=params["wait"],
                                     wait_timeout=params["wait_timeout"], check_mode=module.check_mode,
-                                    replace=params["replace"])
+                                    replace=params["replace"], force=params["force"])
         result["cluster"] = dict(result.get("cluster") or provider.describe(), id=params["cluster"])
     except CloudError as exc:
         fail(module, exc)
+    except Exception as exc:  # pylint: disable=broad-except
+        # not a cloud error (a bug, an SDK surprise): the rollback ran; say what it left, with the traceback
+        for warning in rollback_warnings(exc):
+            module.warn(warning)
+        module.fail_json(msg="unexpected error: %s: %s" % (type(exc).__name__, exc), exception=traceback.format_exc(),
+                         rollback_left=bool(rollback_warnings(exc)))
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result)

@@ -346,8 +346,10 @@ class AwsProvider(SecurityGroupFirewall, Provider):
         return {"name": name, "exists": bool(found)}
 
     # -- nodes -----------------------------------------------------------------
-    def _instances(self, cluster, live_only=True):
-        filters = [{"Name": "tag:%s" % CLUSTER_TAG, "Values": [cluster]}]
+    def _instances(self, cluster, live_only=True, managed_only=True):
+        """The cluster's instances: those carrying the cluster and the managed-by tags (only the cluster tag with
+        ``managed_only=False``: what teardown leaves alone is found so)."""
+        filters = self._owned_filters(cluster) if managed_only else [{"Name": "tag:%s" % CLUSTER_TAG, "Values": [cluster]}]
         if live_only:
             filters.append({"Name": "instance-state-name", "Values": list(LIVE_STATES)})
         reservations = self._pages("describe_instances", "Reservations", Filters=filters, MaxResults=1000)
@@ -419,7 +421,7 @@ class AwsProvider(SecurityGroupFirewall, Provider):
             "MinCount": minimum,
             "MaxCount": len(ranks),
             "Placement": placement,
-            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
             "TagSpecifications": tag_specs,
             "UserData": cloud_config(spec.ssh_user, spec.ssh_public_key),
         }
@@ -556,6 +558,18 @@ class AwsProvider(SecurityGroupFirewall, Provider):
 
     def cluster_resources(self, cluster):
         return ["%s/%s" % (kind, label) for kind, _id, label in self._owned(cluster)]
+
+    def kept_resources(self, cluster):
+        """Instances and security groups carrying the cluster tag without the managed-by tag (not ours)."""
+        def foreign(tags):
+            return dict((t["Key"], t["Value"]) for t in tags or []).get(MANAGED_TAG) != MANAGED_VALUE
+        cluster_tag = [{"Name": "tag:%s" % CLUSTER_TAG, "Values": [cluster]}]
+        kept = ["instance/%s (carries %s=%s but not %s)" % (i["InstanceId"], CLUSTER_TAG, cluster, MANAGED_TAG)
+                for i in self._instances(cluster, managed_only=False) if foreign(i.get("Tags"))]
+        kept += ["security-group/%s (carries %s=%s but not %s)" % (g["GroupId"], CLUSTER_TAG, cluster, MANAGED_TAG)
+                 for g in self._pages("describe_security_groups", "SecurityGroups", Filters=cluster_tag)
+                 if foreign(g.get("Tags"))]
+        return kept
 
     def delete_cluster_resources(self, cluster, timeout=600):
         leftovers = [i for i in self._instances(cluster, live_only=False) if i["State"]["Name"] != "terminated"]

@@ -9,7 +9,8 @@ import hashlib
 import json
 import re
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import RANK_TAG, Node, RuleSpec, node_name
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
+    OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 RANKS_TAG = "aiinfra-gpu-ranks"
@@ -223,6 +224,7 @@ def node_from_instance(inst, cluster, rank=None):
         launch_time=inst["LaunchTime"].isoformat() if hasattr(inst.get("LaunchTime"), "isoformat")
         else str(inst.get("LaunchTime") or ""),
         market="spot" if inst.get("InstanceLifecycle") == "spot" else "on_demand",
+        owner=tags.get(OWNER_TAG, ""),
     )
 
 

@@ -32,7 +32,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.f
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
     CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Launch, Provider, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
-    CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, WaitTimeout)
+    CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, TransientError, WaitTimeout)
 
 
 def _sdk():
@@ -53,6 +53,9 @@ def _sdk():
 
 
 DEFAULT_ENDPOINT = "https://management.azure.com"
+# seconds to connect to, and to wait for an answer from, Resource Manager (each request)
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 120
 MICROSOFT_AUTHORITIES = ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn",
                          "login.partner.microsoftonline.cn")
 VM = "Microsoft.Compute/virtualMachines"
@@ -123,7 +126,8 @@ class AzureProvider(AzureFirewall, Provider):
         super(AzureProvider, self).__init__(options, log)
         self._clients = clients
         self.environ = os.environ if environ is None else environ
-        self.policy = policy or retry.RetryPolicy(attempts=6, base=0.5, cap=8.0, deadline=180, sleep=sleep)
+        # the one retry layer (azure-core's is off): 10 attempts within 180 s, honouring Retry-After
+        self.policy = policy or retry.RetryPolicy(attempts=10, base=0.5, cap=8.0, deadline=180, sleep=sleep)
         self.sleep = sleep
         self.calls = 0
         self._creds = None
@@ -165,8 +169,11 @@ class AzureProvider(AzureFirewall, Provider):
                 credential = ClientSecretCredential(creds["tenant"], creds["client_id"], creds["secret"], **kwargs)
             else:
                 credential = DefaultAzureCredential(**kwargs)
+            # one retry layer: the collection's (retry.call, which honours Retry-After); azure-core's own retries
+            # are off, and every request has a connect and a read timeout (azure-core's default is none)
             common = dict(base_url=self.endpoint, credential_scopes=[self.endpoint + "/.default"],
-                          retry_total=10, retry_status=10, retry_backoff_factor=0.5, retry_backoff_max=30,
+                          retry_total=0, retry_connect=0, retry_read=0, retry_status=0,
+                          connection_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
                           polling_interval=1,
                           user_agent="aiinfra.gpu_cluster")
             self._clients = (ResourceManagementClient(credential, creds["subscription"], **common),
@@ -201,33 +208,58 @@ class AzureProvider(AzureFirewall, Provider):
         return retry.call(once, classify=lambda exc: with_detail(classify(exc, context), exc), policy=self.policy,
                           on_retry=on_retry)
 
-    def _wait(self, pollers, what, context=None, timeout=600):
-        """Wait for ``pollers`` ([(label, poller)]) within ``timeout``; return {label: result or CloudError}."""
+    def _wait(self, pollers, what, context=None, timeout=600, restart=None):
+        """Wait for ``pollers`` ([(label, poller)]) within ``timeout``; return {label: result or CloudError}.
+
+        ``restart`` ({label: (fn, args)}): how to start an operation again whose polling failed transiently
+        (azure-core retries nothing: this is the one retry layer for polls too). Every operation so restarted is an
+        idempotent PUT or DELETE by name; restarts are bounded by the retry policy's attempts and ``timeout``."""
         deadline = time.monotonic() + timeout
         out = {}
-        for label, poller in pollers:
-            try:
-                poller.wait(timeout=max(0.0, deadline - time.monotonic()))
-                if not poller.done():
-                    raise WaitTimeout("timed out after %ss waiting for %s (%s)" % (timeout, what, label),
-                                      hint="Raise wait_timeout; the operation goes on in Azure")
-                out[label] = _plain(poller.result())
-            except WaitTimeout:
-                raise
-            except CloudError as exc:
-                out[label] = exc
-            except Exception as exc:  # pylint: disable=broad-except
-                err = with_detail(classify(exc, self._context(context)), exc)
-                if err is None:
+        pending = list(pollers)
+        attempt = 0
+        while pending:
+            attempt += 1
+            again = []
+            for label, poller in pending:
+                try:
+                    poller.wait(timeout=max(0.0, deadline - time.monotonic()))
+                    if not poller.done():
+                        raise WaitTimeout("timed out after %ss waiting for %s (%s)" % (timeout, what, label),
+                                          hint="Raise wait_timeout; the operation goes on in Azure")
+                    out[label] = _plain(poller.result())
+                    continue
+                except WaitTimeout:
                     raise
-                out[label] = err
+                except CloudError as exc:
+                    out[label] = exc
+                except Exception as exc:  # pylint: disable=broad-except
+                    err = with_detail(classify(exc, self._context(context)), exc)
+                    if err is None:
+                        raise
+                    out[label] = err
+                if isinstance(out[label], TransientError) and label in (restart or {}):
+                    again.append(label)
+            if not again or attempt >= self.policy.attempts or time.monotonic() >= deadline:
+                break
+            wait = max(self.policy.delay(attempt), max(getattr(out[label], "retry_after", 0) or 0 for label in again))
+            self.log("azure: %s: %s; started again in %.2fs" % (what, out[again[0]], wait))
+            self.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+            pending = []
+            for label in again:
+                fn, args = restart[label]
+                try:
+                    pending.append((label, self._call(fn, *args, context=context)))
+                except CloudError as exc:
+                    out[label] = exc
         return out
 
     def _lros(self, calls, what, context=None, timeout=600):
         """Start each ``(label, fn, args)`` long-running operation, then wait for all (at most ``timeout``
         seconds); raise the first failure."""
         pollers = [(label, self._call(fn, *args, context=context)) for label, fn, args in calls]
-        results = self._wait(pollers, what, context, timeout)
+        results = self._wait(pollers, what, context, timeout,
+                             restart=dict((label, (fn, args)) for label, fn, args in calls))
         for label, result in results.items():
             if isinstance(result, CloudError):
                 raise result
@@ -471,6 +503,7 @@ class AzureProvider(AzureFirewall, Provider):
                                                         nsg_id if res["subnet"] else None, accelerated))))
         self._lros(calls, "network interfaces", ctx, timeout)
         pollers = []
+        restart = {}
         first_error = None
         for rank in ranks:
             name = node_name(spec.cluster, rank)
@@ -478,13 +511,14 @@ class AzureProvider(AzureFirewall, Provider):
                                   spec.ssh_user, spec.ssh_public_key, nic_ids[rank], zone=zone, avset_id=avset_id,
                                   ppg_id=ppg_id, root_volume_size=self.opts.get("root_volume_size"),
                                   spot=bool(self.opts.get("spot")))
+            restart[rank] = (compute.virtual_machines.begin_create_or_update, (group, name, body))
             try:
                 pollers.append((rank, self._call(compute.virtual_machines.begin_create_or_update, group, name, body,
                                                  context=ctx)))
             except CloudError as exc:
                 first_error = first_error or exc
                 break
-        results = self._wait(pollers, "virtual machines", ctx, timeout)
+        results = self._wait(pollers, "virtual machines", ctx, timeout, restart=restart)
         errors = [r for r in results.values() if isinstance(r, CloudError)]
         if first_error is not None:
             errors.insert(0, first_error)
@@ -621,13 +655,41 @@ class AzureProvider(AzureFirewall, Provider):
                 out.append("resourceGroups/%s" % group["name"])
         return sorted(out)
 
+    def _foreign_in_group(self, cluster):
+        """Resources of the cluster's own resource group the collection did not make for it (none when the group is
+        the user's: those are never the collection's to count)."""
+        if not self._own_group(cluster):
+            return []
+        resource = self.clients()[0]
+        try:
+            items = self._call(resource.resources.list_by_resource_group, self.group_for(cluster), listing=True)
+        except NotFoundError:
+            return []
+        ours = set(i["id"].lower() for i in items if shapes.owned(i, cluster))
+        # a node's OS disk carries no tags of its own: it is the VM's (managedBy) while the VM lives
+        return [i for i in items if not shapes.owned(i, cluster) and (i.get("managedBy") or "").lower() not in ours]
+
+    def kept_resources(self, cluster):
+        group = self._group_exists(cluster) if self._own_group(cluster) else None
+        foreign = self._foreign_in_group(cluster) if group is not None else []
+        kept = ["%s/%s (not made by the collection for %s)" % (r["type"].rsplit("/", 1)[-1], r["name"], cluster)
+                for r in foreign]
+        if foreign:
+            kept.append("resourceGroups/%s (it holds %s)" % (group["name"], ", ".join(sorted(r["name"] for r in foreign))))
+        return kept
+
     def delete_cluster_resources(self, cluster, timeout=600):
         resource, compute, network = self.clients()
-        if self._own_group(cluster):
+        own = self._own_group(cluster)
+        if own:
             group = self._group_exists(cluster)
             if group is None or (group.get("tags") or {}).get(CLUSTER_TAG) != cluster \
                     or (group.get("tags") or {}).get(MANAGED_TAG) != MANAGED_VALUE:
                 return []
+            if self._foreign_in_group(cluster):
+                # the group holds something else: only the cluster's own resources go, the group stays
+                own = False
+        if own:
             deleted = self.cluster_resources(cluster)
             self._lros([(group["name"], resource.resource_groups.begin_delete, (group["name"],))],
                        "resource group %s to delete" % group["name"], timeout=timeout)

@@ -18,15 +18,15 @@ import time
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    RANK_TAG, Launch, Provider)
+    CLUSTER_TAG, MANAGED_TAG, RANK_TAG, Launch, Provider)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     CapacityError, CloudError, ConfigError, NotFoundError)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.api import session_for
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.firewall import GcpFirewall
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.shapes import (
     MARKER, MAX_REQUEST_GENERATIONS, NAME_RE, PROJECT_RE, REGION_RE, UNRANKED, ZONE_RE, bulk_insert_body,
-    check_labels, compact_policy_body, instance_filter, labels_for, last, node_from_instance, parse_image,
-    policy_name, relative, request_id, supports_compact, zone_region)
+    check_labels, compact_policy_body, instance_filter, is_managed, labels_for, last, node_from_instance, owner_label,
+    parse_image, policy_name, relative, request_id, supports_compact, zone_region)
 
 
 class GcpProvider(GcpFirewall, Provider):
@@ -218,8 +218,18 @@ class GcpProvider(GcpFirewall, Provider):
         return out
 
     # -- nodes -----------------------------------------------------------------
-    def _instances(self, cluster):
-        return self.api.aggregated("instances", params={"filter": instance_filter(cluster)})
+    def _instances(self, cluster, managed_only=True):
+        """The cluster's instances: carrying the cluster label and (unless ``managed_only=False``) the managed-by
+        label; the second is checked here, the filter names the first."""
+        found = self.api.aggregated("instances", params={"filter": instance_filter(cluster)})
+        return [i for i in found if is_managed(i)] if managed_only else found
+
+    def owner_value(self, owner):
+        return owner_label(owner)
+
+    def kept_resources(self, cluster):
+        return ["instance/%s (carries %s=%s but not %s)" % (i["name"], CLUSTER_TAG, cluster, MANAGED_TAG)
+                for i in self._instances(cluster, managed_only=False) if not is_managed(i)]
 
     def list_nodes(self, cluster):
         return [node_from_instance(inst, cluster) for inst in self._instances(cluster)]

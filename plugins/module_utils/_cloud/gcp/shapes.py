@@ -10,7 +10,7 @@ import re
 import uuid
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, RANK_TAG, Node, RuleSpec, node_name)
+    CLUSTER_TAG, MANAGED_TAG, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 DEFAULT_ENDPOINT = "https://compute.googleapis.com/compute/v1/"
@@ -81,12 +81,24 @@ def request_id(cluster, scope, what, payload, generation=0):
     return str(uuid.uuid5(REQUEST_NAMESPACE, doc))
 
 
+def owner_label(owner):
+    """``owner`` as a label value ([a-z0-9_-], <= 63): ``Alice@host.example`` -> ``alice_host_example``."""
+    return re.sub(r"[^a-z0-9_-]", "_", (owner or "").lower())[:63]
+
+
 def labels_for(spec, rank=None):
     """The labels of a resource of ``spec``'s cluster (user labels first, ours win), as GCP accepts them."""
     labels = spec.tags(rank)
     labels[MANAGED_TAG] = MANAGED_LABEL_VALUE
     labels[SSH_USER_LABEL] = spec.ssh_user
+    if getattr(spec, "owner", ""):
+        labels[OWNER_TAG] = owner_label(spec.owner)
     return labels
+
+
+def is_managed(inst):
+    """Made by the collection: the managed-by label is there (a resource with only our cluster label is not ours)."""
+    return (inst.get("labels") or {}).get(MANAGED_TAG) == MANAGED_LABEL_VALUE
 
 
 def check_labels(labels):
@@ -128,7 +140,8 @@ def bulk_insert_body(spec, ranks, zone, res, minimum, policy=None):
     ``root_volume_size``. Names carry the ranks (bulkInsert cannot label instances one by one).
     """
     labels = labels_for(spec)
-    metadata = [{"key": "enable-oslogin", "value": "FALSE"}]
+    # only the cluster's own key logs in: project-wide SSH keys (anyone's with project metadata access) are refused
+    metadata = [{"key": "enable-oslogin", "value": "FALSE"}, {"key": "block-project-ssh-keys", "value": "TRUE"}]
     if spec.ssh_public_key:
         metadata.insert(0, {"key": "ssh-keys", "value": ssh_keys_value(spec.ssh_user, spec.ssh_public_key)})
     disk = {"sourceImage": res["image"], "labels": dict(labels)}
@@ -208,6 +221,7 @@ def node_from_instance(inst, cluster):
         labels=dict((k, v) for k, v in labels.items() if not k.startswith("aiinfra-")),
         launch_time=inst.get("lastStartTimestamp") or inst.get("creationTimestamp") or "",
         market="spot" if (inst.get("scheduling") or {}).get("provisioningModel") == "SPOT" else "on_demand",
+        owner=labels.get(OWNER_TAG, ""),
     )
 
 
