@@ -8,6 +8,9 @@ Credentials never go on the command line: ``--options-file`` (or ``$AIINFRA_STOR
 JSON file (keep it 0600) with ``endpoint_url``, ``region``, ``access_key``, ``secret_key``, ``session_token``;
 unset ones come from boto3's own chain (environment, instance profile).
 
+On the nodes the role aiinfra.gpu_cluster.dataset writes the package's ``__main__.py`` (it only calls ``main``):
+a ``module_utils`` file named ``__main__.py`` is refused by Galaxy's importer, so the collection ships this one.
+
 Exit status: 0 done; 1 an error (message and hint on stderr); 3 pull found corrupt objects (skipped).
 Each command prints its result as one JSON line; ``watch`` prints one line per round.
 """
