@@ -13,7 +13,7 @@ PROMTOOL    := $(VENV)/bin/promtool
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup demo test test-unit test-integration test-scale sanity lint teardown bench build clean
+.PHONY: help setup demo test test-unit test-integration test-scale sanity lint galaxy teardown bench build clean
 
 help:
 	@echo "make demo      provision the local cluster (podman) and run the main job (site.yml)"
@@ -22,6 +22,8 @@ help:
 	@echo "make test-scale the scale set (8 local nodes, default forks; not in make test)"
 	@echo "make teardown  remove the demo cluster"
 	@echo "make bench     benchmarks (benchmarks/)"
+	@echo "make lint      ansible-lint --profile production over the whole tree (galaxy.yml included)"
+	@echo "make galaxy    antsibull-changelog lint, antsibull-docs lint, galaxy-importer on the built tarball"
 
 setup: $(STAMP) $(COLL_LINK) .ssh/id_ed25519 $(PROMTOOL)
 
@@ -75,8 +77,14 @@ test-scale: setup
 sanity: setup
 	bash tests/sanity.sh
 
+# the whole tree (galaxy.yml, changelogs, extensions, molecule scenarios included; .ansible-lint excludes the venvs)
 lint: setup
-	$(VENV)/bin/ansible-lint --profile production playbooks roles site.yml
+	$(VENV)/bin/ansible-lint --profile production
+
+# what Galaxy / Automation Hub run on an upload (galaxy-importer, in .venv-importer: its pins differ from .venv's),
+# antsibull-changelog lint and antsibull-docs lint-collection-docs; make test runs it too
+galaxy: setup
+	bash tests/galaxy.sh
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
