@@ -157,9 +157,12 @@ def decide(states, now, started, settings):
         verdict.done, verdict.status, verdict.failed = True, "failed", bad
         rendezvous_done = any(states[h].log.get("joined") or states[h].log.get("ranks") for h in order)
         if not rendezvous_done and all(phases[h] != "succeeded" for h in order):
+            # The cause is named first whatever the order the events came in: the node that ended first with an
+            # error (``bad`` is sorted so), then the nodes that did not join because of it.
             missing = [h for h in order if not states[h].log.get("attempted")]
+            named = [h for h in bad if h in missing] + [h for h in missing if h not in bad]
             verdict.reason = "rendezvous"
-            verdict.message = rendezvous_message(states, missing or bad, "failed before it completed", stale)
+            verdict.message = rendezvous_message(states, named or bad, "failed before it completed", stale)
             return verdict
         host = bad[0]
         state = states[host]

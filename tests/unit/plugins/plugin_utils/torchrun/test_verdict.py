@@ -123,6 +123,31 @@ def test_a_node_that_fails_before_the_rendezvous_completes_is_a_rendezvous_failu
     assert "did not join: n2 (node rank 2): torchrun ended with exit code 1" in verdict["message"]
 
 
+def test_a_launch_failure_names_the_node_that_ended_first_whatever_the_order_of_events():
+    """One node's launch fails (exit 127) while the others are still starting: the failed node is the cause,
+    named first, in every order the events can arrive in (seen under load: a still-starting rank 0 named first)."""
+    not_yet = {"attempted": False, "joined": None, "ranks": [], "tail": []}
+    for failed in HOSTS:
+        for answered in (110.2, 111.0, 119.0):  # the others answered just before, or after, the failure was seen
+            states = {}
+            for host in HOSTS:
+                if host == failed:
+                    states[host] = exited("127", at=110.0, t=110.5, log=dict(not_yet, tail=["docker: Error response"]))
+                else:
+                    states[host] = running(t=answered, active=True, log=dict(not_yet))
+            verdict = verdict_of(states, 121.0, 100.0)
+            assert verdict["done"] and verdict["reason"] == "rendezvous", verdict
+            assert verdict["failed"][0] == failed, verdict
+            assert "did not join: %s (node rank %d): torchrun ended with exit code 127" % (failed, HOSTS[failed]) \
+                in verdict["message"], verdict["message"]
+    # two nodes fail: the one that ended first is named first, whichever rank it has
+    states = {"n0": exited("127", at=112.0, t=112.5, log=dict(not_yet)),
+              "n1": exited("127", at=110.0, t=110.5, log=dict(not_yet)), "n2": running(t=113.0, log=dict(not_yet))}
+    verdict = verdict_of(states, 121.0, 100.0)
+    assert verdict["failed"][:2] == ["n1", "n0"]
+    assert verdict["message"].index("n1 (node rank 1): torchrun ended") < verdict["message"].index("n0 (node rank 0)")
+
+
 def test_job_timeout_backstop():
     states = {h: running(t=700.0) for h in HOSTS}
     verdict = verdict_of(states, 700.0, 50.0)
