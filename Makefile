@@ -13,7 +13,7 @@ PROMTOOL    := $(VENV)/bin/promtool
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup demo test test-unit test-integration test-scale sanity lint galaxy teardown bench build clean
+.PHONY: help setup demo test test-unit test-integration test-scale sanity lint galaxy test-molecule teardown bench build clean
 
 help:
 	@echo "make demo      provision the local cluster (podman) and run the main job (site.yml)"
@@ -23,6 +23,7 @@ help:
 	@echo "make teardown  remove the demo cluster"
 	@echo "make bench     benchmarks (benchmarks/)"
 	@echo "make lint      ansible-lint --profile production over the whole tree (galaxy.yml included)"
+	@echo "make test-molecule every role's Molecule scenario, and one from the installed collection"
 	@echo "make galaxy    antsibull-changelog lint, antsibull-docs lint, galaxy-importer on the built tarball"
 
 setup: $(STAMP) $(COLL_LINK) .ssh/id_ed25519 $(PROMTOOL)
@@ -69,6 +70,13 @@ test-unit: setup
 
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
+
+# every role's Molecule scenario (local nodes over SSH; make test leaves out the long ones, marked scale) and a user's
+# scenario against the installed tarball
+test-molecule: setup
+	$(PY) -m pytest -q -p no:cacheprovider -n "$${TEST_WORKERS:-2}" --dist loadfile -m "scale or not scale" -k molecule \
+	  tests/integration/test_roles_*.py \
+	  tests/integration/test_molecule_installed.py
 
 # the scale set: 8 local nodes with default forks (minutes; not in make test)
 test-scale: setup
