@@ -272,8 +272,14 @@ requirements:
 options:
   public_ip:
     description:
-      - Give every node a Standard static public IP (deleted with the node). Set C(false) for a controller inside the
-        virtual network. Unset means yes. Only for O(cloud=azure).
+      - Give every node a public address. Set C(false) for a controller inside the network (a bastion, VPN, peered
+        VPC, SSM); the nodes are then reached at their private addresses and nothing reaches them from the internet.
+      - On O(cloud=azure) a Standard static public IP per node (deleted with the node); unset means yes.
+      - On O(cloud=gcp) an ephemeral external IP (an C(ONE_TO_ONE_NAT) access config); unset means yes.
+      - On O(cloud=aws) C(AssociatePublicIpAddress) of the node's network interface; unset, the subnet's own setting
+        decides (the default VPC's subnets give one). EFA types with several network interfaces never get one, and
+        C(true) with them is an error.
+      - For O(cloud=aws), O(cloud=azure) and O(cloud=gcp).
     type: bool
   subnet_id:
     description:

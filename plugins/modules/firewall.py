@@ -17,7 +17,15 @@ description:
   - Secure by default. SSH is allowed only from O(admin_cidrs) (the whole internet only with
     O(allow_ssh_from_anywhere)). All traffic is allowed between members of the group itself (a self-reference,
     for NCCL, EFA and the rendezvous) and all outbound traffic.
-  - Rules are reconciled idempotently. Rules the collection did not ask for are kept unless O(purge=true).
+  - Rules are reconciled idempotently. The firewall says what is open, and only that is open - a rule the collection
+    made that is no longer asked for (a CIDR dropped from O(admin_cidrs)) is revoked on the next run. Rules somebody
+    else added to the cluster's firewall are kept unless O(purge=true).
+  - The union of O(admin_cidrs) is judged, not each entry - together wider than a /8 of IPv4 or a /32 of IPv6
+    addresses (C(0.0.0.0/1) + C(128.0.0.0/1) as well as C(0.0.0.0/0)) needs O(allow_ssh_from_anywhere=true).
+  - On C(gcp) the network's own rules apply to the nodes too. The module fails before changing anything when a rule
+    of the network (not the cluster's) admits the nodes from addresses outside O(admin_cidrs) - the C(default)
+    network's C(default-allow-ssh), C(default-allow-rdp), C(default-allow-icmp) and C(default-allow-internal) among
+    them - naming the rules, unless O(allow_network_rules=true).
   - The local cloud has no firewall (its nodes sit on a private podman network); asking for one there fails.
 author:
   - aiinfra platform team (@aiinfra)
@@ -46,7 +54,17 @@ options:
     type: list
     elements: str
   allow_ssh_from_anywhere:
-    description: Allow C(0.0.0.0/0) / C(::/0) in O(admin_cidrs). Leave off unless the nodes are throwaway.
+    description:
+      - Allow O(admin_cidrs) that together are wider than a /8 (IPv4) or a /32 (IPv6), such as C(0.0.0.0/0),
+        C(::/0) or C(0.0.0.0/1) with C(128.0.0.0/1). Leave off unless the nodes are throwaway.
+    type: bool
+    default: false
+  allow_network_rules:
+    description:
+      - Only for O(cloud=gcp). Accept rules of the network itself that admit the nodes from wider than O(admin_cidrs)
+        (for example the C(default) network's C(default-allow-ssh) from C(0.0.0.0/0) and C(default-allow-internal)
+        from C(10.128.0.0/9)). Unset, the module fails naming them; delete or narrow them, or use a network of your
+        own.
     type: bool
     default: false
   ssh_port:
@@ -54,7 +72,9 @@ options:
     type: int
     default: 22
   purge:
-    description: Remove rules of the firewall that are not asked for here (added by hand, or an old admin network).
+    description:
+      - Also remove rules of the cluster's firewall that the collection did not make (added by hand). The
+        collection's own rules that are no longer asked for are removed whatever this says.
     type: bool
     default: false
   labels:
@@ -141,7 +161,7 @@ added:
   elements: str
   sample: ["ingress tcp:22 from 203.0.113.0/24"]
 removed:
-  description: Rules this call removed (only with O(purge=true)), as text.
+  description: Rules this call removed (the collection's own no longer asked for; others only with O(purge=true)), as text.
   returned: when state is present
   type: list
   elements: str

@@ -138,6 +138,10 @@ def check_body(body, cls, path=""):
         if rf is None:
             errors.append("Could not find member '%s' on object of type '%s'. Path '%s'" % (key, cls.__name__, where))
             continue
+        if rf._visibility and not set(rf._visibility) & {"create", "update"}:
+            # read-only in the SDK's model (the REST spec's readOnly): the service sets it, a request does not
+            errors.append("Member '%s' of '%s' is read-only and cannot be set. Path '%s'" % (key, cls.__name__, where))
+            continue
         if value is None:
             continue
         errors.extend(_check_value(value, _describe(rf._type), where))
@@ -224,6 +228,7 @@ class ArmDouble(object):
         self.tokens = {}         # token -> (client_id, scope)
         self.calls = Counter()
         self.requests = []
+        self.bodies = []         # (key, body) of every PUT, for the tests' field tables
         self.throttled = 0
         self.lock = threading.RLock()
         self.models = _models()
@@ -274,6 +279,7 @@ class ArmDouble(object):
         with self.lock:
             self.calls.clear()
             del self.requests[:]
+            del self.bodies[:]
 
     # -- state helpers ----------------------------------------------------------------------------------
     def rg_id(self, rg):
@@ -350,6 +356,8 @@ class ArmDouble(object):
         with self.lock:
             self.calls[key] += 1
             self.requests.append((method, path))
+            if method == "PUT" and isinstance(body, dict):
+                self.bodies.append((key, copy.deepcopy(body)))
         self._authorize(headers)
         if self.throttle and not key.endswith("/operations") and self.rand.random() < self.throttle:
             with self.lock:
@@ -622,6 +630,8 @@ class ArmDouble(object):
         """Store ``res`` as Creating/Updating; the operation ends Succeeded (or Failed by injection)."""
         _props(res)["provisioningState"] = "Updating" if existing else ("Creating" if "Compute" in namespace
                                                                         else "Updating")
+        if namespace == "Microsoft.Network":
+            _network_answer(res, existing)
         self.resources[rid.lower()] = res
 
         def done():
@@ -696,8 +706,22 @@ class ArmDouble(object):
                 raise ArmError(400, "SecurityRuleConflict", "Rules with the same priority %s and direction %s."
                                % prio[::-1])
             seen.add(prio)
-            rule["id"] = "%s/securityRules/%s" % (rid, rule.get("name"))
+        # as ARM answers (azure-sdk-for-python's recorded session
+        # sdk/network/azure-mgmt-network/tests/recordings/test_mgmt_network.test_network_security_groups.yaml):
+        # every rule with id, etag, type, provisioningState and the four list members, [] when the singular one was
+        # sent; the group with etag, resourceGuid and its six defaultSecurityRules
+        etag = 'W/"%s"' % uuid.uuid4()
+        for rule in _props(res).get("securityRules") or []:
+            rule.update(id="%s/securityRules/%s" % (rid, rule.get("name")), etag=etag,
+                        type="Microsoft.Network/networkSecurityGroups/securityRules")
+            p = rule.setdefault("properties", {})
             p["provisioningState"] = "Succeeded"
+            for key in ("sourcePortRanges", "destinationPortRanges", "sourceAddressPrefixes",
+                        "destinationAddressPrefixes"):
+                p.setdefault(key, [])
+        res["etag"] = etag
+        _props(res)["resourceGuid"] = _props(existing).get("resourceGuid") if existing else str(uuid.uuid4())
+        _props(res)["defaultSecurityRules"] = _default_security_rules(rid, etag)
         if existing:
             _props(res)["networkInterfaces"] = _props(existing).get("networkInterfaces") or []
         return self._store_lro(rid, res, existing, "Microsoft.Network", "networkSecurityGroups")
@@ -965,6 +989,58 @@ class ArmDouble(object):
                 _props(pip)["ipConfiguration"] = None
                 if _props(pip).get("deleteOption") == "Delete":
                     del self.resources[pip["id"].lower()]
+
+
+def _network_answer(res, existing):
+    """What ARM adds to every Microsoft.Network resource it answers with (the recorded sessions of
+    azure-sdk-for-python's sdk/network/azure-mgmt-network/tests/recordings): an ``etag`` on the resource and on each
+    child (subnets, ipConfigurations) with its ``type``, a ``resourceGuid``; NICs answer ``primary``,
+    ``enableIPForwarding`` and each ipConfiguration's ``privateIPAddressVersion``."""
+    etag = res.get("etag") or 'W/"%s"' % uuid.uuid4()
+    res["etag"] = etag
+    props = _props(res)
+    props["resourceGuid"] = (_props(existing).get("resourceGuid") if existing else None) or str(uuid.uuid4())
+    kind = res.get("type", "")
+    children = {"Microsoft.Network/virtualNetworks": ("subnets", "Microsoft.Network/virtualNetworks/subnets"),
+                "Microsoft.Network/networkInterfaces": ("ipConfigurations",
+                                                        "Microsoft.Network/networkInterfaces/ipConfigurations")}
+    if kind in children:
+        member, child_type = children[kind]
+        for child in props.get(member) or []:
+            child.update(etag=etag, type=child_type)
+            cprops = child.setdefault("properties", {})
+            cprops.setdefault("provisioningState", "Succeeded")
+            if kind.endswith("networkInterfaces"):
+                cprops.setdefault("privateIPAddressVersion", "IPv4")
+    if kind.endswith("networkInterfaces"):
+        props.setdefault("primary", True)
+        props.setdefault("enableIPForwarding", False)
+
+
+# (name, description, source, destination, access, priority, direction) of the rules every NSG has, as recorded
+DEFAULT_SECURITY_RULES = (
+    ("AllowVnetInBound", "Allow inbound traffic from all VMs in VNET", "VirtualNetwork", "VirtualNetwork", "Allow",
+     65000, "Inbound"),
+    ("AllowAzureLoadBalancerInBound", "Allow inbound traffic from azure load balancer", "AzureLoadBalancer", "*",
+     "Allow", 65001, "Inbound"),
+    ("DenyAllInBound", "Deny all inbound traffic", "*", "*", "Deny", 65500, "Inbound"),
+    ("AllowVnetOutBound", "Allow outbound traffic from all VMs to all VMs in VNET", "VirtualNetwork",
+     "VirtualNetwork", "Allow", 65000, "Outbound"),
+    ("AllowInternetOutBound", "Allow outbound traffic from all VMs to Internet", "*", "Internet", "Allow", 65001,
+     "Outbound"),
+    ("DenyAllOutBound", "Deny all outbound traffic", "*", "*", "Deny", 65500, "Outbound"),
+)
+
+
+def _default_security_rules(rid, etag):
+    return [{"name": name, "id": "%s/defaultSecurityRules/%s" % (rid, name), "etag": etag,
+             "type": "Microsoft.Network/networkSecurityGroups/defaultSecurityRules",
+             "properties": {"provisioningState": "Succeeded", "description": text, "protocol": "*",
+                            "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": src,
+                            "destinationAddressPrefix": dst, "access": access, "priority": prio,
+                            "direction": direction, "sourcePortRanges": [], "destinationPortRanges": [],
+                            "sourceAddressPrefixes": [], "destinationAddressPrefixes": []}}
+            for name, text, src, dst, access, prio, direction in DEFAULT_SECURITY_RULES]
 
 
 def _strip(res):

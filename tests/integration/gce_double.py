@@ -82,6 +82,28 @@ def discovery_document():
         return json.load(handle)
 
 
+def default_network_rules(network):
+    """The firewall rules of a project's ``default`` network, as Compute Engine creates them with it (the VPC
+    documentation's "Pre-populated rules in the default network"): SSH, RDP and ICMP from anywhere, and everything
+    from the network's own 10.128.0.0/9, at priority 65534, on every instance."""
+    def rule(name, description, ranges, allowed):
+        return {"name": name, "description": description, "network": network, "priority": 65534,
+                "sourceRanges": ranges, "allowed": allowed, "direction": "INGRESS", "logConfig": {"enable": False},
+                "disabled": False}
+    return {
+        "default-allow-internal": rule("default-allow-internal", "Allow internal traffic on the default network",
+                                       ["10.128.0.0/9"], [{"IPProtocol": "tcp", "ports": ["0-65535"]},
+                                                          {"IPProtocol": "udp", "ports": ["0-65535"]},
+                                                          {"IPProtocol": "icmp"}]),
+        "default-allow-ssh": rule("default-allow-ssh", "Allow SSH from anywhere", ["0.0.0.0/0"],
+                                  [{"IPProtocol": "tcp", "ports": ["22"]}]),
+        "default-allow-rdp": rule("default-allow-rdp", "Allow RDP from anywhere", ["0.0.0.0/0"],
+                                  [{"IPProtocol": "tcp", "ports": ["3389"]}]),
+        "default-allow-icmp": rule("default-allow-icmp", "Allow ICMP from anywhere", ["0.0.0.0/0"],
+                                   [{"IPProtocol": "icmp"}]),
+    }
+
+
 class ApiError(Exception):
     def __init__(self, status, message, reason="invalid", extra=None):
         super(ApiError, self).__init__(message)
@@ -104,8 +126,24 @@ def not_found(kind, path):
     return ApiError(404, "The resource '%s' was not found" % path, "notFound")
 
 
+# what the discovery document's field descriptions say about a field's form
+OUTPUT_ONLY_RE = re.compile(r"^\s*(Output only\.|\[Output Only\])")
+NAMES_ONLY_RE = re.compile(r"\(names, not URLs\)|only accepts a [a-z ]+ name")
+
+
+def output_only(prop):
+    """A field the server sets: its description starts ``Output only.`` / ``[Output Only]``."""
+    return bool(OUTPUT_ONLY_RE.match(prop.get("description") or ""))
+
+
+def names_only(prop):
+    """A field that takes resource names, not URLs (``InstanceProperties.resourcePolicies``, ``.machineType``)."""
+    return bool(NAMES_ONLY_RE.search(" ".join((prop.get("description") or "").split())))
+
+
 class Validator(object):
-    """Request bodies against the discovery document's schemas (unknown fields, types, enums)."""
+    """Request bodies against the discovery document's schemas (unknown fields, types, enums), and its field
+    descriptions: an output-only field in a request, or a URL where the description asks for names, is a 400."""
 
     def __init__(self, doc):
         self.schemas = doc["schemas"]
@@ -121,7 +159,17 @@ class Validator(object):
             extra = schema.get("additionalProperties")
             for key, item in value.items():
                 if key in props:
-                    self.check(item, props[key], "%s.%s" % (where, key))
+                    field = "%s.%s" % (where, key)
+                    if output_only(props[key]):
+                        raise ApiError(400, "Invalid value for field '%s': '%s'. The field is output only and "
+                                            "cannot be set in a request." % (field, item))
+                    if names_only(props[key]):
+                        for i, name in enumerate(item if isinstance(item, list) else [item]):
+                            if isinstance(name, str) and "/" in name:
+                                at = "%s[%d]" % (field, i) if isinstance(item, list) else field
+                                raise ApiError(400, "Invalid value for field '%s': '%s'. Expected a resource name, "
+                                                    "not a URL." % (at, name))
+                    self.check(item, props[key], field)
                 elif extra is not None:
                     self.check(item, extra, "%s[%s]" % (where, key))
                 else:
@@ -197,6 +245,13 @@ class ComputeDouble(object):
         self.operations = {}
         self.request_ids = {}
         self.networks = {"default": self._network("default")}
+        # the rules Compute Engine puts on a project's default network when it makes it
+        self.network_rules = set()
+        for name, fw in default_network_rules(self._p("global", "networks", "default")).items():
+            fw.update(kind="compute#firewall", id=str(next(self.ids)), creationTimestamp=now_iso(),
+                      selfLink=self._p("global", "firewalls", name))
+            self.firewalls[name] = fw
+            self.network_rules.add(name)
         self.subnetworks = {}
         for region in sorted(set(z.rsplit("-", 1)[0] for z in ZONES)):
             self.subnetworks[(region, "default")] = self._subnetwork(region, "default")
@@ -253,7 +308,7 @@ class ComputeDouble(object):
     def resource_count(self):
         with self.lock:
             self._advance()
-            return len(self.instances) + len(self.firewalls) + len(self.policies)
+            return len(self.instances) + len(set(self.firewalls) - self.network_rules) + len(self.policies)
 
     def mutations(self, method_id=None):
         return [e for e in self.log if e["method"] != "GET" and (method_id is None or e["id"] == method_id)]
@@ -381,7 +436,8 @@ class ComputeDouble(object):
                 inst["status"] = "STAGING"
             if inst["status"] == "STAGING" and age >= self.boot_s:
                 inst["status"] = "RUNNING"
-                inst["networkInterfaces"][0]["accessConfigs"][0]["natIP"] = inst["_nat"]
+                for access in inst["networkInterfaces"][0].get("accessConfigs") or []:
+                    access["natIP"] = inst["_nat"]
 
     def release(self):
         """Let held operations go on (``hold_operations``: the operation types that stay PENDING until then)."""
@@ -637,8 +693,9 @@ class ComputeDouble(object):
                    "networkIP": "10.128.%d.%d" % (ip // 250, ip % 250 + 2), "stackType": "IPV4_ONLY"}
             out["subnetwork"] = nic.get("subnetwork") or self._p("regions", zone.rsplit("-", 1)[0], "subnetworks",
                                                                  "default")
-            out["accessConfigs"] = [dict(a, kind="compute#accessConfig") for a in nic.get("accessConfigs") or []] or [
-                {"kind": "compute#accessConfig", "type": "ONE_TO_ONE_NAT", "name": "External NAT"}]
+            # "If there are no accessConfigs specified, then this instance will have no external internet access"
+            if nic.get("accessConfigs"):
+                out["accessConfigs"] = [dict(a, kind="compute#accessConfig") for a in nic["accessConfigs"]]
             nics.append(out)
         labels = dict(props.get("labels") or {})
         inst = {
@@ -772,6 +829,9 @@ class ComputeDouble(object):
         fw["network"] = self._p("global", "networks", net)
         fw.setdefault("direction", "INGRESS")
         fw.setdefault("priority", 1000)
+        # what the service fills in on every rule (fields the collection does not send)
+        fw.setdefault("logConfig", {"enable": False})
+        fw.setdefault("disabled", False)
         if fw["direction"] == "INGRESS" and not fw.get("sourceRanges") and not fw.get("sourceTags") and not fw.get(
                 "sourceServiceAccounts"):
             fw["sourceRanges"] = ["0.0.0.0/0"]

@@ -344,6 +344,9 @@ BAD_INPUT = [
     ("bad-cidr", {"gpu_cluster_admin_cidrs": ["10.0.0.300/24"]}, True, "is not a CIDR"),
     ("cidr-host-bits", {"gpu_cluster_admin_cidrs": ["10.1.2.3/16"]}, True, "Did you mean 10.1.0.0/16"),
     ("world-open-ssh", {"gpu_cluster_admin_cidrs": ["0.0.0.0/0"]}, True, "opens SSH to the whole internet"),
+    # the union is judged: two halves are the whole internet too
+    ("world-open-union", {"gpu_cluster_admin_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]}, True,
+     "opens SSH to the whole internet (0.0.0.0/0)"),
     ("missing-credentials", {}, False, "AWS credentials are missing"),
     ("nonexistent-ami", {"gpu_cluster_image": "ami-0123456789abcdef0"}, True, "AMI ami-0123456789abcdef0 does not exist"),
     ("no-ami-matches", {"gpu_cluster_image": "no-such-image-*"}, True, "no AMI named like"),

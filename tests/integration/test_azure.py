@@ -298,13 +298,20 @@ BAD_INPUT = """
        environment: {AZURE_CLIENT_SECRET: "", AZURE_SECRET: "wrong-secret-xyz"}}
     - {name: missing subnet, aiinfra.gpu_cluster.instance: {subnet_id: "{{ subnet }}"}, register: r6,
        ignore_errors: true}
-    # not bad input: the user's own subnet (no firewall needed), where the VM's operation ends Failed
-    - {name: failed operation, aiinfra.gpu_cluster.instance: {subnet_id: "{{ byo_subnet }}", public_ip: false},
+    # the user's own subnet still needs the cluster's firewall: its NSG goes on every NIC
+    - {name: byo subnet without firewall, aiinfra.gpu_cluster.instance: {subnet_id: "{{ byo_subnet }}",
+                                                                          public_ip: false},
        register: r7, ignore_errors: true}
+    - name: The firewall
+      aiinfra.gpu_cluster.firewall: {cloud: azure, cluster: "{{ cluster }}", endpoint_url: "{{ endpoint }}",
+                                     location: eastus, admin_cidrs: [198.51.100.0/24]}
+    # not bad input: the user's own subnet, where the VM's operation ends Failed
+    - {name: failed operation, aiinfra.gpu_cluster.instance: {subnet_id: "{{ byo_subnet }}", public_ip: false},
+       register: r8, ignore_errors: true}
     - name: Report
       ansible.builtin.copy:
         dest: "{{ out }}"
-        content: "{{ [r1, r2, r3, r4, r5, r6, r7] | map(attribute='msg') | list | to_json }}"
+        content: "{{ [r1, r2, r3, r4, r5, r6, r7, r8] | map(attribute='msg') | list | to_json }}"
         mode: "0600"
 """
 
@@ -330,8 +337,10 @@ def test_bad_input_gets_a_clear_error_and_creates_nothing_and_a_failed_operation
     assert "refused the credentials" in msgs[4] and "AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_SECRET" in msgs[4]
     assert "wrong-secret-xyz" not in msgs[4]
     assert "subnet_id %s does not exist" % subnet in msgs[5]
-    assert "InternalOperationError" in msgs[6]
-    # the failed call got as far as the VMs, and removed what it made (NICs on the user's subnet, the group)
+    assert "cluster %s has no firewall" % cluster in msgs[6]
+    assert "InternalOperationError" in msgs[7]
+    # the failed call got as far as the VMs, and removed what it made (NICs on the user's subnet, the group; a failed
+    # first creation leaves the cluster as it found it, the firewall's NSG too)
     assert arm.calls["PUT Microsoft.Compute/virtualMachines"] == 2
     assert arm.calls["DELETE resourceGroups"] == 1
     assert arm.tagged(CLUSTER_TAG, cluster) == []

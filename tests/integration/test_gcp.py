@@ -60,7 +60,7 @@ def cluster():
 
 
 def provider(double, **opts):
-    options = {"credentials_file": double.sa_file, "endpoint_url": double.url,
+    options = {"credentials_file": double.sa_file, "endpoint_url": double.url, "allow_network_rules": True,
                "placements": [{"zone": "us-central1-a"}, {"zone": "us-central1-b"}]}
     options.update(opts)
     return GcpProvider(options)
@@ -92,6 +92,8 @@ def cluster_vars(double, cluster, **extra):
         "gpu_cluster_admin_cidrs": [ADMIN],
         "gpu_cluster_ssh_private_key_file": KEY,
         "gpu_cluster_wait_timeout": 60,
+        # the double's default network carries GCP's default-allow-* rules (test_firewall_truth.py: the refusal)
+        "gpu_cluster_allow_network_rules": True,
         "gpu_cluster_cloud_options": {"region": "us-central1", "endpoint_url": double.url},
         "gpu_cluster_instance_options": {"placements": [{"zone": "us-central1-a"}, {"zone": "us-central1-b"}],
                                          "root_volume_size": 200},
@@ -122,7 +124,7 @@ def test_lifecycle_create_rerun_scale_check_inventory_teardown(double, cluster):
     props = bulk["body"]["instanceProperties"]
     assert bulk["body"]["count"] == bulk["body"]["minCount"] == "3"
     assert props["scheduling"]["onHostMaintenance"] == "TERMINATE"
-    assert props["resourcePolicies"][0].endswith("/regions/us-central1/resourcePolicies/aiinfra-%s" % cluster)
+    assert props["resourcePolicies"] == ["aiinfra-%s" % cluster]  # names, not URLs
     assert props["tags"]["items"] == ["aiinfra-%s" % cluster]
     keys = dict((m["key"], m["value"]) for m in props["metadata"]["items"])
     assert keys["ssh-keys"] == "gpuadmin:%s" % PUBKEY

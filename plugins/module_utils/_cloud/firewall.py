@@ -11,8 +11,12 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base im
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module import (
     cluster_argument_spec, fail, provider_for)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.rules import (
+    OUT_RULE, SELF_IN_RULE, SELF_OUT_RULE, SSH_RULE)
 
 WORLD = ("0.0.0.0/0", "::/0")
+# the widest union of admin_cidrs that needs no opt-in: a /8 of IPv4 addresses, a /32 of IPv6 addresses
+WIDEST = {4: 8, 6: 32}
 
 
 def firewall_argument_spec():
@@ -26,6 +30,7 @@ def firewall_argument_spec():
         purge=dict(type="bool", default=False),
         labels=dict(type="dict", default={}),
         vpc_id=dict(type="str"),
+        allow_network_rules=dict(type="bool", default=False),
     )
     return spec
 
@@ -51,13 +56,30 @@ def normalise_cidrs(cidrs, allow_world=False):
         if "/" not in text:
             raise ConfigError("admin_cidrs entry %r has no prefix length" % text,
                               hint="Write %s for a single host" % net)
-        if net.prefixlen == 0 and not allow_world:
-            raise ConfigError("admin_cidrs entry %s opens SSH to the whole internet" % net,
-                              hint="List your admin networks instead, or set allow_ssh_from_anywhere: true if you "
-                                   "really mean it")
         if str(net) not in out:
             out.append(str(net))
+    if not allow_world:
+        check_union(out)
     return out
+
+
+def check_union(cidrs):
+    """Refuse admin networks that together are wider than a /8 (IPv4) or a /32 (IPv6): ``0.0.0.0/1`` +
+    ``128.0.0.0/1`` is the whole internet as surely as ``0.0.0.0/0``."""
+    for version, widest in sorted(WIDEST.items()):
+        nets = list(ipaddress.collapse_addresses(
+            n for n in (ipaddress.ip_network(c) for c in cidrs) if n.version == version))
+        total = sum(n.num_addresses for n in nets)
+        if total <= 2 ** ((32 if version == 4 else 128) - widest):
+            continue
+        union = ", ".join(str(n) for n in nets)
+        if any(n.prefixlen == 0 for n in nets):
+            what = "the whole internet (%s)" % union
+        else:
+            what = "more than a /%d of IPv%d addresses (together %s)" % (widest, version, union)
+        raise ConfigError("admin_cidrs opens SSH to %s" % what,
+                          hint="List your admin networks instead (together at most a /8 of IPv4 and a /32 of "
+                               "IPv6), or set allow_ssh_from_anywhere: true if you really mean it")
 
 
 def desired_rules(admin_cidrs, ssh_port=22):
@@ -65,10 +87,10 @@ def desired_rules(admin_cidrs, ssh_port=22):
 
     EFA needs the self-reference in both directions (its traffic is not IP, so 0.0.0.0/0 does not cover it).
     """
-    rules = [RuleSpec("ingress", "tcp", ssh_port, ssh_port, cidr, "SSH from admin_cidrs") for cidr in admin_cidrs]
-    rules.append(RuleSpec("ingress", "all", -1, -1, "self", "all traffic between cluster nodes (NCCL, EFA)"))
-    rules.append(RuleSpec("egress", "all", -1, -1, "self", "all traffic between cluster nodes (EFA)"))
-    rules.append(RuleSpec("egress", "all", -1, -1, "0.0.0.0/0", "all outbound"))
+    rules = [RuleSpec("ingress", "tcp", ssh_port, ssh_port, cidr, SSH_RULE) for cidr in admin_cidrs]
+    rules.append(RuleSpec("ingress", "all", -1, -1, "self", SELF_IN_RULE))
+    rules.append(RuleSpec("egress", "all", -1, -1, "self", SELF_OUT_RULE))
+    rules.append(RuleSpec("egress", "all", -1, -1, "0.0.0.0/0", OUT_RULE))
     return rules
 
 

@@ -9,6 +9,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.sha
     group_name, permissions_from_rules, rules_from_group, tag_list)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RuleSpec
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError, NotFoundError
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.rules import made_by_us
 
 
 class SecurityGroupFirewall(object):
@@ -65,7 +66,8 @@ class SecurityGroupFirewall(object):
                                   hint="Tear the cluster down to move it to another VPC")
             existing = rules_from_group(group)
         add = [r for r in desired if r not in existing]
-        remove = [r for r in existing if r not in desired] if purge else []
+        # the collection's own rules that are no longer asked for always go; anybody else's only with purge
+        remove = [r for r in existing if r not in desired and (purge or made_by_us(r))]
         if not check_mode:
             for direction in ("ingress", "egress"):
                 these = [r for r in add if r.direction == direction]

@@ -53,7 +53,7 @@ class AwsProvider(SecurityGroupFirewall, Provider):
     name = "aws"
     options = ("region", "endpoint_url", "access_key", "secret_key", "session_token", "profile", "image",
                "placements", "min_count", "key_name", "security_groups", "placement_group", "efa",
-               "root_volume_size", "root_volume_type", "spot", "image_owners", "vpc_id")
+               "root_volume_size", "root_volume_type", "spot", "image_owners", "vpc_id", "public_ip")
 
     def __init__(self, options=None, log=None, client=None, policy=None, sleep=time.sleep):
         super(AwsProvider, self).__init__(options, log)
@@ -223,6 +223,11 @@ class AwsProvider(SecurityGroupFirewall, Provider):
         efa = {}
         for itype in types:
             layout = efa_layout(infos[itype]) if opts.get("efa") is not False else []
+            if len(layout) > 1 and opts.get("public_ip"):
+                raise ConfigError("public_ip: true cannot be met by %s with EFA: EC2 gives instances with several "
+                                  "network interfaces no public IPv4 address" % itype,
+                                  hint="Reach the nodes from inside the VPC (public_ip: false, a bastion, VPN or SSM), "
+                                       "or set efa: false")
             if opts.get("efa") and not layout:
                 raise ConfigError("instance type %s has no EFA" % itype,
                                   hint="Set efa: false, or choose an EFA type (p4d, p5, g6e.xlarge+, trn1, ...)")
@@ -426,6 +431,11 @@ class AwsProvider(SecurityGroupFirewall, Provider):
                 {"NetworkCardIndex": card, "DeviceIndex": device, "InterfaceType": kind,
                  "SubnetId": trial["subnet_id"], "Groups": list(res["groups"]), "DeleteOnTermination": True}
                 for card, device, kind in layout]
+        elif opts.get("public_ip") is not None:
+            # public_ip set: one interface that says whether it gets a public IPv4 address (else the subnet decides)
+            request["NetworkInterfaces"] = [{"DeviceIndex": 0, "SubnetId": trial["subnet_id"],
+                                             "Groups": list(res["groups"]), "DeleteOnTermination": True,
+                                             "AssociatePublicIpAddress": bool(opts["public_ip"])}]
         else:
             request["SubnetId"] = trial["subnet_id"]
             request["SecurityGroupIds"] = list(res["groups"])

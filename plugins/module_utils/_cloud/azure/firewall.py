@@ -24,8 +24,9 @@ def _ours(rule):
 
 
 def _wire(rules):
-    return [{"name": r["name"], "properties": dict((k, v) for k, v in (r.get("properties") or {}).items()
-                                                   if k != "provisioningState")} for r in rules]
+    """Rules read back from ARM as a request sends them: without what the service sets (read-only fields)."""
+    return [{"name": r["name"], "properties": shapes.rule_request_properties(r.get("properties") or {})}
+            for r in rules]
 
 
 class AzureFirewall(object):
@@ -61,14 +62,19 @@ class AzureFirewall(object):
         primary = [n for n in nsgs if n.get("name") == name]
         primary = primary[0] if primary else None
         desired = list(dict.fromkeys(rules))
+        raw = ((primary or {}).get("properties") or {}).get("securityRules") or []
         existing = shapes.rules_from_nsg(primary) if primary else []
+        foreign = [r for r in raw if not _ours(r)]
+        foreign_specs = shapes.rules_from_nsg({"properties": {"securityRules": foreign}})
         add = [r for r in desired if r not in existing]
-        remove = [r for r in existing if r not in desired] if purge else []
-        keep = [r for r in existing if r not in desired and r not in remove]
-        wanted = shapes.nsg_rules(desired + keep)
-        if primary and not purge:
-            wanted += _wire([r for r in (primary.get("properties") or {}).get("securityRules") or []
-                             if not _ours(r)])
+        # the collection's own rules (named in-/out-) that are no longer asked for always go; others only with purge
+        remove = [r for r in shapes.rules_from_nsg({"properties": {"securityRules": [r for r in raw if _ours(r)]}})
+                  if r not in desired]
+        if purge:
+            remove += [r for r in foreign_specs if r not in desired]
+        wanted = shapes.nsg_rules(desired)
+        if not purge:
+            wanted += _wire(foreign)
         targets = [primary or {"name": name, "location": location}] + [n for n in nsgs if n.get("name") != name]
         changed = False
         group = self.group_for(cluster)

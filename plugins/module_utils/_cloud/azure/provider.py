@@ -345,13 +345,14 @@ class AzureProvider(AzureFirewall, Provider):
         images = {}
         for loc in sorted(set(t["location"] for t in usable)):
             images[loc] = self._image(image, loc)
-        nsg = None
-        if not subnet:
-            nsg = self._primary_nsg(spec.cluster, self._list(spec.cluster, NSG))
-            if nsg is None and not check_mode:
-                raise ConfigError("cluster %s has no firewall" % spec.cluster,
-                                  hint="Run aiinfra.gpu_cluster.firewall for the cluster first (SSH from "
-                                       "admin_cidrs, all traffic between the nodes)")
+        # the cluster's NSG goes on its own subnet, or on every NIC in a subnet of the user's (subnet_id): without
+        # it admin_cidrs would not be enforced, so no firewall, no nodes
+        nsg = self._primary_nsg(spec.cluster, self._list(spec.cluster, NSG))
+        if nsg is None and not check_mode:
+            raise ConfigError("cluster %s has no firewall" % spec.cluster,
+                              hint="Run aiinfra.gpu_cluster.firewall for the cluster first (SSH from "
+                                   "admin_cidrs, all traffic between the nodes); with subnet_id its NSG goes on "
+                                   "every node's network interface")
         if not self._own_group(spec.cluster) and self._group_exists(spec.cluster) is None:
             raise ConfigError("resource group %s does not exist" % self.group_for(spec.cluster),
                               hint="Create it, or leave resource_group unset for one of the cluster's own")
@@ -516,8 +517,8 @@ class AzureProvider(AzureFirewall, Provider):
         """(subnet id, NSG id) for nodes in ``loc``: the user's subnet, or the cluster's VNet there with the
         firewall's NSG on its subnet (copied from the firewall's location when the cluster fails over)."""
         if res["subnet"]:
-            nsg = res.get("nsg")
-            return res["subnet"]["id"], nsg["id"] if nsg and nsg.get("location") == loc else None
+            # the user's subnet: the cluster's NSG (copied to the subnet's location if need be) on every NIC
+            return res["subnet"]["id"], self._nsg_in(spec.cluster, loc, res.get("nsg"), timeout)
         network = self.clients()[2]
         group = self.group_for(spec.cluster)
         nsg_id = self._nsg_in(spec.cluster, loc, res.get("nsg"), timeout)

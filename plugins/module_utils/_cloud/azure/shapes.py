@@ -368,12 +368,30 @@ def rules_from_nsg(nsg):
     return out
 
 
+# what ARM sets on a security rule (read-only in the SDK's SecurityRulePropertiesFormat ``_validation``)
+RULE_READ_ONLY = ("provisioningState",)
+# list members ARM answers with ``[]`` when the singular member is used (and the singular ones it leaves out when
+# the list is used): empty lists and absent members are the same rule
+RULE_LISTS = ("sourceAddressPrefixes", "destinationAddressPrefixes", "sourcePortRanges", "destinationPortRanges",
+              "sourceApplicationSecurityGroups", "destinationApplicationSecurityGroups")
+
+
+def rule_request_properties(props):
+    """A security rule's properties as a request would carry them: no read-only members, no empty lists."""
+    return dict((k, v) for k, v in (props or {}).items()
+                if k not in RULE_READ_ONLY and not (k in RULE_LISTS and not v) and v is not None)
+
+
 def same_rules(nsg, wanted):
-    """Whether the NSG's security rules are exactly ``wanted`` (a list of rule dicts), ignoring ids and states."""
+    """Whether the NSG's security rules are exactly ``wanted`` (rule dicts as sent), judging only the members a
+    request sets: ARM's answers add ``id``, ``etag``, ``type``, ``provisioningState`` and empty lists
+    (``sourceAddressPrefixes: []``, ...), which are no difference."""
     def norm(rules):
         out = []
         for rule in rules or []:
-            p = dict((k, v) for k, v in (rule.get("properties") or {}).items() if k != "provisioningState")
-            out.append((rule.get("name"), sorted(p.items())))
+            props = rule_request_properties(rule.get("properties"))
+            if props.get("description") == "":
+                props.pop("description")
+            out.append((rule.get("name"), sorted((k, repr(v)) for k, v in props.items())))
         return sorted(out, key=repr)
     return norm((nsg.get("properties") or {}).get("securityRules")) == norm(wanted)

@@ -12,11 +12,56 @@ marker in their description.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError, NotFoundError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.shapes import (
-    MARKER, firewall_bodies, firewall_name_re, is_implied, network_tag, rules_from_firewall)
+    MARKER, firewall_bodies, firewall_name_re, is_implied, last, network_tag, rules_from_firewall)
+
+
+def _covered(ranges, admin):
+    """Whether every CIDR of ``ranges`` lies inside one of the ``admin`` networks."""
+    nets = [ipaddress.ip_network(a) for a in admin]
+    for text in ranges:
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            return False
+        if not any(net.version == a.version and net.subnet_of(a) for a in nets):
+            return False
+    return True
+
+
+def _ports(fw):
+    out = []
+    for allowed in fw.get("allowed") or []:
+        proto = allowed.get("IPProtocol", "all")
+        ports = allowed.get("ports") or []
+        out.extend("%s:%s" % (proto, p) for p in ports) if ports else out.append(proto)
+    return ",".join(out) or "nothing"
+
+
+def wider_rules(firewalls, network, cluster, admin):
+    """The rules of ``network`` not made for the cluster that admit its nodes from addresses outside ``admin``:
+    enabled INGRESS allow rules targeting every instance or the cluster's tag, with a sourceRange the admin networks
+    do not cover (``default-allow-ssh``, ``default-allow-internal`` of the ``default`` network, ...)."""
+    tag = network_tag(cluster)
+    found = []
+    for fw in firewalls:
+        if last(fw.get("network")) != network or fw.get("disabled"):
+            continue
+        if (fw.get("direction") or "INGRESS") != "INGRESS" or not fw.get("allowed"):
+            continue
+        if (fw.get("description") or "").startswith(MARKER % cluster + ":"):
+            continue
+        targets = fw.get("targetTags") or []
+        if fw.get("targetServiceAccounts") or (targets and tag not in targets):
+            continue
+        ranges = fw.get("sourceRanges") or []
+        if ranges and not _covered(ranges, admin):
+            found.append("%s (%s -> %s)" % (fw.get("name"), ", ".join(ranges), _ports(fw)))
+    return found
 
 
 class GcpFirewall(object):
@@ -24,12 +69,29 @@ class GcpFirewall(object):
 
     clock = staticmethod(time.monotonic)
 
-    def _firewalls(self, cluster):
+    def _firewalls(self, cluster, found=None):
         pattern = firewall_name_re(cluster)
-        found = self.api.items(self.api.path("global", "firewalls"),
-                               params={"filter": "name eq aiinfra-%s-.*" % cluster})
+        if found is None:
+            found = self.api.items(self.api.path("global", "firewalls"),
+                                   params={"filter": "name eq aiinfra-%s-.*" % cluster})
         return [fw for fw in found if pattern.match(fw.get("name", ""))
                 and (fw.get("description") or "").startswith(MARKER % cluster + ":")]
+
+    def _check_network_rules(self, cluster, everything, desired):
+        """Fail, before anything changes, when the network's own rules admit the nodes from wider than
+        admin_cidrs (unless allow_network_rules)."""
+        if self.opts.get("allow_network_rules"):
+            return
+        network = last(self.opts.get("network") or "default")
+        admin = [r.source for r in desired if r.direction == "ingress" and r.source not in ("self",)
+                 and "/" in r.source]
+        wider = wider_rules(everything, network, cluster, admin)
+        if wider:
+            raise ConfigError(
+                "network %s has firewall rules that admit the cluster's nodes from wider than admin_cidrs: %s"
+                % (network, "; ".join(wider)),
+                hint="Delete or narrow them (gcloud compute firewall-rules delete NAME), give the cluster a network "
+                     "of its own (network), or set allow_network_rules: true to accept them")
 
     def _fw_call(self, method, name, body=None):
         """One change of a rule. No requestId: names make these idempotent (a repeated insert is 409, a repeated
@@ -50,9 +112,12 @@ class GcpFirewall(object):
 
     def ensure_firewall(self, cluster, rules, purge=False, check_mode=False, labels=None, timeout=600):
         deadline = self.clock() + timeout
-        current = dict((fw["name"], fw) for fw in self._firewalls(cluster))
+        # one read of the project's rules: the cluster's own, and the network's that apply to the nodes
+        everything = self.api.items(self.api.path("global", "firewalls"))
+        current = dict((fw["name"], fw) for fw in self._firewalls(cluster, everything))
         existing = [r for fw in current.values() for r in rules_from_firewall(fw, cluster)]
         desired = list(dict.fromkeys(rules))
+        self._check_network_rules(cluster, everything, desired)
         implied = [r for r in desired if is_implied(r)]
         bodies = firewall_bodies(cluster, desired, "")
         # the network is looked up (and must exist) only when a rule is to be made
@@ -60,7 +125,8 @@ class GcpFirewall(object):
         for body in bodies.values():
             body["network"] = network
         add = [r for r in desired if r not in existing and r not in implied]
-        remove = [r for r in existing if r not in desired] if purge else []
+        # every rule of the cluster's own firewall rules is the collection's: what is no longer asked for goes
+        remove = [r for r in existing if r not in desired]
         ops = []
         for name, body in sorted(bodies.items()):
             have = current.get(name)
@@ -69,8 +135,6 @@ class GcpFirewall(object):
                     ops.append(self._fw_call("POST", name, body))
                 continue
             ranges = list(body.get("sourceRanges") or [])
-            if not purge:
-                ranges += [r for r in have.get("sourceRanges") or [] if r not in ranges]
             patch = {}
             if body.get("sourceRanges") is not None and sorted(ranges) != sorted(have.get("sourceRanges") or []):
                 patch["sourceRanges"] = ranges
@@ -80,7 +144,7 @@ class GcpFirewall(object):
                 patch.update(allowed=body["allowed"], targetTags=body["targetTags"])
             if patch and not check_mode:
                 ops.append(self._fw_call("PATCH", name, patch))
-        if purge and not check_mode:
+        if not check_mode:
             for name in sorted(set(current) - set(bodies)):
                 ops.append(self._fw_call("DELETE", name))
         self.api.wait_all(ops, deadline, {"what": "firewall rules of %s" % cluster})

@@ -35,7 +35,7 @@ class GcpProvider(GcpFirewall, Provider):
 
     name = "gcp"
     options = ("project", "credentials_file", "endpoint_url", "region", "image", "placements", "min_count", "spot",
-               "root_volume_size", "network", "subnetwork", "accelerators")
+               "root_volume_size", "network", "subnetwork", "accelerators", "public_ip", "allow_network_rules")
 
     def __init__(self, options=None, log=None, api=None, sleep=time.sleep, clock=time.monotonic):
         super(GcpProvider, self).__init__(options, log)
@@ -168,6 +168,7 @@ class GcpProvider(GcpFirewall, Provider):
             "network": network, "subnetworks": subnetworks, "accelerators": accelerators,
             "spot": bool(opts.get("spot")), "root_volume_size": opts.get("root_volume_size"),
             "compact": supports_compact(spec.instance_type),
+            "public_ip": opts.get("public_ip") is not False,
         }
 
     def _zone_exists(self, zone):
@@ -299,7 +300,8 @@ class GcpProvider(GcpFirewall, Provider):
         except ConfigError as exc:
             if exc.code != "alreadyExists":
                 raise
-        return "%s/%s" % (path, name)
+        # InstanceProperties.resourcePolicies takes names, not URLs (the discovery document)
+        return name
 
     def start_nodes(self, cluster, nodes, timeout=600):
         deadline = self.clock() + timeout

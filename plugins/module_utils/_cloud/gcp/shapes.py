@@ -134,7 +134,9 @@ def bulk_insert_body(spec, ranks, zone, res, minimum, policy=None):
     disk = {"sourceImage": res["image"], "labels": dict(labels)}
     if res.get("root_volume_size"):
         disk["diskSizeGb"] = str(res["root_volume_size"])
-    nic = {"network": res["network"], "accessConfigs": [{"type": "ONE_TO_ONE_NAT", "name": "External NAT"}]}
+    nic = {"network": res["network"]}
+    if res.get("public_ip", True):
+        nic["accessConfigs"] = [{"type": "ONE_TO_ONE_NAT", "name": "External NAT"}]
     subnet = (res.get("subnetworks") or {}).get(zone_region(zone))
     if subnet:
         nic["subnetwork"] = subnet
@@ -159,7 +161,8 @@ def bulk_insert_body(spec, ranks, zone, res, minimum, policy=None):
         props["guestAccelerators"] = [{"acceleratorType": a["type"], "acceleratorCount": int(a["count"])}
                                       for a in res["accelerators"]]
     if policy:
-        props["resourcePolicies"] = [policy]
+        # "Resource policies (names, not URLs) applied to instances created from these properties"
+        props["resourcePolicies"] = [last(policy)]
     return {
         "count": str(len(ranks)),
         "minCount": str(minimum),

@@ -46,7 +46,7 @@ def test_bulk_insert_names_ranks_and_sets_terminate_for_gpus():
     assert props["tags"]["items"] == ["aiinfra-c1"]
     assert props["metadata"]["items"][0] == {"key": "ssh-keys", "value": "gpuadmin:" + KEY}
     assert props["disks"][0]["initializeParams"]["diskSizeGb"] == "200"
-    assert props["resourcePolicies"] == ["projects/p/regions/r/resourcePolicies/x"]
+    assert props["resourcePolicies"] == ["x"]  # names, not URLs (the discovery document)
 
 
 def test_bulk_insert_without_gpus_has_no_scheduling_and_spot_is_deleted_on_preemption():
