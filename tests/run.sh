@@ -23,5 +23,15 @@ step "integration tests (local nodes, moto, API doubles)"
 # Each test makes its own cluster (unique name) and removes it, pass or fail.
 $PY -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile tests/integration || status=1
 
+step "lowest ansible-core claimed (.venv-lowest): unit tests + one local train"
+# make setup-lowest builds it (requirements-lowest.txt); the integration part is 2 nodes and one train
+LOW=.venv-lowest/bin/python
+if [ -x "$LOW" ]; then
+  $LOW -m pytest -q -p no:cacheprovider tests/unit || status=1
+  $LOW -m pytest -q -p no:cacheprovider -m lowest tests/integration/test_lowest_core.py || status=1
+else
+  echo "missing $LOW: run make setup-lowest"; status=1
+fi
+
 step "done in $(( $(date +%s) - started ))s"
 exit $status

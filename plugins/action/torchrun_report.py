@@ -22,6 +22,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import 
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.recovery import attempt_record, attempts_text, timeline
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import checkpoints as ckpt
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import parse_log
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.publish import publish_run_dir, report_destination
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.report import (
     failure_message, plot_loss, summarize, summary_text)
 
@@ -46,6 +47,8 @@ ARGUMENT_SPEC = dict(
     max_recoveries=dict(type="int"),
     checkpoints=dict(type="dict"),
     outputs=dict(type="dict", default={}),
+    report_uri=dict(type="str", default=""),
+    storage_options=dict(type="dict", default={}, no_log=True),
 )
 
 
@@ -129,17 +132,34 @@ class ActionModule(ActionBase):
         if summary.get("cost"):
             text += "\n  cost of the run: %s; of the cluster so far: %s" % (
                 summary["cost"]["run"]["text"], summary["cost"]["cluster"]["text"])
+        report_uri = (args["report_uri"] or "").strip()
+        if report_uri:  # the run directory outlives the controller (an AWX job's execution environment)
+            summary["report_uri"] = report_destination(report_uri, args["run_id"])
+            text += "\n  report: %s" % summary["report_uri"]
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "summary.json"), "w") as handle:
             json.dump(summary, handle, indent=2, sort_keys=False)
         with open(os.path.join(run_dir, "summary.txt"), "w") as handle:
             handle.write(text + "\n")
-        if args["show"]:
+        published = None
+        if report_uri:
+            published = publish_run_dir(run_dir, report_uri, args["run_id"], args["storage_options"])
+            if published["error"]:
+                text += " - NOT uploaded: %s" % published["error"]
+            else:
+                text += " (%d files)" % published["files"]
+        if args["show"] or summary["status"] != "succeeded":  # a failed run's report is shown where it fails
             display.display(text)
-        result.update(changed=False, summary=summary, summary_text=text, run_dir=run_dir,
-                      summary_path=os.path.join(run_dir, "summary.json"))
+        result.update(changed=bool(published and published["files"] and not published["error"]), summary=summary,
+                      summary_text=text, run_dir=run_dir, summary_path=os.path.join(run_dir, "summary.json"),
+                      report_uri=summary.get("report_uri", ""))
+        if published is not None:
+            result["report_upload"] = published
         if summary["status"] != "succeeded":
             result.update(failed=True, msg=failure_message(summary, args["unstopped"]))
+        elif published is not None and published["error"]:
+            result.update(failed=True, msg="run %s succeeded, but its run directory could not be uploaded to %s: %s"
+                          % (args["run_id"], published["uri"], published["error"]))
         else:
             result["msg"] = text
         return result

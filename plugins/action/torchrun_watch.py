@@ -16,7 +16,8 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.poll import Poller, host_connection
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.core_compat import host_connection, require_known
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.poll import Poller
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.verdict import decide
 
 display = Display()
@@ -84,6 +85,7 @@ class ActionModule(ActionBase):
         if not hosts:
             raise AnsibleError("torchrun_watch: no hosts to watch")
         interval = max(0.2, args["interval"])
+        require_known("torchrun_watch")  # an unknown ansible-core fails here, never as every node lost
         # a poll may be slow (a loaded node, a network blip): only node_timeout without an answer loses a node
         poller = Poller(hosts, lambda host: host_connection(self, host, task_vars), args["base_dir"], args["run_id"],
                         probe=args["probe"], timeout=int(args["timeout"]))

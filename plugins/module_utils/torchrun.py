@@ -15,6 +15,7 @@ Controller-only code (plan, poll, log parsing, verdict, report) lives in ``plugi
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shlex
@@ -28,7 +29,15 @@ STORAGE_ENV_DIR = "/etc/aiinfra/torchrun"
 ACTIVE_STATES = ("active", "activating", "deactivating", "reloading")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+JOB_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# a POSIX login name as useradd takes it
+USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,30}[$]?")
 DEFAULT_BASE_DIR = "/var/lib/aiinfra/torchrun"
+# the system users the torchrun role makes: the job's (no sudo, no login shell) and the checkpoint uploader's
+JOB_USER = "aiinfra-job"
+UPLOADER_USER = "aiinfra-ckpt"
+# torchrun_env names that look like secrets: those go in torchrun_secret_env (a root-only environment file)
+SECRET_NAME_PATTERNS = ("*TOKEN*", "*SECRET*", "*PASSWORD*", "*_KEY")
 
 
 class SpecError(ValueError):
@@ -36,10 +45,48 @@ class SpecError(ValueError):
 
 
 def validate_run_id(run_id):
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+    if not isinstance(run_id, str) or not RUN_ID_RE.fullmatch(run_id):
         raise SpecError("run id %r: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
                         % (run_id,))
     return run_id
+
+
+def validate_job_name(name):
+    if not isinstance(name, str) or not JOB_NAME_RE.fullmatch(name):
+        raise SpecError("job name %r: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+                        % (name,))
+    return name
+
+
+def validate_user(user):
+    if not isinstance(user, str) or not USER_RE.fullmatch(user):
+        raise SpecError("user %r is not a valid user name (lowercase letters, digits, '_' and '-', at most 32)"
+                        % (user,))
+    return user
+
+
+def secret_looking(name):
+    """Whether an environment variable name looks like it holds a secret (*TOKEN*, *SECRET*, *PASSWORD*, *_KEY)."""
+    return any(fnmatch.fnmatchcase(str(name).upper(), pattern) for pattern in SECRET_NAME_PATTERNS)
+
+
+def env_file_text(env, docker=False):
+    """An environment file: systemd's EnvironmentFile format (double quotes, backslash escapes), or Docker's
+    ``--env-file`` format (``K=V``, taken literally). A value with a newline or NUL fits neither and is refused."""
+    lines = []
+    for key in sorted(env):
+        value = str(env[key])
+        if not ENV_NAME_RE.fullmatch(str(key)):
+            raise SpecError("torchrun_secret_env: %r is not a valid environment variable name" % (key,))
+        if "\n" in value or "\0" in value or "\r" in value:
+            raise SpecError("torchrun_secret_env: the value of %s holds a line break or NUL, which no environment "
+                            "file can carry" % key)
+        if docker:
+            lines.append("%s=%s" % (key, value))
+        else:
+            escaped = "".join("\\" + c if c in '\\"$`' else c for c in value)
+            lines.append('%s="%s"' % (key, escaped))
+    return "".join(line + "\n" for line in lines)
 
 
 def unit_name(run_id):
@@ -88,9 +135,32 @@ class RunDir(object):
         return os.path.join(self.path, "poststop.sh")
 
     @property
+    def secret_env(self):
+        """torchrun_secret_env: root's only (0600); systemd (or docker's --env-file) reads it for the job."""
+        return os.path.join(self.path, "job.env")
+
+    @property
+    def uploader_dir(self):
+        """The checkpoint uploader's own directory (its user's): its report and its push manifest."""
+        return os.path.join(self.path, "uploader")
+
+    @property
     def checkpoints(self):
         """The checkpoint uploader's report (uploaded files, bytes, errors; ``final`` after its last push)."""
-        return os.path.join(self.path, "checkpoints.json")
+        return os.path.join(self.uploader_dir, "checkpoints.json")
+
+    @property
+    def push_manifest(self):
+        """What the uploader stored (it starts from what the restore brought: those are not pushed back)."""
+        return os.path.join(self.uploader_dir, "push-manifest.json")
+
+    def root_files(self):
+        """Everything root writes or runs in the run directory (none of it the job's)."""
+        return [self.log, self.exit, self.meta, self.launch, self.poststop, self.secret_env]
+
+    def job_dirs(self):
+        """The run's directories the job writes (its own): the per-rank logs and its outputs."""
+        return [self.ranks, self.outputs]
 
     @property
     def checkpoints_log(self):
@@ -153,7 +223,7 @@ def resolve_nproc(nproc_per_node, gpu_count, cpu_nproc_per_node):
 def _check_env(env):
     out = {}
     for key, value in (env or {}).items():
-        if not ENV_NAME_RE.match(str(key)):
+        if not ENV_NAME_RE.fullmatch(str(key)):
             raise SpecError("torchrun_env: %r is not a valid environment variable name" % (key,))
         if value is None:
             continue
@@ -176,6 +246,8 @@ def job_env(spec, ifname):
     if ifname:
         env["NCCL_SOCKET_IFNAME"] = ifname
         env["GLOO_SOCKET_IFNAME"] = ifname
+    if spec.get("docker") and spec.get("uid") is not None:
+        env["HOME"] = spec["workdir"]  # the job's uid has no home in the image
     if spec.get("nccl_debug"):
         env["NCCL_DEBUG"] = spec["nccl_debug"]
     if int(spec.get("max_restarts") or 0) > 0:
@@ -222,20 +294,22 @@ def torchrun_argv(spec, nproc):
 
 
 def docker_argv(spec, env, inner, gpu_count):
-    """Wrap ``inner`` (a torchrun argv) in ``docker run``: host network and IPC, GPUs, mounts, the job's env."""
+    """Wrap ``inner`` (a torchrun argv) in ``docker run``: host network and IPC, GPUs, the job's directories (only
+    those it may write, plus the user's own mounts), its user (``--user UID:GID``), its env (secrets through
+    ``--env-file``, never on the command line)."""
     docker = spec.get("docker") or {}
     gpus = docker.get("gpus") or "auto"
     argv = ["docker", "run", "--rm", "--name", docker["name"], "--network", "host", "--ipc", "host",
             "--init", "--label", "aiinfra-torchrun-run=%s" % spec["run_id"]]
+    if spec.get("uid") is not None:
+        argv += ["--user", "%d:%d" % (int(spec["uid"]), int(spec.get("gid", spec["uid"])))]
     if gpus == "auto":
         gpus = "all" if gpu_count > 0 else ""
     if gpus and gpus != "none":
         argv += ["--gpus", gpus]
     for item in spec.get("rank_hosts") or []:
         argv += ["--add-host", "%s:%s" % (item.get("rank_host") or item["name"], item["address"])]
-    mounts = ["%s:%s" % (spec["workdir"], spec["workdir"])]
-    if spec.get("node_run_dir"):
-        mounts.append("%s:%s" % (spec["node_run_dir"], spec["node_run_dir"]))
+    mounts = ["%s:%s" % (path, path) for path in job_dirs(spec)]
     for mount in docker.get("mounts") or []:
         if ":" not in str(mount):
             raise SpecError("torchrun_docker_mounts: %r is not SRC:DEST[:OPTIONS]" % (mount,))
@@ -245,9 +319,24 @@ def docker_argv(spec, env, inner, gpu_count):
     argv += ["-w", spec["workdir"]]
     for key in sorted(env):
         argv += ["-e", "%s=%s" % (key, env[key])]
+    if spec.get("secret_env_file"):
+        argv += ["--env-file", spec["secret_env_file"]]
     argv += [str(a) for a in (docker.get("args") or [])]
     argv.append(docker["image"])
     return argv + inner
+
+
+def job_dirs(spec):
+    """The directories the job owns and writes: its working directory, its checkpoints (when not inside it), its
+    per-rank logs and its outputs. Nothing else of the node is the job's."""
+    out = []
+    for path in (spec.get("workdir"), spec.get("checkpoint_dir"), spec.get("log_dir"), spec.get("output_dir")):
+        if not path:
+            continue
+        path = os.path.normpath(path)
+        if not any(path == d or path.startswith(d.rstrip("/") + "/") for d in out):
+            out.append(path)
+    return out
 
 
 def build_command(spec, gpu_count=0, ifname=""):
@@ -274,30 +363,44 @@ def build_command(spec, gpu_count=0, ifname=""):
 
 
 def launch_script(spec, built):
-    """The shell script a node's systemd unit runs: cd, export, exec (so torchrun is the unit's main process)."""
+    """The shell script a node's systemd unit runs, as root (it is root's, mode 0700, in root's run directory): cd,
+    export, then exec torchrun as the job's user (``setpriv``: its uid, gid and groups, no new privileges, so no
+    sudo) or, in Docker mode, ``docker run --user``. The secret environment is not in it: systemd (or docker's
+    ``--env-file``) reads it from a root-only file."""
     lines = ["#!/bin/sh",
              "# aiinfra.gpu_cluster torchrun: job %s, run %s, node rank %s (generated; edits are overwritten)"
              % (spec.get("job_name") or "-", spec["run_id"], spec["node_rank"]),
              "cd %s || exit 1" % shlex.quote(spec["workdir"])]
-    for key, value in sorted(built["env"].items()):
+    if spec.get("docker"):
+        lines.append("exec " + " ".join(shlex.quote(a) for a in built["argv"]))
+        return "\n".join(lines) + "\n"
+    env = dict(built["env"])
+    drop = []
+    if spec.get("user"):
+        env = dict({"HOME": spec.get("home") or spec["workdir"], "USER": spec["user"], "LOGNAME": spec["user"]}, **env)
+        drop = ["setpriv", "--reuid", spec["user"], "--regid", str(spec.get("gid", spec["user"])), "--init-groups",
+                "--no-new-privs", "--"]
+    for key, value in sorted(env.items()):
         lines.append("export %s=%s" % (key, shlex.quote(value)))
-    lines.append("exec " + " ".join(shlex.quote(a) for a in built["argv"]))
+    lines.append("exec " + " ".join(shlex.quote(a) for a in drop + built["argv"]))
     return "\n".join(lines) + "\n"
 
 
 def uploader_argv(spec, run):
     """systemd-run for the checkpoint uploader of a run (``spec["checkpoint"]``): its own unit beside torchrun's,
     bound to it (it stops when the job's unit ends or is stopped, and is ordered before it, so its last push starts
-    once the job is gone), running as the job's user, credentials from the root-only EnvironmentFile (never on a
-    command line: boto3 reads them from its environment), ``python -m aiinfra_storage watch`` of the storage client
-    (the dataset role's client.yml). Its status file (``checkpoints.json``) holds what it uploaded, ``final`` once its
-    last push is done."""
+    once the job is gone), running as a system user of its own (``uploader_user``: not the job's, so the job cannot
+    read its environment), credentials from the root-only EnvironmentFile (never on a command line: the client
+    reads them from its environment), ``python -m aiinfra_storage watch`` of the storage client (the dataset
+    role's client.yml). Its push manifest starts from what the restore brought (``--baseline``: what it pulled is
+    not pushed back). Its status file (``checkpoints.json``) holds what it uploaded, ``final`` once its last push
+    is done."""
     ckpt = spec["checkpoint"]
     job_unit = unit_name(spec["run_id"])
     what = "aiinfra.gpu_cluster checkpoint uploader of job %s run %s" % (spec["job_name"], spec["run_id"])
     return ["systemd-run", "--unit", uploader_unit(spec["run_id"]), "--collect", "--quiet", "--description", what,
             "-p", "BindsTo=%s" % job_unit, "-p", "Before=%s" % job_unit,
-            "-p", "User=%s" % spec["user"],
+            "-p", "User=%s" % (ckpt.get("user") or UPLOADER_USER),
             "-p", "EnvironmentFile=-%s" % ckpt["env_file"],
             "-p", "Environment=PYTHONPATH=%s PYTHONUNBUFFERED=1" % ckpt["client_dir"],
             "-p", "KillMode=mixed",
@@ -306,7 +409,8 @@ def uploader_argv(spec, run):
             "-p", "StandardError=append:%s" % run.checkpoints_log,
             ckpt["python"], "-m", "aiinfra_storage", "watch", ckpt["dir"], ckpt["uri"],
             "--stable-seconds", str(int(ckpt.get("stable_seconds") or 5)),
-            "--interval", str(int(ckpt.get("interval") or 5)), "--status-file", run.checkpoints]
+            "--interval", str(int(ckpt.get("interval") or 5)), "--status-file", run.checkpoints,
+            "--manifest", run.push_manifest, "--baseline", os.path.join(ckpt["dir"], ".aiinfra-manifest.json")]
 
 
 def poststop_script(spec, exit_path):

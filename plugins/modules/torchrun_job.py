@@ -58,6 +58,14 @@ options:
   rdzv_id:
     description: The rendezvous id (fresh for every launch); defaults to O(run_id).
     type: str
+  secret_env:
+    description:
+      - Environment for the job that must not be seen (tokens, passwords, keys). It reaches the job only through a
+        root-only file (mode 0600) in the run directory, read by systemd (or by C(docker run --env-file)), never
+        on a command line, in the launch script, in a result or in a file anyone but root can read.
+      - The names only are in the spec (C(secret_env_names)).
+    type: dict
+    default: {}
   script_content:
     description:
       - The script's content (read on the controller). When given, the spec's C(script) is written with it (owned by
@@ -80,6 +88,12 @@ options:
     default: /etc/hosts
 notes:
   - Needs systemd (C(systemd-run)) and root (use C(become)).
+  - The privilege boundary. The run directory and everything root writes or runs there (C(launch.sh) and
+    C(poststop.sh), mode 0700; C(exit.json), C(meta.json), the secret environment file, 0600) are root's; the job's
+    user owns only its working directory, its checkpoints, its outputs and its per-rank logs. The unit runs the
+    launch script as root, which drops to the job's user (C(setpriv), no new privileges, so no sudo) or, in Docker
+    mode, runs the container as that user's uid with only the job's own directories mounted. Every operation of
+    root on a path under a directory the job can write opens it without following a symbolic link.
 seealso:
   - module: aiinfra.gpu_cluster.torchrun_watch
   - plugin: aiinfra.gpu_cluster.torchrun_plan
@@ -195,9 +209,10 @@ import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils import nofollow  # noqa: E402
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (  # noqa: E402
-    ACTIVE_STATES, UNIT_PREFIX, RunDir, SpecError, build_command, launch_script, poststop_script, uploader_argv,
-    uploader_unit, with_hosts_block)
+    ACTIVE_STATES, UNIT_PREFIX, UPLOADER_USER, RunDir, SpecError, build_command, env_file_text, launch_script,
+    poststop_script, uploader_argv, uploader_unit, validate_job_name, validate_user, with_hosts_block)
 
 # what a launch spec must hold (the torchrun_plan filter builds it)
 SPEC_REQUIRED = ("job_name", "workdir", "nnodes", "node_rank", "rdzv_host", "rdzv_port", "user", "timeout",
@@ -252,39 +267,27 @@ def find_ifname(module, address):
     return ""
 
 
-def make_dir(path, owner):
-    if not os.path.isdir(path):
-        os.makedirs(path)
-    os.chown(path, owner.pw_uid, owner.pw_gid)
-
-
-def write(path, text, mode=0o644):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, mode)
-    os.rename(tmp, path)
-
-
 def sync_script(module, path, content, owner):
-    """Write the script when its content differs; True when it did (or would, in check mode)."""
+    """Write the script when its content differs; True when it did (or would, in check mode). The working directory
+    is the job's: the script is read and written there without following a link (see module_utils/nofollow)."""
     data = content.encode("utf-8")
-    try:
-        with open(path, "rb") as handle:
-            if hashlib.sha256(handle.read()).digest() == hashlib.sha256(data).digest():
-                return False
-    except (IOError, OSError):
-        pass
+    current = nofollow.read_file(path)
+    if current is not None and hashlib.sha256(current).digest() == hashlib.sha256(data).digest():
+        return False
     if module.check_mode:
         return True
-    make_dir(os.path.dirname(path), owner)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.chown(tmp, owner.pw_uid, owner.pw_gid)
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
+    nofollow.make_dir(os.path.dirname(path), owner)
+    nofollow.write_file(path, data, 0o644, owner)
     return True
+
+
+def can_sudo(module, user):
+    """Whether ``user`` may run anything with sudo on this node (``sudo -l -U``, as root)."""
+    sudo = module.get_bin_path("sudo")
+    if not sudo or user == "root":
+        return user == "root"
+    rc, out, err = module.run_command([sudo, "-n", "-l", "-U", user])
+    return rc == 0 and "may run the following" in out and "not allowed" not in out
 
 
 def name_nodes(module, path, rank_hosts):
@@ -303,15 +306,6 @@ def name_nodes(module, path, rank_hosts):
             handle.write(wanted)
             handle.truncate()
     return True
-
-
-def own_tree(path, owner):
-    """Everything under ``path`` owned by the job's user (restored checkpoints arrive as root): the job rotates them."""
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            item = os.path.join(root, name)
-            if os.lstat(item).st_uid != owner.pw_uid:
-                os.lchown(item, owner.pw_uid, owner.pw_gid)
 
 
 def start_uploader(module, spec, run, result):
@@ -338,12 +332,12 @@ def stop_uploader(module, run_id):
 
 
 def rotate_log(path):
-    if not os.path.exists(path):
+    if not nofollow.exists(path):
         return
     n = 1
-    while os.path.exists("%s.%d" % (path, n)):
+    while nofollow.exists("%s.%d" % (path, n)):
         n += 1
-    os.rename(path, "%s.%d" % (path, n))
+    nofollow.rename(path, "%s.%d" % (path, n))
 
 
 def leftover_pids(run_id):
@@ -412,6 +406,14 @@ def node_spec(module, params, run):
     if missing:
         module.fail_json(msg="spec lacks %s: build it with the aiinfra.gpu_cluster.torchrun_plan filter"
                              % ", ".join(missing))
+    try:
+        validate_job_name(spec["job_name"])
+        validate_user(spec["user"])
+        for key in ("workdir", "checkpoint_dir"):
+            if spec.get(key) and (not os.path.isabs(spec[key]) or "\n" in spec[key]):
+                raise SpecError("%s %r must be an absolute path" % (key, spec[key]))
+    except SpecError as exc:
+        module.fail_json(msg=str(exc))
     spec.update(run_id=params["run_id"], rdzv_id=params["rdzv_id"] or params["run_id"], node_run_dir=run.path,
                 log_dir=run.ranks, output_dir=run.outputs)
     if spec.get("docker"):
@@ -424,8 +426,19 @@ def start(module, params, run):
     spec = node_spec(module, params, run)
     try:
         owner = pwd.getpwnam(spec["user"])
+        spec.update(uid=owner.pw_uid, gid=owner.pw_gid, home=owner.pw_dir)
     except KeyError:
-        module.fail_json(msg="user %r does not exist on this node" % spec["user"])
+        if not module.check_mode:
+            module.fail_json(msg="user %r does not exist on this node (the torchrun role makes torchrun_user when it "
+                                 "is missing)" % spec["user"])
+        owner = None  # check mode: the role would make it first
+    secret_env = dict((str(k), "" if v is None else str(v)) for k, v in (params["secret_env"] or {}).items())
+    try:
+        secret_text = env_file_text(secret_env, docker=bool(spec.get("docker")))
+    except SpecError as exc:
+        module.fail_json(msg=str(exc))
+    if spec.get("docker"):
+        spec["secret_env_file"] = run.secret_env
     gpus = gpu_count(module)
     ifname = spec.get("socket_ifname") or find_ifname(module, spec.get("private_address"))
     try:
@@ -435,6 +448,9 @@ def start(module, params, run):
     result = {"changed": False, "unit": unit, "node_run_dir": run.path, "log_path": run.log,
               "output_dir": run.outputs, "command": built["command"], "argv": built["argv"],
               "nproc_per_node": built["nproc_per_node"], "gpu_count": gpus, "socket_ifname": ifname}
+    if owner is not None and can_sudo(module, spec["user"]):
+        module.warn("the job's user %s can use sudo on this node: the training script is as good as root there "
+                    "(leave torchrun_user at its default, aiinfra-job, a user without sudo)" % spec["user"])
     if spec.get("private_address") and not ifname:
         module.warn("no interface on this node holds %s; NCCL/Gloo choose their own (set torchrun_socket_ifname)"
                     % spec["private_address"])
@@ -467,44 +483,65 @@ def start(module, params, run):
         result["action"] = "check"
         return result
 
-    for path in (spec["workdir"], spec.get("checkpoint_dir")):
-        if path:
-            make_dir(path, owner)
-    if spec.get("checkpoint"):
-        own_tree(spec["checkpoint_dir"], owner)
-        stop_uploader(module, params["run_id"])
-    if not os.path.isdir(run.path):
-        os.makedirs(run.path)
-    make_dir(run.path, owner)
-    make_dir(run.ranks, owner)
-    make_dir(run.outputs, owner)
-    if os.path.exists(run.exit):
-        os.unlink(run.exit)
-    rotate_log(run.log)
-    write(run.launch, launch_script(spec, built), 0o755)
-    write(run.poststop, poststop_script(spec, run.exit), 0o755)
-    started_at = time.time()
-    write(run.meta, json.dumps({"run_id": params["run_id"], "job_name": spec["job_name"],
-                                "node_rank": spec["node_rank"], "started_at": started_at,
-                                "command": built["command"], "nproc_per_node": built["nproc_per_node"]}))
+    try:
+        started_at = prepare(module, params, spec, run, owner, built, secret_text)
+    except (OSError, SpecError) as exc:
+        result.pop("action")  # it did not start
+        module.fail_json(msg="cannot prepare the run on this node: %s" % exc, **result)
     cmd = ["systemd-run", "--unit", unit, "--collect", "--quiet",
            "--description", "aiinfra.gpu_cluster torchrun job %s run %s" % (spec["job_name"], params["run_id"]),
            "-p", "KillMode=control-group",
            "-p", "RuntimeMaxSec=%d" % int(spec["timeout"]),
            "-p", "TimeoutStopSec=%d" % int(spec["stop_timeout"]),
-           "-p", "User=%s" % spec["user"],
-           "-p", "WorkingDirectory=%s" % spec["workdir"],
+           "-p", "WorkingDirectory=%s" % run.path,
            "-p", "StandardOutput=append:%s" % run.log,
            "-p", "StandardError=append:%s" % run.log,
-           "-p", "ExecStopPost=+/bin/sh %s" % run.poststop,
-           "/bin/sh", run.launch]
+           "-p", "ExecStopPost=/bin/sh %s" % run.poststop]
+    if secret_env and not spec.get("docker"):
+        cmd += ["-p", "EnvironmentFile=%s" % run.secret_env]
+    cmd += ["/bin/sh", run.launch]
     rc, out, err = module.run_command(cmd)
     if rc != 0:
+        result.pop("action")  # it did not start
         module.fail_json(msg="systemd-run failed: %s" % (err.strip() or out.strip()), cmd=cmd, **result)
     if spec.get("checkpoint"):
         start_uploader(module, spec, run, result)
     result["started_at"] = started_at
     return result
+
+
+def prepare(module, params, spec, run, owner, built, secret_text):
+    """The run's files and directories: root's run directory and what root writes or runs there, the job's own
+    directories given to its user; nothing under a directory the job can write is followed through a link."""
+    root = pwd.getpwuid(0)
+    for path in (spec["workdir"], spec.get("checkpoint_dir")):
+        if path:
+            nofollow.make_dir(path, owner)
+    if spec.get("checkpoint"):
+        # restored checkpoints of older releases arrived as root: the job rotates them
+        nofollow.chown_tree(spec["checkpoint_dir"], owner)
+        stop_uploader(module, params["run_id"])
+    nofollow.make_dir(run.path, root)
+    for path in run.job_dirs():
+        nofollow.make_dir(path, owner)
+    if spec.get("checkpoint"):
+        try:
+            uploader = pwd.getpwnam(spec["checkpoint"].get("user") or UPLOADER_USER)
+        except KeyError:
+            raise SpecError("the checkpoint uploader's user %s does not exist on this node (the torchrun role makes "
+                            "it)" % (spec["checkpoint"].get("user") or UPLOADER_USER))
+        nofollow.make_dir(run.uploader_dir, uploader)
+    nofollow.unlink(run.exit)
+    rotate_log(run.log)
+    nofollow.write_file(run.secret_env, secret_text, 0o600, root)
+    nofollow.write_file(run.launch, launch_script(spec, built), 0o700, root)
+    nofollow.write_file(run.poststop, poststop_script(spec, run.exit), 0o700, root)
+    started_at = time.time()
+    nofollow.write_file(run.meta, json.dumps({"run_id": params["run_id"], "job_name": spec["job_name"],
+                                              "node_rank": spec["node_rank"], "started_at": started_at,
+                                              "user": spec["user"], "command": built["command"],
+                                              "nproc_per_node": built["nproc_per_node"]}), 0o644, root)
+    return started_at
 
 
 def _read_json(path):
@@ -530,6 +567,7 @@ def main():
             script_content=dict(type="str"),
             restart_finished=dict(type="bool", default=False),
             hosts_file=dict(type="path", default="/etc/hosts"),
+            secret_env=dict(type="dict", default={}, no_log=True),
         ),
         required_if=[("state", "started", ("spec",))],
         supports_check_mode=True,

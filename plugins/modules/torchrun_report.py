@@ -77,7 +77,9 @@ options:
     type: dict
     default: {}
   show:
-    description: Whether to print the summary.
+    description:
+      - Whether to print the summary of a run that succeeded (a failed run's is always printed). C(train.yml) prints
+        it as its last task instead, right before PLAY RECAP.
     type: bool
     default: true
   utilisation:
@@ -119,6 +121,22 @@ options:
     description:
       - Where each node's outputs (what the job wrote into C(AIINFRA_OUTPUT_DIR)) were brought on the controller,
         keyed by host; the summary lists them as C(outputs).
+    type: dict
+    default: {}
+  report_uri:
+    description:
+      - Object storage (C(s3://BUCKET/PREFIX)) that receives the whole run directory (logs, C(summary.json),
+        C(summary.txt), C(loss.png), outputs) under C(<report_uri>/<run id>/) once the report is written, from the
+        controller, whatever the run's status. An AWX job's controller is its execution environment, which is
+        removed with the job; this is where its report outlives it. Empty - the run directory stays on the controller.
+      - The summary carries the destination as C(report_uri); a run that succeeded but could not be uploaded fails.
+    type: str
+    default: ""
+  storage_options:
+    description:
+      - The object store's connection for O(report_uri), as C(gpu_cluster_storage_options) (C(endpoint_url),
+        C(region), C(access_key), C(secret_key), C(session_token)); unset keys are left to boto3's own lookup
+        (environment, e.g. the AWS credential AWX injects, or an instance profile).
     type: dict
     default: {}
 seealso:
@@ -167,6 +185,9 @@ summary:
         C(path), C(reason)), C(uploaded_files), C(uploaded_bytes), C(upload_errors), C(final_push) and C(nodes)
         (the same per host, with C(uploaded_keys)).
       type: dict
+    report_uri:
+      description: With O(report_uri), C(<report_uri>/<run id>/).
+      type: str
     cost:
       description: With O(prices), C(run) and C(cluster), each C(node_hours), C(cost) (null when a price is
         unknown), C(currency), C(text).
@@ -196,4 +217,13 @@ run_dir:
   description: The run directory (absolute).
   returned: always
   type: str
+report_uri:
+  description: Where the run directory was uploaded (C(<report_uri>/<run id>/)); empty without O(report_uri).
+  returned: always
+  type: str
+report_upload:
+  description: With O(report_uri), C(uri), C(files) (files stored), C(bytes) (uploaded now) and C(error) (null when
+    every file is stored).
+  returned: when O(report_uri) is set
+  type: dict
 """

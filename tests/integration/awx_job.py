@@ -1,9 +1,10 @@
 """The collection as its users get it: the built tarball, installed away from the checkout, and jobs run the
 way AWX runs them, without an AWX server.
 
-AWX runs a job with ansible-runner over a private data directory: ``project/`` (the project's playbooks,
-with the collections its project sync installed from ``collections/requirements.yml`` into the
-playbook-adjacent ``collections/``), ``inventory/hosts``, ``env/extravars`` (survey answers, as strings, and
+AWX updates a project as ``project_update.yml`` does (a fresh git clone, then ``ansible-galaxy collection install -r
+collections/requirements.yml`` from the project root into the project's cache) and runs a job with ansible-runner
+over a private data directory: ``project/`` (the project's playbooks), ``requirements_collections/`` (what the update
+installed, first in ``ANSIBLE_COLLECTIONS_PATHS``), ``inventory/hosts``, ``env/extravars`` (survey answers, as strings, and
 the extra vars credentials inject), ``env/envvars`` (the variables credentials inject), ``env/ssh_key`` (the
 Machine credential's private key, which ansible-runner loads into an ssh-agent). No ``ansible.cfg`` of
 ours, default forks. The project here is the collection's own example, ``extensions/awx/project``.
@@ -70,21 +71,68 @@ def survey_answers(job_template, **answers):
     for name, question in spec.items():
         if question.get("required"):
             answers.setdefault(name, question["default"])
+        if question["type"] == "multiplechoice" and name in answers:
+            assert str(answers[name]) in question["choices"].split("\n"), (name, answers[name], question["choices"])
     return dict((k, str(v)) for k, v in answers.items())
 
 
+def git(*args, cwd=None):
+    proc = subprocess.run(["git", "-c", "user.name=aiinfra test", "-c", "user.email=test@example.invalid",
+                           "-c", "init.defaultBranch=main"] + list(args), cwd=str(cwd) if cwd else None,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def project_repository(base, tarball):
+    """The project repository an admin makes, as the README says: extensions/awx/project/ with the built tarball in
+    its collections/ (the file collections/requirements.yml names), committed to git."""
+    repo = base / "project-repo"
+    shutil.copytree(os.path.join(AWX, "project"), str(repo))
+    shutil.copy(tarball, str(repo / "collections" / os.path.basename(tarball)))
+    git("init", "-q", str(repo))
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "GPU cluster project", cwd=repo)
+    return repo
+
+
+def project_update(base, repo):
+    """AWX's project update (awx/playbooks/project_update.yml): a fresh clone of the project into
+    ``projects/<local_path>``, then ``ansible-galaxy collection install -r <project_path>/collections/requirements.yml``
+    with the project root as the working directory (``module_defaults: command: chdir: project_path``) and
+    ``ANSIBLE_COLLECTIONS_PATHS`` the project's stage directory (``.__awx_cache/<local_path>/stage/
+    requirements_collections``). Returns ``(project_path, requirements_collections, galaxy output)``."""
+    local_path = "_8__aiinfra_gpu_cluster"
+    projects = base / "projects"
+    projects.mkdir()
+    project_path = projects / local_path
+    git("clone", "-q", "file://%s" % repo, str(project_path))
+    stage = projects / ".__awx_cache" / local_path / "stage"
+    collections = stage / "requirements_collections"
+    (stage / "tmp").mkdir(parents=True)
+    # AWX sets ANSIBLE_COLLECTIONS_PATHS; ansible-core 2.19 reads only the singular name, so both are set here
+    env = clean_env(ANSIBLE_COLLECTIONS_PATHS=str(collections), ANSIBLE_COLLECTIONS_PATH=str(collections),
+                    ANSIBLE_ROLES_PATH=str(stage / "requirements_roles"), ANSIBLE_LOCAL_TEMP=str(stage / "tmp"))
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-galaxy"), "collection", "install", "-r",
+                           str(project_path / "collections" / "requirements.yml")], cwd=str(project_path), env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return project_path, collections, proc.stdout + proc.stderr
+
+
 def private_data_dir(base, tarball, extravars, envvars, ssh_key_file, inventory_vars=None):
-    """A private data directory laid out as AWX lays it out, the project synced (collection installed)."""
+    """A private data directory laid out as AWX lays it out after a project update: the project (a fresh clone),
+    the collections the update installed beside it (``requirements_collections``, first in
+    ``ANSIBLE_COLLECTIONS_PATHS`` as AWX's job environment has it), inventory, extra vars, env vars, the key."""
     pdd = base / "awx"
-    project = pdd / "project"
-    shutil.copytree(os.path.join(AWX, "project"), str(project))
-    # the project keeps the tarball beside its requirements file (collections/requirements.yml names it)
-    shutil.copy(tarball, str(project / "collections" / os.path.basename(tarball)))
-    with open(str(project / "collections" / "requirements.yml")) as handle:
-        names = [c["name"] for c in yaml.safe_load(handle)["collections"]]
-    assert names == [os.path.basename(tarball)], names
-    # project sync: ansible-galaxy installs the requirements into the playbook-adjacent collections/
-    install(["-r", "requirements.yml"], project / "collections", cwd=project / "collections")
+    project_path, collections, _output = project_update(base, project_repository(base, tarball))
+    shutil.copytree(str(project_path), str(pdd / "project"), ignore=shutil.ignore_patterns(".git"))
+    shutil.copytree(str(collections), str(pdd / "requirements_collections"))
+    installed = pdd / "requirements_collections" / "ansible_collections" / "aiinfra" / "gpu_cluster"
+    assert (installed / "MANIFEST.json").is_file(), sorted(os.listdir(str(pdd / "requirements_collections")))
+    paths = os.pathsep.join([str(pdd / "requirements_collections"), "~/.ansible/collections",
+                             "/usr/share/ansible/collections"])
+    envvars = dict(envvars, ANSIBLE_COLLECTIONS_PATHS=paths, ANSIBLE_COLLECTIONS_PATH=paths)
     (pdd / "inventory").mkdir()
     (pdd / "inventory" / "hosts").write_text(json.dumps({"all": {
         "hosts": {"localhost": {"ansible_connection": "local",

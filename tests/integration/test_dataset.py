@@ -145,7 +145,7 @@ def test_bad_input_fails_clearly_and_copies_nothing(env, case):
     dest = "/var/lib/aiinfra/bad-%s" % case
     extra = {"dataset_dir": dest}
     uri, words = {
-        "not-s3": ("gs://%s/%s" % (BUCKET, PREFIX), "is not an s3://BUCKET/PREFIX URI (Google Cloud Storage"),
+        "not-s3": ("ftp://%s/%s" % (BUCKET, PREFIX), "is not an object storage URI: write it as s3://BUCKET/PREFIX"),
         "no-bucket": ("s3://no-such-bucket-dst/x", "bucket no-such-bucket-dst does not exist"),
         "no-credentials": ("s3://%s/%s" % (BUCKET, PREFIX), "no S3 credentials found"),
         "corrupt-object": ("s3://%s/corrupt" % BUCKET, "skipped corrupt object %s/corrupt/b.bin" % BUCKET),

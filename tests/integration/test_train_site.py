@@ -36,7 +36,9 @@ def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name, monkeypatch)
     with open(KEY + ".pub") as handle:
         public_key = handle.read().strip()
     answers = awx_job.survey_answers("GPU cluster: site", gpu_cluster_name=cluster_name, gpu_cluster_size=2,
-                                     gpu_cluster_cloud="local", gpu_cluster_train_script_args="--steps 300 --log-every 10")
+                                     gpu_cluster_train_script_args="--steps 300 --log-every 10")
+    # local is no survey choice (an execution environment has no podman): here, with no EE, the job is given it
+    answers["gpu_cluster_cloud"] = "local"
     credential_vars = {"gpu_cluster_ssh_public_key": public_key}      # "aiinfra GPU cluster access"
     pdd = awx_job.private_data_dir(
         tmp_path, tarball, dict(answers, **credential_vars), {"GPU_CLUSTER_ADMIN_CIDRS": "203.0.113.0/24"}, KEY,
@@ -101,7 +103,7 @@ def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name, monkeypatch)
 
     # the teardown job template, its survey's answers: nothing carrying the cluster id is left
     result, events = awx_job.run_job(pdd, "teardown.yml", "teardown", monkeypatch, extravars=dict(
-        awx_job.survey_answers("GPU cluster: teardown", gpu_cluster_name=cluster_name, gpu_cluster_cloud="local"),
+        awx_job.survey_answers("GPU cluster: teardown", gpu_cluster_name=cluster_name), gpu_cluster_cloud="local",
         **credential_vars))
     assert result.rc == 0, awx_job.job_output(events)
     assert awx_job.final_stats(events)["changed"] == {"localhost": 1}

@@ -188,7 +188,7 @@ def node_name(cluster, rank):
 
 
 def validate_cluster_id(cluster):
-    if not isinstance(cluster, str) or not CLUSTER_ID_RE.match(cluster or ""):
+    if not isinstance(cluster, str) or not CLUSTER_ID_RE.fullmatch(cluster or ""):
         raise ConfigError(
             "cluster id %r is not accepted by every cloud" % (cluster,),
             hint="Use 1-%d characters: lowercase letters, digits and '-', starting with a letter "
@@ -219,7 +219,7 @@ def validate_ssh_public_key(key):
 
 
 def validate_ssh_user(user):
-    if not SSH_USER_RE.match(user or "") or user == "root":
+    if not SSH_USER_RE.fullmatch(user or "") or user == "root":
         raise ConfigError("ssh_user %r is not a valid login name" % (user,),
                           hint="Use a lowercase POSIX user name other than root, e.g. 'gpuadmin'")
     return user

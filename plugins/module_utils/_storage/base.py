@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every object store offers the sync code: list, download, upload (with a sha256), delete, check.
 
-``open_store(uri, options)`` picks the implementation by the URI's scheme. Only ``s3://`` exists today;
-``gs://`` and ``az://`` are recognised and refused with a clear message, so their options can be added
-behind the same interface later.
+``open_store(uri, options)`` picks the implementation by the URI's scheme: ``s3://BUCKET/PREFIX`` (s3.py),
+``gs://BUCKET/PREFIX`` (gcs.py, Google Cloud Storage) and ``az://CONTAINER/PREFIX`` (azblob.py, Azure Blob Storage;
+the storage account is the option ``account_name``, a connection setting like ``endpoint_url``). Each store's
+client library is imported by its own file, guarded: a node needs only the libraries of the schemes it uses.
 """
 
 from __future__ import annotations
@@ -14,11 +15,27 @@ import abc
 import collections
 import re
 
-SUPPORTED = ("s3",)
-PLANNED = {"gs": "Google Cloud Storage", "az": "Azure Blob Storage"}
+SUPPORTED = ("s3", "gs", "az")
+NAMES = {"s3": "S3", "gs": "Google Cloud Storage", "az": "Azure Blob Storage"}
+FORMS = "s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX"
 # S3 bucket names: 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-OPTION_KEYS = ("endpoint_url", "region", "access_key", "secret_key", "session_token")
+# what each scheme's first URI part must look like, and how to say so
+NAME_RULES = {
+    "s3": (BUCKET_RE, "bucket", "3-63 lowercase letters, digits, dots and hyphens"),
+    # Cloud Storage: 3-63 (dotted names up to 222) lowercase letters, digits, '-', '_' and '.'
+    "gs": (re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$"), "bucket",
+           "3-63 lowercase letters, digits, hyphens, underscores and dots"),
+    # Blob containers: 3-63 lowercase letters, digits and single hyphens, starting with a letter or digit
+    "az": (re.compile(r"^[a-z0-9](?!.*--)[a-z0-9\-]{1,61}[a-z0-9]$"), "container",
+           "3-63 lowercase letters, digits and single hyphens; the storage account is storage_options.account_name"),
+}
+# the options of every store, one dict (gpu_cluster_storage_options): each store reads its own and ignores the others'
+S3_OPTION_KEYS = ("endpoint_url", "region", "access_key", "secret_key", "session_token")
+GS_OPTION_KEYS = ("endpoint_url", "credentials", "anonymous")
+AZ_OPTION_KEYS = ("endpoint_url", "account_name", "account_key", "sas_token")
+OPTION_KEYS = S3_OPTION_KEYS + GS_OPTION_KEYS[1:] + AZ_OPTION_KEYS[1:]
+SECRET_OPTION_KEYS = ("access_key", "secret_key", "session_token", "credentials", "account_key", "sas_token")
 
 
 class StorageError(Exception):
@@ -43,22 +60,22 @@ class ObjectInfo(collections.namedtuple("ObjectInfo", "key size etag sha256")):
 
 
 def parse_uri(uri):
-    """``s3://bucket/some/prefix`` -> ``("s3", "bucket", "some/prefix/")``; the prefix is a directory ('' or ends in /)."""
+    """``s3://bucket/some/prefix`` -> ``("s3", "bucket", "some/prefix/")``; the prefix is a directory ('' or ends in /).
+
+    The same for ``gs://BUCKET/PREFIX`` and ``az://CONTAINER/PREFIX`` (the bucket part is the container)."""
     if not isinstance(uri, str) or "://" not in uri:
-        raise StorageError("%r is not an object storage URI" % (uri,),
-                           "write it as s3://BUCKET/PREFIX")
+        raise StorageError("%r is not an object storage URI" % (uri,), "write it as " + FORMS)
     scheme, rest = uri.split("://", 1)
     scheme = scheme.lower()
     if scheme not in SUPPORTED:
-        if scheme in PLANNED:
-            raise StorageError("%s URIs (%s://) are not supported yet" % (PLANNED[scheme], scheme),
-                               "only s3:// works today (S3 and S3-compatible stores through endpoint_url)")
         raise StorageError("%r: the scheme %r is not an object storage scheme" % (uri, scheme),
-                           "write it as s3://BUCKET/PREFIX")
+                           "write it as " + FORMS)
     bucket, _sep, prefix = rest.partition("/")
-    if not BUCKET_RE.match(bucket) or ".." in bucket:
-        raise StorageError("%r: %r is not a valid bucket name" % (uri, bucket),
-                           "3-63 lowercase letters, digits, dots and hyphens")
+    pattern, what, rule = NAME_RULES[scheme]
+    if not bucket:
+        raise StorageError("%r names no %s" % (uri, what), "write it as %s://%s/PREFIX" % (scheme, what.upper()))
+    if not pattern.fullmatch(bucket) or ".." in bucket:
+        raise StorageError("%r: %r is not a valid %s name (%s)" % (uri, bucket, what, NAMES[scheme]), rule)
     prefix = prefix.strip("/")
     if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
         raise StorageError("%r: the prefix %r has empty, '.' or '..' parts" % (uri, prefix))
@@ -101,13 +118,22 @@ class Store(abc.ABC):
 
 
 def open_store(uri, options=None):
-    """The Store for ``uri`` and the prefix inside it: ``(store, prefix)``."""
+    """The Store for ``uri`` and the prefix inside it: ``(store, prefix)``.
+
+    ``options``: gpu_cluster_storage_options; each store takes its own keys (unset or empty ones: the node's own
+    identity) and ignores the other stores' keys, so one dict can serve a cluster whose URIs use several stores."""
     scheme, bucket, prefix = parse_uri(uri)
     unknown = sorted(set(options or {}) - set(OPTION_KEYS))
     if unknown:
         raise StorageError("unknown storage options: %s" % ", ".join(unknown),
                            "gpu_cluster_storage_options takes %s" % ", ".join(OPTION_KEYS))
+    own = {"s3": S3_OPTION_KEYS, "gs": GS_OPTION_KEYS, "az": AZ_OPTION_KEYS}[scheme]
+    options = dict((k, v) for k, v in (options or {}).items() if k in own and v not in (None, ""))
     if scheme == "s3":
         from .s3 import S3Store
         return S3Store(bucket, options), prefix
-    raise StorageError("no store for %s://" % scheme)  # parse_uri refuses these already
+    if scheme == "gs":
+        from .gcs import GCSStore
+        return GCSStore(bucket, options), prefix
+    from .azblob import AzureStore
+    return AzureStore(bucket, options), prefix

@@ -5,8 +5,8 @@
 or a long-lived unit (the checkpoint uploader beside torchrun).
 
 Credentials never go on the command line: ``--options-file`` (or ``$AIINFRA_STORAGE_OPTIONS_FILE``) names a
-JSON file (keep it 0600) with ``endpoint_url``, ``region``, ``access_key``, ``secret_key``, ``session_token``;
-unset ones come from boto3's own chain (environment, instance profile).
+JSON file (keep it 0600) with the storage options (``gpu_cluster_storage_options``: s3, gs and az keys), else
+``$AIINFRA_STORAGE_OPTIONS_B64`` holds them (base64 of the JSON); unset ones come from the node's own identity.
 
 On the nodes the role aiinfra.gpu_cluster.dataset writes the package's ``__main__.py`` (it only calls ``main``):
 a ``module_utils`` file named ``__main__.py`` is refused by Galaxy's importer, so the collection ships this one.
@@ -18,6 +18,7 @@ Each command prints its result as one JSON line; ``watch`` prints one line per r
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import signal
@@ -30,6 +31,12 @@ from . import sync
 
 def _options(path):
     path = path or os.environ.get("AIINFRA_STORAGE_OPTIONS_FILE") or ""
+    if not path and os.environ.get("AIINFRA_STORAGE_OPTIONS_B64"):  # the uploader's root-only EnvironmentFile
+        try:
+            data = json.loads(base64.b64decode(os.environ["AIINFRA_STORAGE_OPTIONS_B64"]).decode("utf-8"))
+        except ValueError as exc:
+            raise StorageError("AIINFRA_STORAGE_OPTIONS_B64 is not base64 of a JSON object (%s)" % exc.__class__.__name__)
+        return data if isinstance(data, dict) else {}
     if not path:
         return {}
     try:
@@ -61,6 +68,8 @@ def _parser():
     p.add_argument("--shard", type=_shard, help="INDEX/COUNT: only this shard of the objects")
     p.add_argument("--require-sha256", action="store_true", help="only objects uploaded with their sha256")
     p.add_argument("--check", action="store_true", help="only say what would be downloaded")
+    p.add_argument("--complete-only", action="store_true",
+                   help="only files whose NAME.sha256 marker holds their sha256 (the checkpoint completeness rule)")
     for name, help_text in (("push", "upload DIR's stable files to URI"),
                             ("watch", "push DIR to URI every --interval seconds until SIGTERM, then once more")):
         p = sub.add_parser(name, help=help_text)
@@ -74,6 +83,8 @@ def _parser():
         else:
             p.add_argument("--interval", type=float, default=10.0, help="seconds between rounds")
             p.add_argument("--status-file", help="rewritten after every round with the totals (JSON)")
+            p.add_argument("--baseline", help="the manifest of the pull that restored SRC: what it brought is not "
+                                              "pushed back")
     return parser
 
 
@@ -97,7 +108,7 @@ def main(argv=None):
         store, prefix = open_store(args.uri, _options(args.options_file))
         if args.command == "pull":
             res = sync.pull(store, prefix, args.dest, shard=args.shard, require_sha256=args.require_sha256,
-                            check_mode=args.check, workers=args.workers)
+                            check_mode=args.check, workers=args.workers, complete_only=args.complete_only)
         elif args.command == "push":
             res = sync.push(store, args.src, prefix, stable_seconds=args.stable_seconds, check_mode=args.check,
                             workers=args.workers, manifest_path=args.manifest)
@@ -112,7 +123,8 @@ def main(argv=None):
                     _write_status(args.status_file, totals)
 
             res = sync.watch(store, args.src, prefix, interval=args.interval, stable_seconds=args.stable_seconds,
-                             stop=stop, on_round=on_round, workers=args.workers, manifest_path=args.manifest)
+                             stop=stop, on_round=on_round, workers=args.workers, manifest_path=args.manifest,
+                             baseline=args.baseline)
             return 0
         _emit(res)
         if res["failed"]:

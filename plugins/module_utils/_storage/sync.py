@@ -9,6 +9,20 @@ verify (size, then the sha256 the object was uploaded with, else its ETag: the M
 recomputed for a multipart one), atomic rename, manifest updated only for verified files. A corrupt object is
 skipped and reported, never left under its final name. Push: only files that are stable (unchanged for
 ``stable_seconds``) and not yet stored as they are now; each object carries its sha256 as metadata.
+
+Links: push uploads regular files only (a symbolic link is skipped, never followed out of the tree); pull never
+writes through a symbolic link below its destination (such an object fails, naming the link).
+
+Checkpoints never go backwards: a push sends only what changed on this node since it was last pushed *or
+restored* (``seed_push_manifest``: the push manifest starts from what the pull brought), so a node that merely
+restored a file never writes it back over a newer object; each name has a single writer (the node that writes
+the file). Conditional writes are not used: not every store this package speaks offers them.
+
+The completeness rule (``complete_only``): a file ``NAME`` is complete when ``NAME.sha256`` (``sha256sum``'s
+format, ``HEX  NAME``), written after ``NAME`` was renamed into place, holds its sha256. A pull with
+``complete_only`` restores only complete files (and their markers, after them); the others are skipped and named
+(``corrupt``, reason ``incomplete: ...``). A push uploads a marker after its file, and holds back a file whose
+local marker says otherwise (being rewritten, or torn).
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ from .base import StorageError
 MANIFEST = ".aiinfra-manifest.json"
 PUSH_MANIFEST = ".aiinfra-push-manifest.json"
 TMP_MARK = ".aiinfra-part-"
+MARKER_SUFFIX = ".sha256"
 MiB = 1024 * 1024
 READ_SIZE = 4 * MiB
 # part sizes tried when recomputing a multipart ETag whose uploader is unknown (besides size / parts)
@@ -52,6 +67,44 @@ def relative_path(key, prefix):
         raise StorageError("object %r cannot be stored as a file (empty, '.' or '..' path parts, or a name "
                            "this tool uses itself)" % key)
     return os.path.join(*parts)
+
+
+def is_marker(rel):
+    return rel.endswith(MARKER_SUFFIX) and len(os.path.basename(rel)) > len(MARKER_SUFFIX)
+
+
+def marker_hex(data):
+    """The sha256 a completeness marker holds (its first word), or None."""
+    try:
+        word = data.decode("ascii", "replace").split()[0].lower()
+    except (IndexError, AttributeError):
+        return None
+    return word if len(word) == 64 and all(c in "0123456789abcdef" for c in word) else None
+
+
+def link_below(top, rel):
+    """The first component of ``rel`` (relative to ``top``) that is a symbolic link, or None."""
+    current = top
+    parts = rel.split(os.sep)
+    for part in parts:
+        current = os.path.join(current, part)
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return current
+        except FileNotFoundError:
+            return None
+    return None
+
+
+def refuse_planted_link(path):
+    """A top directory that is a symbolic link someone other than root made is not followed (it could be the job's,
+    pointing at what it may not read or write)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISLNK(st.st_mode) and st.st_uid != 0:
+        raise StorageError("%s is a symbolic link made by a user other than root: not followed" % path)
 
 
 def load_manifest(path):
@@ -129,7 +182,8 @@ def verify(path, info, require_sha256=False, digests=None):
     Returns ``(ok, reason, sha256)``: size first; then the sha256 the object was uploaded with; without one
     (``require_sha256`` false) the ETag: the MD5 for a single-part upload, recomputed for a multipart one.
     ``digests``: the sha256 and md5 of the bytes as they were written (the store hashed them on the way), which
-    spares reading the file again.
+    spares reading the file again; with ``service`` (``{"ok": bool, "reason": str}``) the store's verdict on the
+    service's own checksums, used in place of the ETag (stores whose ETag is not an MD5).
     """
     actual = os.path.getsize(path)
     if actual != info.size:
@@ -148,6 +202,9 @@ def verify(path, info, require_sha256=False, digests=None):
         return True, "sha256", sha
     if require_sha256:
         return False, "the object has no sha256 metadata (it was not uploaded by this collection's push)", sha
+    if digests and digests.get("service"):
+        # the store compared the service's own checksums (crc32c, Content-MD5, per-range MD5) as it wrote the bytes
+        return bool(digests["service"]["ok"]), digests["service"]["reason"], sha
     if not multipart:
         if md5 == etag.lower():
             return True, "md5", sha
@@ -207,9 +264,10 @@ def _result(started, transferred, present, corrupt, failed, nbytes, listed, chec
     }
 
 
-def pull(store, prefix, dest_dir, shard=None, require_sha256=False, check_mode=False, workers=8):
+def pull(store, prefix, dest_dir, shard=None, require_sha256=False, check_mode=False, workers=8, complete_only=False):
     """Download the objects under ``prefix`` (this shard of them) into ``dest_dir``; see the module docstring."""
     started = time.time()
+    refuse_planted_link(dest_dir)
     store.check()
     objects = store.list(prefix)
     if not check_mode:
@@ -224,34 +282,44 @@ def pull(store, prefix, dest_dir, shard=None, require_sha256=False, check_mode=F
         return _result(started, [], already, [], [], 0, len(objects), True,
                        would=[{"key": i.key, "path": rel, "size": i.size} for i, rel in to_transfer])
 
-    transferred, corrupt, failed, nbytes = [], [], [], 0
+    transferred, corrupt, failed, nbytes = [], [], [], [0]
 
-    def one(item):
+    def one(item, expected=None):
         info, rel = item
         final = os.path.join(dest_dir, rel)
         directory = os.path.dirname(final)
+        link = link_below(dest_dir, rel)
+        if link:
+            raise StorageError("%s is a symbolic link: nothing is written through it" % link)
         os.makedirs(directory, exist_ok=True)
+        link = link_below(dest_dir, rel)
+        if link:
+            raise StorageError("%s is a symbolic link: nothing is written through it" % link)
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(final) + TMP_MARK, dir=directory)
         os.close(fd)
         try:
             got, digests = store.download(info.key, tmp, info.size)
             ok, reason, sha = verify(tmp, got, require_sha256, digests)
+            if ok and expected is not None and sha != expected:
+                ok, reason = False, ("incomplete: its sha256 %s is not the one %s holds (half-written, or written "
+                                     "after its marker)" % (sha, os.path.basename(rel) + MARKER_SUFFIX))
             if not ok:
                 _unlink(tmp)
                 return "corrupt", info, rel, reason, None
             os.chmod(tmp, 0o644)
             os.rename(tmp, final)
-            st = os.stat(final)
+            st = os.lstat(final)
             return "ok", got, rel, reason, {"etag": got.etag, "size": got.size, "mtime_ns": st.st_mtime_ns,
                                             "sha256": sha}
         except BaseException:
             _unlink(tmp)
             raise
 
-    try:
+    def run(items, expected=None):
         with concurrent.futures.ThreadPoolExecutor(max(1, int(workers))) as pool:
-            futures = [pool.submit(one, item) for item in to_transfer]
-            for future, (info, rel) in zip(futures, to_transfer):
+            futures = [pool.submit(one, item, (expected or {}).get(item[1])) for item in items]
+            done = []
+            for future, (info, rel) in zip(futures, items):
                 try:
                     outcome, got, rel, reason, entry = future.result()
                 except StorageError as exc:
@@ -260,13 +328,61 @@ def pull(store, prefix, dest_dir, shard=None, require_sha256=False, check_mode=F
                 if outcome == "ok":
                     manifest[got.key] = entry
                     transferred.append(rel)
-                    nbytes += got.size
+                    nbytes[0] += got.size
+                    done.append(rel)
                 else:
                     corrupt.append({"key": info.key, "path": rel, "reason": reason})
+            return done
+
+    try:
+        if not complete_only:
+            run(to_transfer)
+        else:
+            markers = dict((rel, info) for info, rel in to_transfer + present if is_marker(rel))
+            data = [(info, rel) for info, rel in to_transfer if not is_marker(rel)]
+            expected, wanted, ok_data = {}, [], set(rel for _i, rel in present if not is_marker(rel))
+            for info, rel in data:
+                marker = markers.get(rel + MARKER_SUFFIX)
+                hexsum = _read_marker(store, marker) if marker is not None else None
+                if hexsum is None:
+                    reason = ("incomplete: no valid %s marker beside it (the completeness rule: write the file under "
+                              "a temporary name, rename it, then write NAME%s last)"
+                              % (os.path.basename(rel) + MARKER_SUFFIX, MARKER_SUFFIX))
+                    corrupt.append({"key": info.key, "path": rel, "reason": reason})
+                    continue
+                expected[rel] = hexsum
+                wanted.append((info, rel))
+            ok_data.update(run(wanted, expected))
+            # a marker follows its file: only once the file it vouches for is here
+            run([(info, rel) for info, rel in to_transfer if is_marker(rel) and rel[:-len(MARKER_SUFFIX)] in ok_data])
+            for info, rel in to_transfer:
+                if is_marker(rel) and rel[:-len(MARKER_SUFFIX)] not in ok_data:
+                    corrupt.append({"key": info.key, "path": rel,
+                                    "reason": "incomplete: the file it vouches for was not restored"})
     finally:
         # what was verified so far is recorded even when something else failed
         save_manifest(manifest_path, manifest)
-    return _result(started, transferred, already, corrupt, failed, nbytes, len(objects), False)
+    return _result(started, transferred, already, corrupt, failed, nbytes[0], len(objects), False)
+
+
+def _read_marker(store, info):
+    """The sha256 a marker object holds (downloaded to a private temporary file), or None."""
+    directory = tempfile.mkdtemp(prefix="aiinfra-marker-")
+    path = os.path.join(directory, "marker")
+    try:
+        if info.size > 4096:
+            return None
+        store.download(info.key, path, info.size)
+        with open(path, "rb") as handle:
+            return marker_hex(handle.read())
+    except (StorageError, OSError):
+        return None
+    finally:
+        _unlink(path)
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
 
 
 def _local_files(src_dir):
@@ -281,32 +397,70 @@ def _local_files(src_dir):
 
 
 def plan_push(src_dir, prefix, remote, manifest, stable_seconds=0, now=None):
-    """Files to upload: ``(to_upload, present, unstable)``, each a list of ``(path, key, stat)``."""
+    """Files to upload: ``(to_upload, present, unstable)``, each a list of ``(path, key, stat)``.
+
+    A file is uploaded when it changed since it was last pushed or restored (the manifest): never because the store
+    holds something else under its name (a newer object from another node is not overwritten by what this node
+    merely restored). A file this node pushed and the store lost is pushed again. Regular files only (a link is
+    skipped), never a temporary name (``*.tmp``)."""
     now = time.time() if now is None else now
     to_upload, present, unstable = [], [], []
     for path, rel in _local_files(src_dir):
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except OSError:
             continue  # removed while we looked
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or rel.endswith(".tmp"):
             continue
         key = prefix + rel
         if now - st.st_mtime < stable_seconds:
             unstable.append((path, key, st))
             continue
         entry, obj = manifest.get(key), remote.get(key)
-        if (obj is not None and entry and obj.size == st.st_size == entry.get("size")
-                and entry.get("mtime_ns") == st.st_mtime_ns and entry.get("etag") == obj.etag):
+        unchanged = bool(entry) and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns
+        if unchanged and (obj is not None or entry.get("origin") == "restored"):
             present.append((path, key, st))
         else:
             to_upload.append((path, key, st))
     return to_upload, present, unstable
 
 
+def seed_push_manifest(src_dir, prefix, baseline_path, manifest_path):
+    """Start a push manifest from what a pull brought (its manifest, ``baseline_path``): the files still as the pull
+    left them are recorded as ``restored``, so that a push does not send them back. Returns how many were."""
+    pulled = load_manifest(baseline_path)
+    manifest = load_manifest(manifest_path)
+    seeded = 0
+    for key, entry in sorted(pulled.items()):
+        if not key.startswith(prefix) or key in manifest:
+            continue
+        path = os.path.join(src_dir, *key[len(prefix):].split("/"))
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == entry.get("size") and st.st_mtime_ns == entry.get("mtime_ns"):
+            manifest[key] = dict(entry, origin="restored")
+            seeded += 1
+    save_manifest(manifest_path, manifest)
+    return seeded
+
+
+def _local_marker(path):
+    """The sha256 the completeness marker beside ``path`` holds: None without one (a link is no marker)."""
+    try:
+        fd = os.open(path + MARKER_SUFFIX, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return marker_hex(handle.read(4096)) or ""
+
+
 def push(store, src_dir, prefix, stable_seconds=0, check_mode=False, workers=8, manifest_path=None):
-    """Upload the files of ``src_dir`` that are stable and not yet stored as they are now; see the module docstring."""
+    """Upload the files of ``src_dir`` that are stable and changed since they were last pushed or restored (a
+    completeness marker after its file); see the module docstring."""
     started = time.time()
+    refuse_planted_link(src_dir)
     if not os.path.isdir(src_dir):
         raise StorageError("%s is not a directory" % src_dir)
     store.check()
@@ -321,22 +475,31 @@ def push(store, src_dir, prefix, stable_seconds=0, check_mode=False, workers=8, 
         res["unstable"] = [k for _p, k, _s in unstable]
         return res
 
-    transferred, failed, changed_meanwhile, nbytes = [], [], [], 0
+    transferred, failed, changed_meanwhile, nbytes = [], [], [], [0]
+    real_top = os.path.realpath(src_dir)
 
     def one(item):
         path, key, st = item
+        real = os.path.realpath(path)
+        if not real.startswith(real_top.rstrip("/") + "/") or os.path.islink(path):
+            raise StorageError("%s leads out of %s (a symbolic link): not uploaded" % (path, src_dir))
         sha = file_digests(path)[1]
         if _changed(path, st):
             return None
+        if not is_marker(path):
+            expected = _local_marker(path)
+            if expected is not None and expected != sha:
+                return None  # its marker vouches for other bytes: being rewritten (or torn); not sent as it is
         got = store.upload(path, key, sha)
         if _changed(path, st):
             return None  # written while uploading: the object's sha256 will not match; the next push sends it again
-        return got, {"etag": got.etag, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
+        return got, {"etag": got.etag, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha,
+                     "origin": "pushed"}
 
-    try:
+    def run(items):
         with concurrent.futures.ThreadPoolExecutor(max(1, int(workers))) as pool:
-            futures = [pool.submit(one, item) for item in to_upload]
-            for future, (path, key, st) in zip(futures, to_upload):
+            futures = [pool.submit(one, item) for item in items]
+            for future, (path, key, st) in zip(futures, items):
                 try:
                     out = future.result()
                 except (StorageError, OSError) as exc:
@@ -347,10 +510,17 @@ def push(store, src_dir, prefix, stable_seconds=0, check_mode=False, workers=8, 
                     continue
                 manifest[key] = out[1]
                 transferred.append(key)
-                nbytes += st.st_size
+                nbytes[0] += st.st_size
+
+    try:
+        # a completeness marker goes after its file (a marker whose file was held back waits too)
+        run([item for item in to_upload if not is_marker(item[1])])
+        held = set(changed_meanwhile)
+        run([item for item in to_upload if is_marker(item[1]) and item[1][:-len(MARKER_SUFFIX)] not in held])
+        changed_meanwhile.extend(k for _p, k, _s in to_upload if is_marker(k) and k[:-len(MARKER_SUFFIX)] in held)
     finally:
         save_manifest(manifest_path, manifest)
-    res = _result(started, transferred, already, [], failed, nbytes, len(remote), False)
+    res = _result(started, transferred, already, [], failed, nbytes[0], len(remote), False)
     res["unstable"] = [k for _p, k, _s in unstable] + changed_meanwhile
     return res
 
@@ -364,11 +534,20 @@ def _changed(path, st):
 
 
 def watch(store, src_dir, prefix, interval=10.0, stable_seconds=5.0, stop=None, on_round=None, workers=4,
-          manifest_path=None):
+          manifest_path=None, baseline=None):
     """Push ``src_dir`` every ``interval`` seconds until ``stop`` (a threading.Event) is set, then push once more
     with every file counted as stable. A failed round (the store unreachable for a while) is reported through
-    ``on_round`` and retried at the next one. Returns the totals."""
-    totals = {"rounds": 0, "uploaded": 0, "bytes": 0, "errors": 0, "last_error": None, "uploaded_keys": []}
+    ``on_round`` and retried at the next one. ``baseline``: the manifest of the pull that restored ``src_dir``
+    (what it brought is not pushed back). Returns the totals."""
+    totals = {"rounds": 0, "uploaded": 0, "bytes": 0, "errors": 0, "last_error": None, "uploaded_keys": [],
+              "restored_not_pushed": 0}
+    if baseline:
+        try:
+            totals["restored_not_pushed"] = seed_push_manifest(
+                src_dir, prefix, baseline, manifest_path or os.path.join(src_dir, PUSH_MANIFEST))
+        except OSError as exc:
+            totals["errors"] += 1
+            totals["last_error"] = "cannot start from what was restored: %s" % exc
 
     def one_round(final):
         try:

@@ -18,11 +18,12 @@ from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage.base import StorageError, parse_uri
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (
-    RUN_ID_RE, SpecError, exit_code, storage_env_path)
+    ENV_NAME_RE, JOB_USER, RUN_ID_RE, UPLOADER_USER, USER_RE, SpecError, exit_code, secret_looking, storage_env_path)
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.role_inputs import RoleInputError, shell_words
 
 RANK_HOST_PREFIX = "aiinfra-rank-"
-JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+JOB_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+PORTS_RE = re.compile(r"[0-9]{1,5}(-[0-9]{1,5})?( *, *[0-9]{1,5}(-[0-9]{1,5})?)*")
 NNODES_RE = re.compile(r"^([1-9][0-9]*)(?::([1-9][0-9]*))?$")
 # settings given as lists (strings are split the way a shell splits them)
 LIST_SETTINGS = ("script_args", "docker_args", "docker_mounts")
@@ -83,7 +84,7 @@ def parse_nnodes(nnodes, hosts):
     if nnodes in (None, ""):
         return str(hosts)
     text = str(nnodes).strip()
-    match = NNODES_RE.match(text)
+    match = NNODES_RE.fullmatch(text)
     if not match:
         raise SpecError("torchrun_nnodes %r: give a node count (e.g. 4) or an elastic range MIN:MAX (e.g. 2:4)"
                         % (nnodes,))
@@ -99,7 +100,7 @@ def parse_nnodes(nnodes, hosts):
 def check_storage_uris(settings):
     """The object storage URIs' problems (none when they are empty: checkpoints and outputs stay on the nodes)."""
     errors = []
-    for name in ("checkpoint_uri", "output_uri"):
+    for name in ("checkpoint_uri", "output_uri", "report_uri"):
         uri = str(settings.get(name) or "").strip()
         if uri:
             try:
@@ -122,9 +123,34 @@ def checkpoint_spec(settings):
     return {"uri": uri, "dir": settings["checkpoint_dir"], "client_dir": client_dir,
             "python": settings.get("checkpoint_client_python") or "%s/venv/bin/python" % client_dir.rstrip("/"),
             "env_file": storage_env_path(settings["job_name"]),
+            "user": settings.get("checkpoint_user") or UPLOADER_USER,
             "interval": settings.get("checkpoint_interval", 5),
             "stable_seconds": settings.get("checkpoint_stable_seconds", 5),
             "final_timeout": settings.get("checkpoint_final_timeout", 600)}
+
+
+def secret_env_names(value):
+    """torchrun_secret_env's names (its values never leave the task that hands them to torchrun_job)."""
+    if value in (None, ""):
+        return []
+    if not isinstance(value, dict):
+        raise SpecError("torchrun_secret_env must be a mapping of environment variable names to values")
+    bad = [str(k) for k in value if not ENV_NAME_RE.fullmatch(str(k))]
+    if bad:
+        raise SpecError("torchrun_secret_env: %s %s not valid environment variable names" % (
+            ", ".join(repr(b) for b in sorted(bad)), "is" if len(bad) == 1 else "are"))
+    return sorted(str(k) for k in value)
+
+
+def check_secret_names(env):
+    """A torchrun_env name that looks like a secret: it would be seen (command lines, results, files)."""
+    names = sorted(str(k) for k in env if secret_looking(k))
+    if names:
+        return ["torchrun_env: %s %s (*TOKEN*, *SECRET*, *PASSWORD*, *_KEY): give %s in torchrun_secret_env, "
+                "which reaches the job through a root-only file and is shown nowhere"
+                % (", ".join(names), "looks like a secret" if len(names) == 1 else "look like secrets",
+                   "it" if len(names) == 1 else "them")]
+    return []
 
 
 def check_settings(settings, script_exists=None):
@@ -165,13 +191,23 @@ def check_settings(settings, script_exists=None):
     for name in LIST_SETTINGS:
         check(name, as_words, name, settings.get(name))
     check("env", as_env, settings.get("env"))
+    errors.extend(check_secret_names(clean.get("env") if isinstance(clean.get("env"), dict) else {}))
+    clean.pop("secret_env", None)  # never in the plan (a fact, shown at -v): its names only
+    check("secret_env_names", secret_env_names, settings.get("secret_env"))
+    ports = str(settings.get("comm_ports") if settings.get("comm_ports") is not None else "").strip()
+    if ports and not PORTS_RE.fullmatch(ports):
+        errors.append("torchrun_comm_ports must be ports and ranges separated by commas, e.g. 32768-60999 (got %r)"
+                      % (settings.get("comm_ports"),))
+    user = settings.get("user")
+    if user not in (None, "") and not USER_RE.fullmatch(str(user)):
+        errors.append("torchrun_user must be a user name (lowercase letters, digits, '_' and '-'; got %r)" % (user,))
     nnodes = settings.get("nnodes")
-    if nnodes not in (None, "") and not NNODES_RE.match(str(nnodes).strip()):
+    if nnodes not in (None, "") and not NNODES_RE.fullmatch(str(nnodes).strip()):
         errors.append("torchrun_nnodes must be empty (every node), N or MIN:MAX (got %r)" % (nnodes,))
-    if settings.get("run_id") and not RUN_ID_RE.match(str(settings["run_id"])):
+    if settings.get("run_id") and not RUN_ID_RE.fullmatch(str(settings["run_id"])):
         errors.append("torchrun_run_id must be 1-64 letters, digits, '.', '_' or '-' (got %r)" % (settings["run_id"],))
     errors.extend(check_storage_uris(settings))
-    if not JOB_NAME_RE.match(str(settings.get("job_name") or "")):
+    if not JOB_NAME_RE.fullmatch(str(settings.get("job_name") or "")):
         errors.append("torchrun_job_name must be 1-64 letters, digits, '.', '_' or '-' (got %r)"
                       % (settings.get("job_name"),))
     if settings.get("state") not in (None, "started", "stopped"):
@@ -244,7 +280,8 @@ def launch_specs(nodes, settings):
         "socket_ifname": settings.get("socket_ifname") or "",
         "timeout": settings["timeout"],
         "stop_timeout": settings["stop_timeout"],
-        "user": settings.get("user") or "root",
+        "user": settings.get("user") or JOB_USER,
+        "secret_env_names": settings.get("secret_env_names") or [],
         "rank_hosts": [{"name": n["host"], "rank_host": n["rank_host"], "address": n["address"]} for n in nodes],
         # restored before the launch, uploaded while the job runs (None: checkpoints stay on the nodes)
         "checkpoint": checkpoint_spec(settings),

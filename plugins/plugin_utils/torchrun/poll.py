@@ -13,15 +13,11 @@ variables the way Ansible builds a task's connection, and runs rounds: one poll 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import threading
 import time
 
-from ansible import constants as C
-from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.loader import connection_loader
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import ACTIVE_STATES, RunDir
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import LogState
@@ -94,46 +90,6 @@ def parse_poll(text, probe=None):
     if result["active"]:
         result["exit"] = None
     return result
-
-
-def host_connection(action, host, task_vars):
-    """A connection to ``host`` made as Ansible makes a task's connection: the connection plugin and its options
-    from the host's own inventory variables (ansible_connection, ansible_host, ansible_port, ansible_user, keys,
-    ssh args ...), the task's keywords and the configuration. Polls run as the login user (no become)."""
-    hostvars = task_vars["hostvars"][host]
-
-    def var(name, default=None):
-        try:
-            return hostvars[name] if name in hostvars else default
-        except Exception:  # a variable that does not template: leave it to the plugin's default
-            return default
-    name = var("ansible_connection") or action._play_context.connection or "ssh"
-    if name == "smart":
-        name = "ssh"
-    play_context = action._play_context.copy()
-    play_context.remote_addr = var("ansible_host", host)
-    play_context.remote_user = var("ansible_user", play_context.remote_user)
-    play_context.port = var("ansible_port", None)
-    connection = connection_loader.get(name, play_context, None, task_uuid=action._task._uuid,
-                                       ansible_playbook_pid=to_text(os.getppid()))
-    if connection is None:
-        raise AnsibleError("torchrun_watch: no connection plugin %r for %s" % (name, host))
-    wanted = set(C.config.get_plugin_vars("connection", connection._load_name))
-    shell_vars = set(C.config.get_plugin_vars("shell", connection._shell._load_name))
-    variables = {"inventory_hostname": host}
-    for key in wanted | shell_vars:
-        value = var(key, variables)
-        if value is not variables:
-            variables[key] = value
-    task_keys = action._task.dump_attrs()
-    task_keys["timeout"] = play_context.timeout
-    task_keys.pop("retries", None)
-    connection.set_become_plugin(None)
-    connection.set_options(task_keys=task_keys, var_options=connection._resolve_option_variables(
-        variables, action._templar))
-    connection._shell.set_options(task_keys=task_keys, var_options=dict(
-        (k, variables[k]) for k in shell_vars if k in variables))
-    return connection
 
 
 class NodePoller(object):

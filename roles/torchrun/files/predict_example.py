@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import io
 import json
 import os
@@ -73,13 +74,27 @@ def parse_args(argv=None):
     return args
 
 
+def complete(path):
+    """The training example's completeness rule: NAME.sha256, written last, holds NAME's sha256."""
+    try:
+        with open(path + ".sha256") as handle:
+            words = handle.read(4096).split()
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return bool(words) and words[0].lower() == digest.hexdigest()
+    except OSError:
+        return False
+
+
 def model_file(path):
-    """The checkpoint ``path`` names: the file itself, or the newest ckpt-*.pt in a directory; else None."""
+    """The checkpoint ``path`` names: the file itself, or the newest complete ckpt-*.pt in a directory; else None."""
     if not path:
         return None
     if os.path.isfile(path):
         return path
-    found = sorted(glob.glob(os.path.join(path, CKPT_GLOB)))
+    found = sorted(p for p in glob.glob(os.path.join(path, CKPT_GLOB)) if complete(p))
     return found[-1] if found else None
 
 

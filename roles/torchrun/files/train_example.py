@@ -15,13 +15,17 @@ It logs JSON lines (one object per line) that the torchrun role parses:
   {"event": "eval", "step": 50, "eval_acc": 0.81}
   {"event": "done", "step": 300, "loss": 0.21, "eval_acc": 0.93, ...}
 Checkpoints go to --checkpoint-dir every --checkpoint-every steps (global rank 0
-writes them); a new run resumes from the newest checkpoint any node holds.
+writes them: one writer per name); a new run resumes from the newest complete
+checkpoint any node holds. The completeness rule (the torchrun role restores only
+files that follow it): each file is written under a temporary name and renamed,
+then NAME.sha256 (sha256sum's format) is written the same way, last.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import io
 import json
 import os
@@ -82,24 +86,60 @@ def batch(args, weights, step, rank, size=None):
     return x, (x @ weights + noise).argmax(dim=1)
 
 
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def complete(path):
+    """The completeness rule: NAME.sha256, written last, holds NAME's sha256."""
+    try:
+        with open(path + ".sha256") as handle:
+            words = handle.read(4096).split()
+        return bool(words) and words[0].lower() == sha256_of(path)
+    except OSError:
+        return False
+
+
 def local_checkpoints(directory):
+    """(step, path) of the complete checkpoints in ``directory``, oldest first."""
     found = []
     for path in glob.glob(os.path.join(directory, "ckpt-*.pt")):
         match = CKPT_RE.match(os.path.basename(path))
-        if match:
+        if match and complete(path):
             found.append((int(match.group(1)), path))
     return sorted(found)
+
+
+def replace_atomically(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def save_checkpoint(args, step, model, optimizer):
     os.makedirs(args.checkpoint_dir, exist_ok=True)
     path = os.path.join(args.checkpoint_dir, "ckpt-%08d.pt" % step)
-    tmp = path + ".tmp"
+    buffer = io.BytesIO()
     torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "config": {k: v for k, v in vars(args).items() if k != "checkpoint_dir"}}, tmp)
-    os.replace(tmp, path)
+                "config": {k: v for k, v in vars(args).items() if k != "checkpoint_dir"}}, buffer)
+    data = buffer.getvalue()
+    # the completeness rule: the file under a temporary name, renamed; then its marker, last
+    replace_atomically(path, data)
+    marker = "%s  %s\n" % (hashlib.sha256(data).hexdigest(), os.path.basename(path))
+    replace_atomically(path + ".sha256", marker.encode("ascii"))
     for old in local_checkpoints(args.checkpoint_dir)[:-args.keep_checkpoints]:
-        os.unlink(old[1])
+        for name in (old[1] + ".sha256", old[1]):
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
     log("checkpoint", step=step, path=os.path.abspath(path))
 
 

@@ -17,8 +17,15 @@ import yaml
 from conftest import COLLECTIONS, ROOT
 
 from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
+from ansible.template import Templar
 from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+
+try:
+    from ansible.template import trust_as_template
+except ImportError:  # ansible-core < 2.19 (the lowest claimed, in .venv-lowest) templates every string
+    def trust_as_template(text):
+        return text
+TRUSTED = {"trusted_as_template": True} if "trusted_as_template" in DataLoader.load_from_file.__code__.co_varnames else {}
 
 ROLES = os.path.join(ROOT, "roles")
 # Templates name this collection's filters by FQCN: Ansible's collection loader must own the
@@ -62,7 +69,7 @@ def role_vars(role, os_name, **extra):
     for sub in ("defaults", "vars"):
         path = role_file(role, sub, "main.yml")
         if os.path.exists(path):
-            variables.update(loader.load_from_file(path, trusted_as_template=True) or {})
+            variables.update(loader.load_from_file(path, **TRUSTED) or {})
     variables.update(extra)
     return variables
 
@@ -91,7 +98,7 @@ def tasks(role, name):
             task = dict(task, vars=scope)  # a task sees its blocks' vars
             found[task.get("name")] = task
 
-    walk(DataLoader().load_from_file(role_file(role, "tasks", name), trusted_as_template=True), {})
+    walk(DataLoader().load_from_file(role_file(role, "tasks", name), **TRUSTED), {})
     return found
 
 
@@ -114,7 +121,7 @@ def run_set_fact(role, task_file, task_name, variables):
 # -- nvidia_driver ---------------------------------------------------------------------------------
 def driver_vars(os_name, gpu, **role_extra):
     variables = role_vars("nvidia_driver", os_name, preflight_gpu=gpu, **role_extra)
-    return run_set_fact("nvidia_driver", "validate.yml", "Plan the driver from the compatibility data", variables)
+    return run_set_fact("nvidia_driver", "plan.yml", "Plan the driver from the compatibility data", variables)
 
 
 def repository_vars(variables, caller_role, caller_file):
@@ -237,7 +244,7 @@ def test_driver_and_cuda_with_different_mirrors_fail_before_writing():
     assert "nvidia_driver_cuda_repo_url and cuda_repo_url name https://a.internal/cuda/ and https://b.internal/cuda/" in \
         " ".join(render(check["ansible.builtin.assert"]["fail_msg"], v).split())
     # the driver checks it in validate.yml (the first play), and repository.yml before writing anything
-    assert "mirrors.yml" in str(tasks("nvidia_driver", "validate.yml")["Check the driver and CUDA agree on the mirrors"])
+    assert "mirrors.yml" in str(tasks("nvidia_driver", "plan.yml")["Check the driver and CUDA agree on the mirrors"])
     assert list(tasks("nvidia_driver", "repository.yml"))[0] == "Check the driver and CUDA agree on the mirrors"
     same = driver_vars("ubuntu-22.04", H100_HGX, nvidia_driver_cuda_repo_url="https://a.internal/cuda/",
                        cuda_repo_url="https://a.internal/cuda/")
@@ -288,7 +295,7 @@ def test_loaded_driver_is_read_the_same_way_everywhere(proc_version, expected):
 # -- cuda ------------------------------------------------------------------------------------------
 def cuda_vars(os_name, **extra):
     variables = role_vars("cuda", os_name, **extra)
-    return run_set_fact("cuda", "validate.yml", "Plan CUDA from the compatibility data", variables)
+    return run_set_fact("cuda", "plan.yml", "Plan CUDA from the compatibility data", variables)
 
 
 def test_cuda_ubuntu_toolkit_paths():
@@ -335,14 +342,15 @@ def test_cuda_debian_toolkit_needs_no_paths():
 def docker_vars(os_name, gpu=None, **extra):
     gpu = gpu or NO_GPU
     variables = role_vars("docker", os_name, preflight_gpu=gpu, **extra)
-    return run_set_fact("docker", "validate.yml", "Decide the repository and the nvidia runtime", variables)
+    return run_set_fact("docker", "plan.yml", "Decide the repository and the nvidia runtime", variables)
 
 
 def test_docker_ubuntu_noble_repo():
     v = docker_vars("ubuntu-24.04")
     text = render_template("docker", "docker.sources.j2", v)
     assert "URIs: https://download.docker.com/linux/ubuntu\nSuites: noble\nComponents: stable\nArchitectures: arm64\n" in text
-    setup = tasks("docker", "setup-Debian.yml")
+    setup = dict(tasks("docker", "setup-Debian.yml"), **tasks("docker", "repo-docker-Debian.yml"))
+    assert setup["Add Docker's apt repository (signing key and source)"]["ansible.builtin.include_tasks"] == "repo-docker-Debian.yml"
     assert render(setup["Fetch Docker's signing key"]["ansible.builtin.get_url"]["url"], v) == \
         "https://download.docker.com/linux/ubuntu/gpg"
     assert "Signed-By: %s\n" % setup["Fetch Docker's signing key"]["ansible.builtin.get_url"]["dest"] in text
@@ -365,7 +373,7 @@ def test_docker_rhel_repo_with_nvidia_toolkit_on_gpu_nodes():
 
 
 def test_docker_distribution_package_refused_on_rhel():
-    check = tasks("docker", "validate.yml")["Check the source exists on this OS"]["ansible.builtin.assert"]
+    check = tasks("docker", "plan.yml")["Check the source exists on this OS"]["ansible.builtin.assert"]
     assert render(expr(check["that"]), docker_vars("rhel-9", docker_source="distribution")) is False
     assert render(expr(check["that"]), docker_vars("debian-12", docker_source="distribution")) is True
     assert "RHEL ships podman" in render(check["fail_msg"], docker_vars("rhel-9", docker_source="distribution"))
@@ -418,8 +426,8 @@ def test_docker_daemon_json_is_merged_never_overwritten(existing, gpu, extra, ex
 def pytorch_vars(gpu=None, **extra):
     gpu = gpu or NO_GPU
     variables = role_vars("pytorch", "ubuntu-22.04", preflight_gpu=gpu, **extra)
-    run_set_fact("pytorch", "validate.yml", "Plan the wheels from the compatibility data", variables)
-    return run_set_fact("pytorch", "validate.yml", "Decide the requirements and pip's arguments", variables)
+    run_set_fact("pytorch", "plan.yml", "Plan the wheels from the compatibility data", variables)
+    return run_set_fact("pytorch", "plan.yml", "Decide the requirements and pip's arguments", variables)
 
 
 def test_pytorch_gpu_node_installs_from_the_matching_index():
@@ -442,6 +450,11 @@ def test_pytorch_wheelhouse_mode():
     assert v["pytorch_requirements"] == ["torch==2.13.0+cpu", "numpy==2.3.*"]
     assert v["pytorch_pip_args"] == ["--no-index", "--find-links", "/opt/aiinfra/wheelhouse", "--no-cache-dir"]
     wheelhouse = tasks("pytorch", "wheelhouse.yml")
+    assert wheelhouse["Download the missing wheels"]["ansible.builtin.include_tasks"] == "wheelhouse_download.yml"
+    # the included file runs in the scope of the block that includes it (its vars: pytorch_pip_download)
+    block_vars = wheelhouse["Download the missing wheels"]["vars"]
+    wheelhouse.update((name, dict(task, vars=dict(block_vars, **task["vars"])))
+                      for name, task in tasks("pytorch", "wheelhouse_download.yml").items())
     scope = dict(v, ansible_playbook_python="/venv/bin/python", pytorch_wheelhouse_tmp={"path": "/srv/.wheelhouse-download-x"},
                  ansible_facts=dict(FACTS["ubuntu-22.04"], python={"version": {"major": 3, "minor": 11}}))
     download = wheelhouse["Download the wheels with the controller's pip"]
@@ -557,7 +570,8 @@ def test_preflight_takes_strings_as_users_type_them():
     main = tasks("preflight", "main.yml")
     assert render(expr(main["Fail early on an unsupported OS"]["when"]), v) is False
     assert render(expr(main["Wait for cloud-init to finish (bounded)"]["when"][1]), v) is False
-    assert render(main["Wait for the package manager's locks (bounded)"]["retries"], v) == 12
+    # a task's retries is an int field: ansible-core 2.16's templar gives the string, the field converts it
+    assert int(render(main["Wait for the package manager's locks (bounded)"]["retries"], v)) == 12
     assert render(expr(main["Report what the node is"]["when"]), v) is False
     with pytest.raises(Exception, match="preflight_extra_ca_certificates: cannot split .* like a shell would"):
         render(ca["loop"], dict(v, preflight_extra_ca_certificates="'/etc/ca/one.pem"))
@@ -571,7 +585,7 @@ def test_nvidia_driver_takes_strings_as_users_type_them():
     assert render(expr(setup["Install the kernel headers of the running kernel"]["when"]), v) is False
     refuse = tasks("nvidia_driver", "load.yml")["Fail when a reboot is needed but not allowed"]["ansible.builtin.assert"]
     assert render(expr(refuse["that"]), dict(v, nvidia_driver_reboot_needed=True)) is False
-    with pytest.raises(Exception, match="argument 'nvidia_driver_reboot_batch_size' is of type str and we were unable "
+    with pytest.raises(Exception, match="argument 'nvidia_driver_reboot_batch_size' is of type (<class ')?str('>)? and we were unable "
                                         "to convert to int"):
         render("{{ nvidia_driver_inputs }}", dict(v, nvidia_driver_reboot_batch_size="two"))
 
@@ -592,7 +606,7 @@ def test_docker_takes_strings_as_users_type_them():
                     docker_daemon_options='{"data-root": "/data/docker"}', docker_verify="no")
     main = tasks("docker", "main.yml")
     assert render(main["Add the users to the docker group"]["loop"], v) == ["alice", "bob"]
-    assert render(tasks("docker", "validate.yml")["Look up the docker users"]["loop"], v) == ["alice", "bob"]
+    assert render(tasks("docker", "plan.yml")["Look up the docker users"]["loop"], v) == ["alice", "bob"]
     assert render(expr(main["Check the daemon answers"]["when"][0]), v) is False
     task = tasks("docker", "daemon.yml")["Merge the settings into daemon.json"]
     scope = dict(v, docker_daemon_current={"content": base64.b64encode(b"{}").decode()})

@@ -134,7 +134,7 @@ class AwsProvider(SecurityGroupFirewall, Provider):
     def preflight(self, spec):
         """Offline checks of the options (no API call): shapes, required values, tag limits."""
         opts = self.opts
-        if opts.get("region") and not REGION_RE.match(opts["region"]):
+        if opts.get("region") and not REGION_RE.fullmatch(opts["region"]):
             raise ConfigError("region %r is not an AWS region name" % opts["region"], hint="e.g. us-east-1")
         if not spec.instance_type and not any((p or {}).get("instance_type") for p in opts.get("placements") or []):
             raise ConfigError("instance_type is required on cloud aws", hint="e.g. instance_type: p4d.24xlarge")
@@ -142,7 +142,7 @@ class AwsProvider(SecurityGroupFirewall, Provider):
             raise ConfigError("image is required on cloud aws",
                               hint="An AMI id (ami-...) or a name pattern whose newest match is used, e.g. "
                                    "'Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) *'")
-        if spec.image.startswith("ami-") and not AMI_ID_RE.match(spec.image):
+        if spec.image.startswith("ami-") and not AMI_ID_RE.fullmatch(spec.image):
             raise ConfigError("image %r is not a valid AMI id" % spec.image, hint="AMI ids look like ami-0abcdef1234567890")
         for entry in opts.get("placements") or []:
             if not any((entry or {}).get(k) for k in ("subnet_id", "availability_zone", "instance_type")):

@@ -283,9 +283,9 @@ class AzureProvider(AzureFirewall, Provider):
                                    "microsoft-dsvm:ubuntu-hpc:2204:latest) or an image id")
         shapes.parse_image(spec.image)
         shapes.plan_locations(opts.get("placements"), opts.get("location"))
-        if opts.get("resource_group") and not shapes.RG_RE.match(opts["resource_group"]):
+        if opts.get("resource_group") and not shapes.RG_RE.fullmatch(opts["resource_group"]):
             raise ConfigError("resource_group %r is not a valid resource group name" % opts["resource_group"])
-        if opts.get("subnet_id") and not shapes.SUBNET_ID_RE.match(opts["subnet_id"]):
+        if opts.get("subnet_id") and not shapes.SUBNET_ID_RE.fullmatch(opts["subnet_id"]):
             raise ConfigError("subnet_id %r is not a subnet resource id" % opts["subnet_id"],
                               hint="/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Network/"
                                    "virtualNetworks/VNET/subnets/SUBNET")
@@ -360,7 +360,7 @@ class AzureProvider(AzureFirewall, Provider):
                 "nsg": nsg}
 
     def _subnet(self, subnet_id):
-        match = shapes.SUBNET_ID_RE.match(subnet_id)
+        match = shapes.SUBNET_ID_RE.fullmatch(subnet_id)
         resource, compute, network = self.clients()
         try:
             found = _plain(self._call(network.subnets.get, match.group(2), match.group(3), match.group(4)))

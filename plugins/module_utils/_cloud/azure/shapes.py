@@ -101,10 +101,10 @@ def plan_locations(placements, location, existing_location=None):
         loc = (entry.get("location") or location or "").lower().replace(" ", "")
         if not loc:
             raise ConfigError("no location given", hint="Set location (e.g. eastus) or placements: [{location: ...}]")
-        if not LOCATION_RE.match(loc):
+        if not LOCATION_RE.fullmatch(loc):
             raise ConfigError("location %r is not an Azure location name" % loc, hint="e.g. eastus, westus2")
         zone = str(entry["zone"]) if entry.get("zone") not in (None, "") else None
-        if zone is not None and not ZONE_RE.match(zone):
+        if zone is not None and not ZONE_RE.fullmatch(zone):
             raise ConfigError("zone %r is not an availability zone" % zone, hint="Azure zones are 1, 2 or 3")
         trial = {"location": loc, "zone": zone}
         if trial not in tries:

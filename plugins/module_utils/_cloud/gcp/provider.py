@@ -60,10 +60,10 @@ class GcpProvider(GcpFirewall, Provider):
     def preflight(self, spec):
         """Offline checks of the options (no API call)."""
         opts = self.opts
-        if opts.get("project") and not PROJECT_RE.match(opts["project"]):
+        if opts.get("project") and not PROJECT_RE.fullmatch(opts["project"]):
             raise ConfigError("project %r is not a Google Cloud project id" % opts["project"],
                               hint="Project ids are 6-30 lowercase letters, digits and '-', e.g. my-training-project")
-        if opts.get("region") and not REGION_RE.match(opts["region"]):
+        if opts.get("region") and not REGION_RE.fullmatch(opts["region"]):
             raise ConfigError("region %r is not a Compute Engine region" % opts["region"], hint="e.g. us-central1")
         if not spec.instance_type:
             raise ConfigError("instance_type is required on cloud gcp", hint="A machine type, e.g. a3-highgpu-8g")
@@ -77,7 +77,7 @@ class GcpProvider(GcpFirewall, Provider):
             if not zone:
                 raise ConfigError("a placement needs a zone on cloud gcp",
                                   hint="e.g. placements: [{zone: us-central1-a}, {zone: us-central1-b}]")
-            if not ZONE_RE.match(zone):
+            if not ZONE_RE.fullmatch(zone):
                 raise ConfigError("placement zone %r is not a Compute Engine zone name" % zone, hint="e.g. us-central1-a")
         if not opts.get("placements") and not opts.get("region"):
             raise ConfigError("placements or region is required on cloud gcp",
@@ -88,7 +88,7 @@ class GcpProvider(GcpFirewall, Provider):
         if size is not None and not 10 <= size <= 65536:
             raise ConfigError("root_volume_size must be 10..65536 GB, got %d" % size)
         for name in ("network", "subnetwork"):
-            if opts.get(name) and not NAME_RE.match(last(opts[name])):
+            if opts.get(name) and not NAME_RE.fullmatch(last(opts[name])):
                 raise ConfigError("%s %r is not a Compute Engine resource name" % (name, opts[name]))
         for acc in opts.get("accelerators") or []:
             if not (acc or {}).get("type") or int((acc or {}).get("count") or 0) < 1:

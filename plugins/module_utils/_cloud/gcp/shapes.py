@@ -91,7 +91,7 @@ def labels_for(spec, rank=None):
 
 def check_labels(labels):
     for key, value in labels.items():
-        if not LABEL_KEY_RE.match(key) or not LABEL_VALUE_RE.match(str(value)):
+        if not LABEL_KEY_RE.fullmatch(key) or not LABEL_VALUE_RE.fullmatch(str(value)):
             raise ConfigError("label %s=%s is not a valid Compute Engine label" % (key, value),
                               hint="Keys: lowercase letters, digits, '_' and '-', starting with a letter (<= 63); "
                                    "values: lowercase letters, digits, '_' and '-' (<= 63)")

@@ -87,6 +87,8 @@ def store(uri="s3://data/ds"):
     ("s3://data/", ("s3", "data", "")),
     ("s3://data/a/b", ("s3", "data", "a/b/")),
     ("S3://my.bucket-1/a/b/", ("s3", "my.bucket-1", "a/b/")),
+    ("gs://my_bucket.x/a/b", ("gs", "my_bucket.x", "a/b/")),
+    ("az://container-1/ckpt/run7/", ("az", "container-1", "ckpt/run7/")),
 ])
 def test_parse_uri(uri, expected):
     assert base.parse_uri(uri) == expected
@@ -95,8 +97,12 @@ def test_parse_uri(uri, expected):
 @pytest.mark.parametrize("uri,words", [
     ("/data/x", "not an object storage URI"),
     ("http://data/x", "not an object storage scheme"),
-    ("gs://data/x", "Google Cloud Storage URIs (gs://) are not supported yet"),
-    ("az://acct/x", "Azure Blob Storage URIs (az://) are not supported yet"),
+    ("ftp://data/x", "not an object storage scheme"),
+    ("gs:///x", "names no bucket"),
+    ("az:///x", "names no container"),
+    ("gs://Data/x", "not a valid bucket name (Google Cloud Storage)"),
+    ("az://my_container/x", "not a valid container name (Azure Blob Storage)"),
+    ("az://a--b/x", "not a valid container name (Azure Blob Storage)"),
     ("s3://Data/x", "not a valid bucket name"),
     ("s3://data/a/../b", "'..' parts"),
 ])
@@ -346,7 +352,7 @@ def test_cli_push_pull_and_errors(s3, tmp_path, capsys):
     assert cli.main(["pull", "s3://data/ck", str(tmp_path / "dst"), "--require-sha256"]) == 0
     assert (tmp_path / "dst" / "w.pt").read_bytes() == b"weights"
     capsys.readouterr()
-    assert cli.main(["pull", "gs://data/ck", str(tmp_path / "x")]) == 1
-    assert "not supported yet" in capsys.readouterr().err
+    assert cli.main(["pull", "ftp://data/ck", str(tmp_path / "x")]) == 1
+    assert "not an object storage scheme" in capsys.readouterr().err
     assert cli.main(["pull", "s3://data/ck", str(tmp_path / "s"), "--shard", "0/1", "--check"]) == 0
     assert not (tmp_path / "s").exists()

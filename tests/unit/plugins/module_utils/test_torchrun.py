@@ -123,7 +123,9 @@ def test_docker_wraps_the_same_torchrun():
     assert opt(argv, "--gpus") == "all"
     assert "aiinfra-rank-00000:10.0.0.2" in argv and "aiinfra-rank-00001:10.0.0.3" in argv
     mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
-    assert mounts == ["/w/jobs/example:/w/jobs/example", "/w/runs/r1:/w/runs/r1", "/data:/data:ro"]
+    # only the job's own directories (not root's run directory), then the user's mounts
+    assert mounts == ["/w/jobs/example:/w/jobs/example", "/w/runs/r1/ranks:/w/runs/r1/ranks",
+                      "/w/runs/r1/outputs:/w/runs/r1/outputs", "/data:/data:ro"]
     assert "NCCL_SOCKET_IFNAME=eth0" in argv and "--shm-size" in argv
     image_at = argv.index("nvcr.io/nvidia/pytorch:24.01")
     assert argv[image_at + 1] == "torchrun" and opt(argv, "--nproc-per-node") == "4"
@@ -190,7 +192,7 @@ def test_checkpoint_uploader_is_its_own_unit_bound_to_the_job_without_secrets_on
     assert not tr.uploader_unit("r1").startswith(tr.UNIT_PREFIX)
     props = [argv[i + 1] for i, a in enumerate(argv) if a == "-p"]
     assert "BindsTo=aiinfra-torchrun-r1.service" in props and "Before=aiinfra-torchrun-r1.service" in props
-    assert "User=gpuadmin" in props and "TimeoutStopSec=90" in props
+    assert "User=aiinfra-ckpt" in props and "TimeoutStopSec=90" in props  # its own user, not the job's
     assert "EnvironmentFile=-/etc/aiinfra/torchrun/example.storage.env" in props
     assert "StandardOutput=append:/var/lib/x/runs/r1/checkpoints.log" in props
     tail = argv[argv.index("/opt/aiinfra/storage/venv/bin/python"):]

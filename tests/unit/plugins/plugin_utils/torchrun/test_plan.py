@@ -171,9 +171,9 @@ def test_checkpoint_spec_travels_in_every_nodes_spec():
 
 @pytest.mark.parametrize("uri, message", [
     ("/data/ckpt", "torchrun_checkpoint_uri: '/data/ckpt' is not an object storage URI"),
-    ("gs://bucket/x", "torchrun_checkpoint_uri: Google Cloud Storage URIs (gs://) are not supported yet"),
     ("ftp://bucket/x", "the scheme 'ftp' is not an object storage scheme"),
-    ("s3:///prefix", "is not a valid bucket name"),
+    ("s3:///prefix", "names no bucket"),
+    ("az://Bad_Container/x", "is not a valid container name (Azure Blob Storage)"),
     ("s3://Bad_Bucket/x", "is not a valid bucket name"),
 ])
 def test_bad_checkpoint_uri_fails_before_anything_starts(uri, message):
@@ -182,9 +182,10 @@ def test_bad_checkpoint_uri_fails_before_anything_starts(uri, message):
 
 
 def test_bad_output_uri_fails_before_anything_starts():
-    with pytest.raises(SpecError, match=re.escape("torchrun_output_uri: Google Cloud Storage URIs (gs://) are not")):
-        tr.plan([{"host": "a", "address": "x"}], dict(CKPT, output_uri="gs://bucket/preds"), True)
-    assert tr.plan([{"host": "a", "address": "x"}], dict(CKPT, output_uri="s3://preds/out/"), True)["specs"]["a"]
+    with pytest.raises(SpecError, match=re.escape("torchrun_output_uri: 'gs://Bucket/preds': 'Bucket' is not a valid")):
+        tr.plan([{"host": "a", "address": "x"}], dict(CKPT, output_uri="gs://Bucket/preds"), True)
+    for uri in ("s3://preds/out/", "gs://preds/out/", "az://preds/out/"):
+        assert tr.plan([{"host": "a", "address": "x"}], dict(CKPT, output_uri=uri), True)["specs"]["a"]
 
 
 def test_checkpoint_numbers_and_dir_are_checked():
