@@ -18,7 +18,7 @@ AZURITE     := .cache/npm/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup setup-lowest demo test test-unit test-integration test-scale sanity lint teardown bench build clean
+.PHONY: help setup setup-lowest demo test test-unit test-integration test-scale sanity lint galaxy test-molecule teardown bench build clean
 
 help:
 	@echo "make demo      provision the local cluster (podman) and run the main job (site.yml)"
@@ -27,6 +27,9 @@ help:
 	@echo "make test-scale the scale set (8 local nodes, default forks; not in make test)"
 	@echo "make teardown  remove the demo cluster"
 	@echo "make bench     benchmarks (benchmarks/)"
+	@echo "make lint      ansible-lint --profile production over the whole tree (galaxy.yml included)"
+	@echo "make test-molecule every role's Molecule scenario, and one from the installed collection"
+	@echo "make galaxy    antsibull-changelog lint, antsibull-docs lint, galaxy-importer on the built tarball"
 
 setup: $(STAMP) $(COLL_LINK) .ssh/id_ed25519 $(PROMTOOL) $(AZURITE)
 
@@ -89,6 +92,13 @@ test-unit: setup
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
 
+# every role's Molecule scenario (local nodes over SSH; make test leaves out the long ones, marked scale) and a user's
+# scenario against the installed tarball
+test-molecule: setup
+	$(PY) -m pytest -q -p no:cacheprovider -n "$${TEST_WORKERS:-2}" --dist loadfile -m "not lowest" -k molecule \
+	  tests/integration/test_roles_*.py \
+	  tests/integration/test_molecule_installed.py
+
 # the scale set: 8 local nodes with default forks (minutes; not in make test)
 test-scale: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m scale tests/integration
@@ -96,8 +106,14 @@ test-scale: setup
 sanity: setup
 	bash tests/sanity.sh
 
+# the whole tree (galaxy.yml, changelogs, extensions, molecule scenarios included; .ansible-lint excludes the venvs)
 lint: setup
-	$(VENV)/bin/ansible-lint --profile production playbooks roles site.yml
+	$(VENV)/bin/ansible-lint --profile production
+
+# what Galaxy / Automation Hub run on an upload (galaxy-importer, in .venv-importer: its pins differ from .venv's),
+# antsibull-changelog lint and antsibull-docs lint-collection-docs; make test runs it too
+galaxy: setup
+	bash tests/galaxy.sh
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -16,6 +16,9 @@ $PY -m pytest -q -p no:cacheprovider tests/unit || status=1
 step "ansible-test sanity + ansible-lint"
 bash tests/sanity.sh || status=1
 
+step "Galaxy / Automation Hub: antsibull-changelog lint, antsibull-docs lint, galaxy-importer"
+bash tests/galaxy.sh || status=1
+
 step "integration tests (local nodes, moto, API doubles)"
 # Each test makes its own cluster (unique name) and removes it, pass or fail.
 $PY -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile tests/integration || status=1

@@ -1,58 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiinfra platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the torchrun role: torchrun_layout, torchrun_plan, torchrun_rerun_plan, torchrun_attempt,
+torchrun_checkpoints. Each one's documentation is the YAML file of its name beside this file (ansible-doc reads it
+there because this file carries no DOCUMENTATION of its own)."""
 
 from __future__ import annotations
-
-DOCUMENTATION = r"""
-name: torchrun_layout
-short_description: Order a torchrun job's nodes by rank
-version_added: 0.1.0
-description:
-  - Takes the hostvars of the play's nodes and returns them ordered by C(gpu_cluster_rank), each with its torchrun
-    node rank (0..N-1), the name it goes by in the rendezvous (one that sorts like the rank) and its private address.
-  - Nodes without C(gpu_cluster_rank) take their position in the list; without C(gpu_cluster_private_address),
-    C(ansible_host).
-  - Fails with a message naming the node when two nodes share a rank, a rank is not a number, a node has no
-    address, or the list is empty.
-author:
-  - aiinfra platform team (@aiinfra)
-options:
-  _input:
-    description: Hostvars of the nodes, e.g. C(ansible_play_hosts_all | map('extract', hostvars)).
-    type: list
-    elements: dict
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Lay out the job's nodes
-  ansible.builtin.set_fact:
-    layout: "{{ ansible_play_hosts_all | map('extract', hostvars) | aiinfra.gpu_cluster.torchrun_layout }}"
-"""
-
-RETURN = r"""
-_value:
-  description: One dict per node, ordered by rank.
-  type: list
-  elements: dict
-  contains:
-    host:
-      description: The inventory hostname.
-      type: str
-    rank:
-      description: C(gpu_cluster_rank).
-      type: int
-    node_rank:
-      description: The torchrun node rank (0 hosts the rendezvous).
-      type: int
-    rank_host:
-      description: The node's name in the rendezvous, e.g. C(aiinfra-rank-00001).
-      type: str
-    address:
-      description: The private address.
-      type: str
-"""
 
 import os
 

@@ -31,4 +31,4 @@ def test_client_stamp_changes_with_the_package_and_settings():
     other = render("{{ dataset_client_stamp }}", dict(variables, dataset_client_packages=["boto3==1.35.0"]))
     assert other != first
     files = render("{{ dataset_client_package_files | map('basename') | list }}", variables)
-    assert {"__init__.py", "__main__.py", "base.py", "s3.py", "sync.py"} <= set(files)
+    assert {"__init__.py", "cli.py", "base.py", "s3.py", "sync.py"} <= set(files)

@@ -30,7 +30,7 @@ class _Module(object):
         return getattr(importlib.import_module(self._name), attr)
 
 
-base, sync, cli = _Module("base"), _Module("sync"), _Module("__main__")
+base, sync, cli = _Module("base"), _Module("sync"), _Module("cli")
 
 
 def ObjectInfo(*args):  # noqa: N802 (the class, looked up now)

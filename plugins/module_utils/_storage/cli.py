@@ -8,6 +8,9 @@ Credentials never go on the command line: ``--options-file`` (or ``$AIINFRA_STOR
 JSON file (keep it 0600) with the storage options (``gpu_cluster_storage_options``: s3, gs and az keys), else
 ``$AIINFRA_STORAGE_OPTIONS_B64`` holds them (base64 of the JSON); unset ones come from the node's own identity.
 
+On the nodes the role aiinfra.gpu_cluster.dataset writes the package's ``__main__.py`` (it only calls ``main``):
+a ``module_utils`` file named ``__main__.py`` is refused by Galaxy's importer, so the collection ships this one.
+
 Exit status: 0 done; 1 an error (message and hint on stderr); 3 pull found corrupt objects (skipped).
 Each command prints its result as one JSON line; ``watch`` prints one line per round.
 """
