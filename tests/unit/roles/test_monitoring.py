@@ -147,3 +147,25 @@ def test_exporter_firewall_only_from_the_prometheus_node(tmp_path):
     if shutil.which("nft"):  # the syntax, as the role's validate step checks it on the node
         proc = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True, check=False)
         assert proc.returncode == 0 or "Operation not permitted" in proc.stderr, proc.stderr
+
+
+def test_utilisation_query_without_a_monitoring_node_reports_it_instead_of_failing(tmp_path):
+    """The torchrun role includes query.yml after every run; used on its own (no node in the monitoring group, e.g. a
+    Molecule scenario), the query must not fail on an empty delegate_to but say why there are no figures."""
+    from conftest import ansible_env
+    play = tmp_path / "play.yml"
+    play.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "connection": "local", "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+        "tasks": [{"ansible.builtin.include_role": {"name": "aiinfra.gpu_cluster.monitoring", "tasks_from": "query.yml"},
+                   "vars": {"monitoring_query_start": 1000, "monitoring_query_end": 1060}},
+                  {"ansible.builtin.copy": {"content": "{{ monitoring_utilisation | to_json }}",
+                                            "dest": str(tmp_path / "out.json")}}]}]))
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", str(play)], cwd=ROOT,
+                          env=ansible_env(), capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    import json
+    answers = json.loads((tmp_path / "out.json").read_text())
+    assert set(answers) == {"cpu", "memory", "gpu"}, answers
+    for answer in answers.values():
+        assert answer["status"] == "error" and "no monitoring node" in answer["error"], answer
