@@ -107,8 +107,8 @@ def main():
                 finally:
                     store.close()
                 assert len(res["transferred"]) == SMALL + LARGE and not res["corrupt"] and not res["failed"], res
-            floor_s = min(timed(lambda dest: floor(server, dest))[0] for _ in range(2))
-            pull_s = min(timed(pull)[0] for _ in range(2))
+            floor_s = min(timed(lambda dest: floor(server, dest))[0] for _attempt in range(2))
+            pull_s = min(timed(pull)[0] for _attempt in range(2))
         mb = total / 1e6
         print("%-6s %-46s %10.1f %14.1f %10.2f" % (scheme, name, mb / floor_s, mb / pull_s, floor_s / pull_s))
 

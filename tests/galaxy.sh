@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# the steps are functions that timed() calls by name (shellcheck takes them for unreachable)
+# shellcheck disable=SC2317
 # What Galaxy / Automation Hub check on an upload, and the ecosystem's changelog and docs linters, on the collection
 # as users get it (built with galaxy.yml's build_ignore, installed from the tarball):
 #   1. antsibull-changelog lint (changelogs/changelog.yaml and every fragment in changelogs/fragments/)
@@ -9,7 +11,7 @@
 # galaxy-importer pins attrs<24 and ansible-lint<=26.10.1, so it lives in a virtualenv of its own,
 # .venv-importer (made here once, with the same ansible-core as .venv).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 VENV_BIN=$ROOT/.venv/bin
 IMPORTER_VENV=$ROOT/.venv-importer
@@ -27,10 +29,12 @@ timed() {  # timed NAME CMD...: run, print its wall time, remember a failure
 timed "antsibull-changelog lint" "$VENV_BIN/antsibull-changelog" lint
 
 changelog_current() {
-  mkdir -p "$WORK/cl" && cp -a galaxy.yml CHANGELOG.rst changelogs "$WORK/cl/" &&
+  if ! { mkdir -p "$WORK/cl" && cp -a galaxy.yml CHANGELOG.rst changelogs "$WORK/cl/" &&
     (cd "$WORK/cl" && "$VENV_BIN/antsibull-changelog" generate) &&
-    diff -u CHANGELOG.rst "$WORK/cl/CHANGELOG.rst" ||
-    { echo "CHANGELOG.rst is not what changelogs/changelog.yaml generates: run antsibull-changelog generate"; return 1; }
+    diff -u CHANGELOG.rst "$WORK/cl/CHANGELOG.rst"; }; then
+    echo "CHANGELOG.rst is not what changelogs/changelog.yaml generates: run antsibull-changelog generate"
+    return 1
+  fi
 }
 timed "CHANGELOG.rst generated from changelogs/changelog.yaml" changelog_current
 
@@ -51,10 +55,11 @@ importer_venv() {
   local core want
   core=$("$VENV_BIN/python" -c 'import ansible.release as r; print(r.__version__)')
   want="$GALAXY_IMPORTER ansible-core==$core"
+  local packages=("$GALAXY_IMPORTER" "ansible-core==$core")
   [ "$(cat "$IMPORTER_VENV/.stamp" 2>/dev/null)" = "$want" ] && return 0
   rm -rf "$IMPORTER_VENV" && python3 -m venv "$IMPORTER_VENV" &&
     "$IMPORTER_VENV/bin/python" -m pip install -q --upgrade pip &&
-    "$IMPORTER_VENV/bin/python" -m pip install -q $want &&
+    "$IMPORTER_VENV/bin/python" -m pip install -q "${packages[@]}" &&
     echo "$want" > "$IMPORTER_VENV/.stamp"
 }
 importer() {
@@ -65,8 +70,8 @@ importer() {
     "$IMPORTER_VENV/bin/python" -m galaxy_importer.main "$WORK"/dist/aiinfra-gpu_cluster-*.tar.gz) > "$WORK/importer.log" 2>&1
   local status=$?
   grep -v -e '^Loading ' -e '^Running ansible-doc ' "$WORK/importer.log" | tail -n 25
-  [ $status -eq 0 ] || echo "galaxy-importer exited $status"
-  "$VENV_BIN/python" tests/galaxy_importer_check.py "$WORK/importer.log" && [ $status -eq 0 ]
+  [ "$status" -eq 0 ] || echo "galaxy-importer exited $status"
+  "$VENV_BIN/python" tests/galaxy_importer_check.py "$WORK/importer.log" && [ "$status" -eq 0 ]
 }
 timed "galaxy-importer (Galaxy / Automation Hub's import) on the tarball" importer
 

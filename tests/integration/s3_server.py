@@ -19,7 +19,7 @@ import boto3
 import botocore.config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from store_servers import Server, free_port, gateway_address  # noqa: E402,F401  (gateway_address, free_port: as before)
+from store_servers import Server  # noqa: E402
 
 ACCESS_KEY = "AKIAAIINFRATESTKEY01"
 

@@ -46,7 +46,7 @@ def classify(exc, what, container, account):
     """A StorageError with a hint for an azure-core exception raised while doing ``what``."""
     if isinstance(exc, StorageError):
         return exc
-    text = str(exc).split("\n")[0]
+    text = str(exc).split("\n", maxsplit=1)[0]
     if isinstance(exc, aexc.ClientAuthenticationError):
         if "DefaultAzureCredential" in str(exc) or exc.__class__.__name__ == "CredentialUnavailableError":
             return StorageError("%s: no Azure credentials found (no account key, SAS token or managed identity)"

@@ -25,7 +25,6 @@ try:
     import google.auth
     import google.auth.exceptions
     from google.api_core import exceptions as gexc
-    from google.api_core.retry import Retry
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
     from google.oauth2 import service_account

@@ -89,7 +89,7 @@ def hostile(args):
     storage_secret = bytes.fromhex(os.environ.get("LOOK_FOR_HEX", ""))
     wanted = dict((name, value) for name, value in (("job", job_secret), ("storage", storage_secret)) if value)
     report = {"node_rank": rank, "uid": os.getuid(), "secret_in_env": bool(job_secret),
-              "sudo_rc": subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode}
+              "sudo_rc": subprocess.run(["sudo", "-n", "true"], capture_output=True, check=False).returncode}
     found = dict((name, []) for name in wanted)
     for path, data in readable_files():
         for name, value in wanted.items():

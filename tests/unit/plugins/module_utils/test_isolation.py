@@ -116,7 +116,7 @@ def test_run_as_runs_with_the_users_ids_only(tmp_path, nobody):
 
     assert nofollow.run_as("nobody", probe, str(secret)) == [nobody.pw_uid, nobody.pw_uid, nobody.pw_gid, False]
     with pytest.raises(nofollow.RunAsError, match="boom"):
-        nofollow.run_as("nobody", lambda: (_ for _ in ()).throw(ValueError("boom")))
+        nofollow.run_as("nobody", lambda: (_never for _never in ()).throw(ValueError("boom")))
 
 
 # -- object sync: links, rollbacks, completeness ------------------------------------------------------------

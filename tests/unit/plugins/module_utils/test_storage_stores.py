@@ -274,7 +274,7 @@ def test_a_missing_client_library_names_what_to_install(monkeypatch):
 
 
 def test_cli_takes_each_store_from_its_options_file(servers, tmp_path, capsys):
-    cli = _mod("__main__")
+    cli = _mod("cli")
     for scheme, server in sorted(servers.items()):
         server.client("cli")
         src = tmp_path / scheme
@@ -292,7 +292,7 @@ def test_cli_takes_each_store_from_its_options_file(servers, tmp_path, capsys):
 
 def test_cli_takes_the_options_from_the_uploaders_environment(servers, tmp_path, capsys, monkeypatch):
     """The checkpoint uploader's EnvironmentFile hands gs:// / az:// options over as base64 of their JSON."""
-    cli = _mod("__main__")
+    cli = _mod("cli")
     servers["az"].client("envopts")
     (tmp_path / "w.pt").write_bytes(b"x")
     monkeypatch.delenv("AIINFRA_STORAGE_OPTIONS_FILE", raising=False)
