@@ -69,8 +69,8 @@ def survey_answers(job_template, **answers):
     unknown = set(answers) - set(spec)
     assert not unknown, "not in the survey of %s: %s" % (job_template, sorted(unknown))
     for name, question in spec.items():
-        if question.get("required"):
-            answers.setdefault(name, question["default"])
+        if question.get("required") and name not in answers:
+            answers[name] = question["default"]  # a required question without a default must be answered
         if question["type"] == "multiplechoice" and name in answers:
             assert str(answers[name]) in question["choices"].split("\n"), (name, answers[name], question["choices"])
     return dict((k, str(v)) for k, v in answers.items())
