@@ -24,6 +24,37 @@ from conftest import KEY, ROOT, VENV_BIN, ansible_env, cluster_leftovers, podman
 
 pytestmark = pytest.mark.slow
 
+# issue 19 (a run that reads well): of a clean run's output lines at most this share are skips
+SKIP_SHARE_MAX = 0.05
+
+
+def reads_well(text, report_task):
+    """A clean run's output: no warning, at most SKIP_SHARE_MAX of its lines are skips (branches that do not apply
+    are files not included, not a skipped task per node), and report_task is the last task before PLAY RECAP."""
+    lines = text.splitlines()
+    warnings = [line for line in lines if "[WARNING]" in line or "[DEPRECATION WARNING]" in line]
+    assert not warnings, warnings
+    skips = [line for line in lines if line.startswith("skipping:")]
+    assert len(lines) > 100 and len(skips) <= SKIP_SHARE_MAX * len(lines), (
+        "%d of %d lines are skips (%.1f %%): %s" % (len(skips), len(lines), 100.0 * len(skips) / len(lines),
+                                                    skipped_tasks(lines)))
+    recap = text.rindex("PLAY RECAP")
+    last_task = text[text.rindex("TASK [", 0, recap):recap]
+    assert last_task.startswith("TASK [%s]" % report_task), last_task[-3000:]
+    return len(lines), len(skips)
+
+
+def skipped_tasks(lines):
+    """{task header: skip lines} (what to restructure when the share grows)."""
+    counts, task = {}, None
+    for line in lines:
+        if line.startswith("TASK ["):
+            task = line.rstrip(" *")
+        elif line.startswith("skipping:"):
+            counts[task] = counts.get(task, 0) + 1
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
 SITE_PLAYS = ["Provision the cluster", "Check every node and the whole plan before installing anything",
               "Configure the nodes", "Every node answers over SSH", "Monitoring (exporters, Prometheus, alert rules)",
               "Check there is a cluster to verify",
@@ -94,6 +125,10 @@ def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name, monkeypatch)
     assert "torchrun run %s (job example): SUCCEEDED" % train["run_id"] in text
     assert "2 nodes, world size 4, ranks reported: 4/4, aggregate exit code 0" in text
     assert published["run_id"] == train["run_id"]
+    # it reads well: no warning, few skips, the report is the last thing before PLAY RECAP (and it is the report)
+    reads_well(text, "The run's report")
+    report = text[text.rindex("TASK [The run's report]"):text.rindex("PLAY RECAP")]
+    assert "torchrun run %s (job example): SUCCEEDED" % train["run_id"] in report
 
     # the same nodes, which configure.yml gave Docker: the job inside containers (from the checkout, the
     # inventory plugin finding the nodes)
@@ -171,6 +206,8 @@ def docker_mode(inventory, runs, cluster_name):
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert summary["status"] == "succeeded" and summary["world_size"] == 2
     assert summary["metrics"]["last_step"] == 40
+    # train.yml alone, with the checkout's ansible.cfg: reads as well as site.yml
+    reads_well(proc.stdout, "The run's report")
     nothing_left(nodes, "dock")
 
     # a long run, stopped from outside with torchrun_state=stopped: its containers and workers go
