@@ -28,14 +28,15 @@ pytestmark = pytest.mark.slow
 SKIP_SHARE_MAX = 0.05
 
 
-def reads_well(text, report_task):
-    """A clean run's output: no warning, at most SKIP_SHARE_MAX of its lines are skips (branches that do not apply
-    are files not included, not a skipped task per node), and report_task is the last task before PLAY RECAP."""
+def reads_well(text, report_task, skip_share=SKIP_SHARE_MAX):
+    """A clean run's output: no warning, at most skip_share of its lines are skips (branches that do not apply
+    are files not included, not a skipped task per node), and report_task is the last task before PLAY RECAP.
+    skip_share None: the whole demo's budget does not apply (a short run of one playbook)."""
     lines = text.splitlines()
     warnings = [line for line in lines if "[WARNING]" in line or "[DEPRECATION WARNING]" in line]
     assert not warnings, warnings
     skips = [line for line in lines if line.startswith("skipping:")]
-    assert len(lines) > 100 and len(skips) <= SKIP_SHARE_MAX * len(lines), (
+    assert skip_share is None or (len(lines) > 100 and len(skips) <= skip_share * len(lines)), (
         "%d of %d lines are skips (%.1f %%): %s" % (len(skips), len(lines), 100.0 * len(skips) / len(lines),
                                                     skipped_tasks(lines)))
     recap = text.rindex("PLAY RECAP")
@@ -82,8 +83,8 @@ def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name, monkeypatch)
     plays = awx_job.play_stats(events)
     assert [p["play"] for p in plays] == SITE_PLAYS, plays
     assert all(p["failed"] == 0 and p["unreachable"] == 0 for p in plays), plays
-    # no dataset_uri: the data play is there, and does nothing
-    assert all((p["ok"] == 0 and p["changed"] == 0) if p["play"] == "Stage the dataset" else p["ok"] > 0
+    # no dataset_uri: the data play is there, and does nothing (its one ok: the cluster-name check, once a play)
+    assert all((p["ok"] == 1 and p["changed"] == 0) if p["play"] == "Stage the dataset" else p["ok"] > 0
                for p in plays), plays
     assert plays[0]["changed"] >= 1                                   # the nodes were made
     stats = awx_job.final_stats(events)
@@ -206,8 +207,8 @@ def docker_mode(inventory, runs, cluster_name):
     assert proc.returncode == 0, proc.stdout[-5000:]
     assert summary["status"] == "succeeded" and summary["world_size"] == 2
     assert summary["metrics"]["last_step"] == 40
-    # train.yml alone, with the checkout's ansible.cfg: reads as well as site.yml
-    reads_well(proc.stdout, "The run's report")
+    # train.yml alone, with the checkout's ansible.cfg: no warning, the report last (the 5 % budget is the demo's)
+    reads_well(proc.stdout, "The run's report", skip_share=None)
     nothing_left(nodes, "dock")
 
     # a long run, stopped from outside with torchrun_state=stopped: its containers and workers go
