@@ -14,9 +14,13 @@ from __future__ import annotations
 import time
 
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module import cluster_argument_spec
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import PriceDataError, cost, price_nodes
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.progress import Heartbeat
+
+display = Display()
 
 
 class ActionModule(ActionBase):
@@ -47,7 +51,12 @@ class ActionModule(ActionBase):
             if before.get("failed"):
                 return dict(result, **before)
             before = self._priced(before, args)
-        result.update(self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars))
+        # creating nodes (and building the local cloud's base image) takes minutes: a line every 15 s meanwhile
+        verb = ("reading" if self.MODULE.endswith("_info") else "checking" if self._task.check_mode
+                else "deleting" if args.get("state") == "absent" else "creating/reconciling")
+        what = "%s the %s nodes of cluster %s" % (verb, args.get("cloud", "?"), args.get("cluster", "?"))
+        with Heartbeat(display, what, every=15.0):
+            result.update(self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars))
         result = self._priced(result, args)
         if before is not None and not result.get("failed"):
             try:

@@ -304,7 +304,7 @@ def test_cuda_ubuntu_toolkit_paths():
     path_sh = render_template("cuda", "cuda-path.sh.j2", v)
     assert 'export PATH="/usr/local/cuda-12.8/bin:${PATH}"' in path_sh
     assert render_template("cuda", "cuda-ld.conf.j2", v).strip().splitlines()[-1] == "/usr/local/cuda-12.8/lib64"
-    main = tasks("cuda", "main.yml")
+    main = tasks("cuda", "install.yml")
     assert render(expr(" and ".join("(%s)" % c for c in main["Put CUDA on PATH and in the loader's path"]["when"])),
                   dict(v, cuda_install=True)) is True
     setup = tasks("cuda", "setup-Debian.yml")
@@ -333,7 +333,7 @@ def test_cuda_rhel_repo_and_runtime():
 def test_cuda_debian_toolkit_needs_no_paths():
     v = cuda_vars("debian-12")
     assert v["cuda_plan"]["lib_dir"] == ""
-    main = tasks("cuda", "main.yml")
+    main = tasks("cuda", "install.yml")
     assert render(expr(" and ".join("(%s)" % c for c in main["Put CUDA on PATH and in the loader's path"]["when"])),
                   dict(v, cuda_install=True)) is False
 
@@ -349,7 +349,8 @@ def test_docker_ubuntu_noble_repo():
     v = docker_vars("ubuntu-24.04")
     text = render_template("docker", "docker.sources.j2", v)
     assert "URIs: https://download.docker.com/linux/ubuntu\nSuites: noble\nComponents: stable\nArchitectures: arm64\n" in text
-    setup = dict(tasks("docker", "setup-Debian.yml"), **tasks("docker", "repo-docker-Debian.yml"))
+    setup = dict(tasks("docker", "setup-Debian.yml"), **tasks("docker", "repos-Debian.yml"),
+                 **tasks("docker", "repo-docker-Debian.yml"))
     assert setup["Add Docker's apt repository (signing key and source)"]["ansible.builtin.include_tasks"] == "repo-docker-Debian.yml"
     assert render(setup["Fetch Docker's signing key"]["ansible.builtin.get_url"]["url"], v) == \
         "https://download.docker.com/linux/ubuntu/gpg"
@@ -594,17 +595,18 @@ def test_cuda_takes_strings_as_users_type_them():
     v = cuda_vars("ubuntu-22.04", cuda_install="true", cuda_configure_paths="no", cuda_version=12.8,
                   nvidia_driver_plan={"branch": "570", "install": True, "adopt": False})
     assert v["cuda_plan"]["version"] == "12.8" and v["cuda_plan"]["errors"] == []
-    main = tasks("cuda", "main.yml")
-    assert render(expr(main["Install CUDA"]["when"]), v) is True
-    assert render(expr(main["Say that nothing is installed"]["when"]), v) is False
-    assert render(expr(" and ".join("(%s)" % c for c in main["Put CUDA on PATH and in the loader's path"]["when"])), v) is False
+    apply = tasks("cuda", "apply.yml")["Install CUDA (cuda_install), else say that nothing is installed"]
+    assert render(apply["ansible.builtin.include_tasks"]["file"], v) == "install.yml"
+    assert render(apply["ansible.builtin.include_tasks"]["file"], dict(v, cuda_install="no")) == "not_installed.yml"
+    install = tasks("cuda", "install.yml")
+    assert render(expr(" and ".join("(%s)" % c for c in install["Put CUDA on PATH and in the loader's path"]["when"])), v) is False
 
 
 def test_docker_takes_strings_as_users_type_them():
     import base64
     v = docker_vars("debian-12", gpu=H100_HGX, docker_users="alice bob", docker_nvidia_default_runtime="yes",
                     docker_daemon_options='{"data-root": "/data/docker"}', docker_verify="no")
-    main = tasks("docker", "main.yml")
+    main = tasks("docker", "apply.yml")
     assert render(main["Add the users to the docker group"]["loop"], v) == ["alice", "bob"]
     assert render(tasks("docker", "plan.yml")["Look up the docker users"]["loop"], v) == ["alice", "bob"]
     assert render(expr(main["Check the daemon answers"]["when"][0]), v) is False
@@ -626,5 +628,5 @@ def test_pytorch_takes_strings_as_users_type_them():
     assert v["pytorch_pip_args"][-3:] == ["--trusted-host", "mirror.internal", "--no-cache-dir"]
     verify = tasks("pytorch", "verify.yml")["Run the torch checks in the virtualenv"]
     assert "--world-size 4 " in render(verify["ansible.builtin.script"]["cmd"], dict(v, pytorch_plan=v["pytorch_plan"]))
-    main = tasks("pytorch", "main.yml")
+    main = tasks("pytorch", "apply.yml")
     assert render(expr(main["Verify torch on the node"]["when"][2]), dict(v, pytorch_venv_created={}, pytorch_pip_install={})) is True
