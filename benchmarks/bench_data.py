@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-from conftest import KEY, destroy_cluster, podman, run_playbook, unique_name, write_inventory  # noqa: E402
+from conftest import KEY, destroy_cluster, local_name, podman, run_playbook, write_inventory  # noqa: E402
 from s3_server import S3Server  # noqa: E402
 from store_servers import AzuriteServer, GCSServer  # noqa: E402
 
@@ -178,7 +178,7 @@ def measure(inv, host, scheme, server, tmp):
 
 
 def main():
-    cluster = unique_name("dst-bench")
+    cluster = local_name("dst-bench")
     tmp = tempfile.mkdtemp(prefix="bench-data-")
     measured = {}
     try:

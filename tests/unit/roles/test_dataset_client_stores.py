@@ -4,7 +4,6 @@ EnvironmentFile carries every store's options (base64 of their JSON: nothing for
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
