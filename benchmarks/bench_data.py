@@ -158,7 +158,9 @@ def stage(inv, scheme, server, dest):
                         env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
     wall = time.monotonic() - started
     doc = json.loads(proc.stdout[proc.stdout.find("{\n"):])
-    res = [t for p in doc["plays"] for t in p["tasks"] if t["task"]["name"].endswith("Stage the dataset")][0]
+    # the role's object_sync task (data.yml's include_role of the role has the same name)
+    res = [t for p in doc["plays"] for t in p["tasks"] if t["task"]["name"].endswith("Stage the dataset")
+           and "transferred" in list(t["hosts"].values())[0]][0]
     return wall, list(res["hosts"].values())[0]
 
 
