@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-from conftest import KEY, destroy_cluster, podman, run_playbook, unique_name, write_inventory  # noqa: E402
+from conftest import KEY, destroy_cluster, local_name, podman, run_playbook, write_inventory  # noqa: E402
 from s3_server import S3Server  # noqa: E402
 from store_servers import AzuriteServer, GCSServer  # noqa: E402
 
@@ -158,7 +158,9 @@ def stage(inv, scheme, server, dest):
                         env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
     wall = time.monotonic() - started
     doc = json.loads(proc.stdout[proc.stdout.find("{\n"):])
-    res = [t for p in doc["plays"] for t in p["tasks"] if t["task"]["name"].endswith("Stage the dataset")][0]
+    # the role's object_sync task (data.yml's include_role of the role has the same name)
+    res = [t for p in doc["plays"] for t in p["tasks"] if t["task"]["name"].endswith("Stage the dataset")
+           and "transferred" in list(t["hosts"].values())[0]][0]
     return wall, list(res["hosts"].values())[0]
 
 
@@ -178,7 +180,7 @@ def measure(inv, host, scheme, server, tmp):
 
 
 def main():
-    cluster = unique_name("dst-bench")
+    cluster = local_name("dst-bench")
     tmp = tempfile.mkdtemp(prefix="bench-data-")
     measured = {}
     try:

@@ -31,6 +31,12 @@ def unique_name(prefix="t"):
     return "%s-%s" % (prefix, uuid.uuid4().hex[:6])
 
 
+def local_name(prefix):
+    """A local cluster's name for a test: unique_name(prefix), after AIINFRA_TEST_CLUSTER_PREFIX when that is set
+    (several people or sessions on one host can tell their clusters apart)."""
+    return os.environ.get("AIINFRA_TEST_CLUSTER_PREFIX", "") + unique_name(prefix)
+
+
 def ansible_env(extra=None):
     env = dict(os.environ)
     env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")

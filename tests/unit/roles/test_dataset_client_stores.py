@@ -1,10 +1,9 @@
 """The storage client gets each store's library when a URI of its scheme is in use (the dataset role's
 dataset_client_all_packages, rendered from the real role files), and the checkpoint uploader's root-only
-EnvironmentFile carries the gs:// / az:// options (base64 of their JSON: nothing for systemd to unquote)."""
+EnvironmentFile carries every store's options (base64 of their JSON: nothing for systemd to unquote)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -37,25 +36,54 @@ def test_the_client_gets_the_libraries_of_the_schemes_in_use(uris, extra_package
 
 
 def _systemd_env(text):
-    """What systemd's EnvironmentFile parser makes of KEY="value" lines (backslash escapes inside double quotes)."""
+    """What systemd's EnvironmentFile parser makes of the file: comments and blank lines skipped, KEY="value" with
+    backslash escapes inside the double quotes; any other line is not what the template is to write."""
     out = {}
     for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
         match = re.match(r'^([A-Z0-9_]+)="((?:[^"\\]|\\.)*)"$', line)
-        if match:
-            out[match.group(1)] = re.sub(r"\\(.)", r"\1", match.group(2))
+        assert match, "a line systemd would read otherwise: %r" % line
+        out[match.group(1)] = re.sub(r"\\(.)", r"\1", match.group(2))
     return out
 
 
-def test_the_uploader_gets_the_other_stores_options_as_json():
-    key = {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nAB\\C\"D\n-----END-----\n"}
-    for opts in ({"credentials": json.dumps(key), "endpoint_url": "http://10.0.0.1:9023"},
-                 {"account_name": "acct", "sas_token": "sv=2024&sig=a%2Bb\"c"}):
-        variables = role_vars("torchrun", "debian-12", role_path=os.path.join(ROLES, "torchrun"),
-                              torchrun_job_name="example", gpu_cluster_storage_options=opts)
-        env = _systemd_env(render_template("torchrun", "storage.env.j2", variables))
-        assert json.loads(base64.b64decode(env["AIINFRA_STORAGE_OPTIONS_B64"])) == opts
-    # S3 alone: the AWS_* variables as before, no JSON
-    variables = role_vars("torchrun", "debian-12", role_path=os.path.join(ROLES, "torchrun"), torchrun_job_name="x",
-                          gpu_cluster_storage_options={"access_key": "AK", "secret_key": "SK"})
+def _uploader_options(opts, monkeypatch):
+    """The options the uploader (python -m aiinfra_storage) reads from the rendered EnvironmentFile."""
+    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage import cli
+
+    variables = role_vars("torchrun", "debian-12", role_path=os.path.join(ROLES, "torchrun"),
+                          torchrun_job_name="example", gpu_cluster_storage_options=opts)
     env = _systemd_env(render_template("torchrun", "storage.env.j2", variables))
-    assert env == {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AIINFRA_STORAGE_OPTIONS_FILE", raising=False)
+    return env, cli._options(None)
+
+
+# what systemd would unquote, expand or cut at: a double quote, a backslash, $, a single quote, a space, a newline
+NASTY = "a\"b\\c$HOME ${X}'d e\nf%g"
+
+
+@pytest.mark.parametrize("opts", [
+    {"access_key": "AK", "secret_key": NASTY, "session_token": "tok" + NASTY, "region": "us-east-1",
+     "endpoint_url": "http://10.0.0.1:9000"},
+    {"credentials": json.dumps({"type": "service_account",
+                                "private_key": "-----BEGIN PRIVATE KEY-----\n" + NASTY + "\n-----END-----\n"}),
+     "endpoint_url": "http://10.0.0.1:9023"},
+    {"account_name": "acct", "sas_token": "sv=2024&sig=a%2Bb" + NASTY},
+    {"account_name": "acct", "account_key": NASTY, "anonymous": False},
+], ids=["s3", "gs", "az-sas", "az-key"])
+def test_every_stores_credentials_reach_the_uploader_intact(opts, monkeypatch):
+    env, options = _uploader_options(opts, monkeypatch)
+    assert list(env) == ["AIINFRA_STORAGE_OPTIONS_B64"]  # one way in for every store: no AWS_* lines
+    assert options == opts
+
+
+def test_empty_options_give_no_line_and_the_node_its_own_identity(monkeypatch):
+    monkeypatch.delenv("AIINFRA_STORAGE_OPTIONS_B64", raising=False)
+    for opts in ({}, None, {"access_key": "", "secret_key": None}):
+        env, options = _uploader_options(opts, monkeypatch)
+        assert env == {} and options == {}
+    env, options = _uploader_options({"access_key": "", "region": "eu-west-1"}, monkeypatch)
+    assert options == {"region": "eu-west-1"}
