@@ -24,13 +24,14 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.options import CLOUD
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure import shapes
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.errors import (
     classify, quota_details, with_detail)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.firewall import AzureFirewall
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Launch, Provider, node_name)
+    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Prepared, Provider, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, TransientError, WaitTimeout)
 
@@ -119,8 +120,7 @@ class AzureProvider(AzureFirewall, Provider):
     and the instance module's Azure options."""
 
     name = "azure"
-    options = ("subscription_id", "tenant", "client_id", "secret", "authority_host", "endpoint_url", "location", "image",
-               "resource_group", "placements", "spot", "root_volume_size", "public_ip", "subnet_id")
+    cloud = CLOUD
 
     def __init__(self, options=None, log=None, clients=None, policy=None, sleep=time.sleep, environ=None):
         super(AzureProvider, self).__init__(options, log)
@@ -388,8 +388,8 @@ class AzureProvider(AzureFirewall, Provider):
         if not self._own_group(spec.cluster) and self._group_exists(spec.cluster) is None:
             raise ConfigError("resource group %s does not exist" % self.group_for(spec.cluster),
                               hint="Create it, or leave resource_group unset for one of the cluster's own")
-        return {"tries": usable, "skipped": skipped, "skus": skus, "images": images, "subnet": subnet,
-                "nsg": nsg}
+        return Prepared(tries=usable, skipped=skipped, facts={"skus": skus, "images": images, "subnet": subnet,
+                                                              "nsg": nsg})
 
     def _subnet(self, subnet_id):
         match = shapes.SUBNET_ID_RE.fullmatch(subnet_id)
@@ -424,32 +424,27 @@ class AzureProvider(AzureFirewall, Provider):
         return image
 
     # -- creating ------------------------------------------------------------------------------------------
-    def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
-        ranks = list(ranks)
-        res = prepared or self._resolve(spec, existing)
+    # -- the failover's steps (create_nodes is the base class's) --------------------------------------------
+    placement_kinds = "locations or zones"
+
+    def _before_launch(self, spec, ranks, existing, prepared, timeout):
         failed = [n.rank for n in self._all_nodes(spec.cluster) if n.rank in ranks and n.state == "failed"]
         if failed:
             # a VM whose allocation failed keeps its name and NIC: clear it before placing the rank again
             self._delete_ranks(spec.cluster, failed, timeout)
-        self._ensure_group(spec, self.opts.get("location") or res["tries"][0]["location"])
-        attempts = []
-        for trial in res["tries"]:
-            try:
-                nodes = self._create_in(spec, ranks, trial, res, timeout)
-            except CapacityError as exc:
-                attempts.append(dict(trial, error=str(exc)))
-                self.log("azure: %s; trying the next placement" % exc)
-                self._delete_ranks(spec.cluster, ranks, timeout)
-                continue
-            info = {"landed": dict(trial, count=len(nodes), instance_type=spec.instance_type)}
-            if attempts:
-                info["failover"] = attempts
-            return Launch(nodes, info)
-        raise CapacityError(
-            "no placement had capacity for %d x %s" % (len(ranks), spec.instance_type),
-            hint="Tried, in order: %s. Add placements (other locations or zones) or retry later" % "; ".join(
-                "%s%s: %s" % (a["location"], " zone %s" % a["zone"] if a["zone"] else "", a["error"])
-                for a in attempts + res["skipped"]))
+        self._ensure_group(spec, self.opts.get("location") or prepared.tries[0]["location"])
+        return {"timeout": timeout}
+
+    def _launch_in(self, spec, ranks, trial, prepared, minimum, state):
+        nodes = self._create_in(spec, ranks, trial, prepared, state["timeout"])
+        return nodes, dict(trial, count=len(nodes), instance_type=spec.instance_type)
+
+    def _after_capacity_error(self, spec, ranks, trial, state):
+        self._delete_ranks(spec.cluster, ranks, state["timeout"])
+
+    def _describe_try(self, attempt):
+        return "%s%s: %s" % (attempt["location"], " zone %s" % attempt["zone"] if attempt["zone"] else "",
+                             attempt["error"])
 
     def _tags(self, spec, rank=None):
         tags = spec.tags(rank)
