@@ -144,19 +144,8 @@ class InventoryModule(BaseInventoryPlugin):
             if node.state != "running" and not self.get_option("include_stopped"):
                 continue
             host = self.inventory.add_host(node.name, group=group)
-            hostvars = {
-                "ansible_host": node.ssh_host,
-                "ansible_port": node.ssh_port,
-                "ansible_user": node.ssh_user,
-                "gpu_cluster_rank": node.rank,
-                "gpu_cluster_private_address": node.private_address,
-                "gpu_cluster_node_id": node.id,
-                "gpu_cluster_zone": node.zone,
-                "gpu_cluster_instance_type": node.instance_type,
-                "gpu_cluster_state": node.state,
-                "gpu_cluster_launch_time": node.launch_time,
-                "gpu_cluster_price": price_for(cloud, node.instance_type, node.market or "on_demand"),
-            }
+            hostvars = node.hostvars()
+            hostvars["gpu_cluster_price"] = price_for(cloud, node.instance_type, node.market or "on_demand")
             if key_file:
                 hostvars["ansible_ssh_private_key_file"] = key_file
             hostvars.update(ssh_host_key_vars(known_hosts))

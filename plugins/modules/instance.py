@@ -227,6 +227,13 @@ nodes:
                   type: str, sample: '2026-12-01T00:40:01+00:00'}
     market: {description: 'C(on_demand) or C(spot) where the cloud says (aws); empty otherwise.', type: str}
     owner: {description: 'The node''s C(aiinfra-owner) tag (empty on nodes made before owners were recorded).', type: str}
+    hostvars:
+      description:
+        - The node's host variables, as the C(aiinfra.gpu_cluster.cluster) inventory plugin sets them - C(ansible_host),
+          C(ansible_port), C(ansible_user), C(gpu_cluster_rank), C(gpu_cluster_private_address), C(gpu_cluster_node_id),
+          C(gpu_cluster_zone), C(gpu_cluster_instance_type), C(gpu_cluster_state), C(gpu_cluster_launch_time) and
+          C(gpu_cluster_price). The role's C(add_nodes) adds them to C(gpu_nodes) as they are.
+      type: dict
     hourly_price:
       description:
         - The node's price per hour from the collection's price table (C(data/prices.yml), read on the controller by

@@ -97,7 +97,24 @@ class Node:
     owner: str = ""  # the aiinfra-owner tag: who made the node ("" on nodes made before owners were recorded)
 
     def to_dict(self):
-        return asdict(self)
+        return dict(asdict(self), hostvars=self.hostvars())
+
+    def hostvars(self):
+        """This node's host variables in an inventory: how Ansible logs in, and what the playbooks read about it.
+        The one mapping from a node to its variables: the inventory plugin sets them, and the instance modules
+        return them (``nodes[].hostvars``) for the role's add_nodes and recovery."""
+        return {
+            "ansible_host": self.ssh_host,
+            "ansible_port": self.ssh_port,
+            "ansible_user": self.ssh_user,
+            "gpu_cluster_rank": self.rank,
+            "gpu_cluster_private_address": self.private_address,
+            "gpu_cluster_node_id": self.id,
+            "gpu_cluster_zone": self.zone,
+            "gpu_cluster_instance_type": self.instance_type,
+            "gpu_cluster_state": self.state,
+            "gpu_cluster_launch_time": self.launch_time,
+        }
 
 
 class Launch(list):
@@ -350,6 +367,11 @@ class Provider(abc.ABC):
     placement_kinds = "placements"
     #: whether the placements skipped before any call are part of the result's ``failover``
     report_skipped = False
+
+    def check_min_count(self):
+        """Offline check of ``min_count`` (clouds that take it call this from :meth:`preflight`)."""
+        if self.opts.get("min_count") is not None and self.opts["min_count"] < 1:
+            raise ConfigError("min_count must be at least 1, got %d" % self.opts["min_count"])
 
     def minimum_count(self, ranks, existing=()):
         """How many of ``ranks`` the launch must make at least: all, or with ``min_count`` what brings the cluster

@@ -26,6 +26,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.options import CLOUD
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.client import RetryingEc2
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.errors import CREDENTIALS_HINT, classify
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.firewall import (
     SecurityGroupFirewall)
@@ -60,17 +61,19 @@ class AwsProvider(SecurityGroupFirewall, Provider):
             raise ConfigError(missing_required_lib("boto3"),
                               hint="Install boto3 into the Python that runs the module (pip install boto3); "
                                    "import error: %s" % (BOTO3_IMPORT_ERROR or "").strip().splitlines()[-1])
-        self._client = client
-        self.policy = policy or retry.RetryPolicy(attempts=8, base=0.25, cap=8.0, deadline=180, sleep=sleep)
+        self.api = RetryingEc2(self._make_client,
+                               policy or retry.RetryPolicy(attempts=8, base=0.25, cap=8.0, deadline=180, sleep=sleep),
+                               log=self.log, region=self.opts.get("region") or "", client=client)
         self.sleep = sleep
-        self.calls = 0
 
     # -- connection ------------------------------------------------------------
     @property
     def ec2(self):
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
+        return self.api.client
+
+    @property
+    def calls(self):
+        return self.api.calls
 
     def _make_client(self):
         opts = self.opts
@@ -96,33 +99,13 @@ class AwsProvider(SecurityGroupFirewall, Provider):
 
     @property
     def region(self):
-        if self._client is not None:
-            return self._client.meta.region_name
-        return self.opts.get("region") or ""
+        return self.api.region
 
     def _call(self, op, context=None, **params):
-        """One EC2 API call through the one retry helper (transient errors only)."""
-        method = getattr(self.ec2, op)
-        ctx = dict(context or {}, region=self.region)
-
-        def once():
-            self.calls += 1
-            return method(**params)
-
-        def on_retry(attempt, err, wait):
-            self.log("aws %s: %s; retry %d in %.2fs" % (op, err, attempt, wait))
-
-        return retry.call(once, classify=lambda exc: classify(exc, ctx), policy=self.policy, on_retry=on_retry)
+        return self.api.call(op, context=context, **params)
 
     def _pages(self, op, key, context=None, **params):
-        items = []
-        while True:
-            page = self._call(op, context=context, **params)
-            items.extend(page.get(key) or [])
-            token = page.get("NextToken")
-            if not token:
-                return items
-            params["NextToken"] = token
+        return self.api.pages(op, key, context=context, **params)
 
     @staticmethod
     def _owned_filters(cluster):
@@ -147,8 +130,7 @@ class AwsProvider(SecurityGroupFirewall, Provider):
             if not any((entry or {}).get(k) for k in ("subnet_id", "availability_zone", "instance_type")):
                 raise ConfigError("a placement needs subnet_id, availability_zone or instance_type",
                                   hint="e.g. placements: [{availability_zone: us-east-1a}, {subnet_id: subnet-0abc}]")
-        if opts.get("min_count") is not None and opts["min_count"] < 1:
-            raise ConfigError("min_count must be at least 1, got %d" % opts["min_count"])
+        self.check_min_count()
         size = opts.get("root_volume_size")
         if size is not None and not 8 <= size <= 65536:
             raise ConfigError("root_volume_size must be 8..65536 GiB, got %d" % size)

@@ -27,6 +27,8 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.options import CLOUD
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure import shapes
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.client import RetryingArm
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.client import plain as _plain
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.errors import (
     classify, quota_details, with_detail)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.firewall import AzureFirewall
@@ -128,9 +130,13 @@ class AzureProvider(AzureFirewall, Provider):
         self.environ = os.environ if environ is None else environ
         # the one retry layer (azure-core's is off): 10 attempts within 180 s, honouring Retry-After
         self.policy = policy or retry.RetryPolicy(attempts=10, base=0.5, cap=8.0, deadline=180, sleep=sleep)
+        self.api = RetryingArm(self.policy, log=self.log, context=self._context)
         self.sleep = sleep
-        self.calls = 0
         self._creds = None
+
+    @property
+    def calls(self):
+        return self.api.calls
 
     # -- connection ------------------------------------------------------------------------------------------
     @property
@@ -191,22 +197,7 @@ class AzureProvider(AzureFirewall, Provider):
         return ctx
 
     def _call(self, fn, *args, **kwargs):
-        """One ARM call (a list is read to the end) through the one retry helper."""
-        context = self._context(kwargs.pop("context", None))
-        listing = kwargs.pop("listing", False)
-
-        def once():
-            self.calls += 1
-            result = fn(*args, **kwargs)
-            if listing:
-                return [_plain(item) for item in result]
-            return result
-
-        def on_retry(attempt, err, wait):
-            self.log("azure: %s; retry %d in %.2fs" % (err, attempt, wait))
-
-        return retry.call(once, classify=lambda exc: with_detail(classify(exc, context), exc), policy=self.policy,
-                          on_retry=on_retry)
+        return self.api.call(fn, *args, **kwargs)
 
     def _wait(self, pollers, what, context=None, timeout=600, restart=None):
         """Wait for ``pollers`` ([(label, poller)]) within ``timeout``; return {label: result or CloudError}.
@@ -732,10 +723,3 @@ def _same_vnet(current, wanted):
     return (have.get("addressPrefix") == shapes.SUBNET_PREFIX and nsg_want == nsg_have
             and current.get("tags") == wanted["tags"])
 
-
-def _plain(obj):
-    """An SDK model as ARM's JSON (dict with camelCase keys); anything else as it is."""
-    as_dict = getattr(obj, "as_dict", None)
-    if callable(as_dict):
-        return as_dict()
-    return obj

@@ -25,7 +25,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.api import session_for
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.firewall import GcpFirewall
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.shapes import (
-    MARKER, MAX_REQUEST_GENERATIONS, NAME_RE, PROJECT_RE, REGION_RE, ZONE_RE, bulk_insert_body,
+    MARKER, MAX_REQUEST_GENERATIONS, NAME_RE, OPERATION_TIMEOUT, PROJECT_RE, REGION_RE, ZONE_RE, bulk_insert_body,
     check_labels, compact_policy_body, instance_filter, is_managed, labels_for, last, node_from_instance, owner_label,
     parse_image, policy_name, relative, request_id, supports_compact, zone_region)
 
@@ -82,8 +82,7 @@ class GcpProvider(GcpFirewall, Provider):
         if not opts.get("placements") and not opts.get("region"):
             raise ConfigError("placements or region is required on cloud gcp",
                               hint="List the zones to try, e.g. placements: [{zone: us-central1-a}]")
-        if opts.get("min_count") is not None and opts["min_count"] < 1:
-            raise ConfigError("min_count must be at least 1, got %d" % opts["min_count"])
+        self.check_min_count()
         size = opts.get("root_volume_size")
         if size is not None and not 10 <= size <= 65536:
             raise ConfigError("root_volume_size must be 10..65536 GB, got %d" % size)
@@ -304,8 +303,8 @@ class GcpProvider(GcpFirewall, Provider):
         # InstanceProperties.resourcePolicies takes names, not URLs (the discovery document)
         return name
 
-    def start_nodes(self, cluster, nodes, timeout=600):
-        deadline = self.clock() + timeout
+    def start_nodes(self, cluster, nodes):
+        deadline = self.clock() + OPERATION_TIMEOUT
         ops = [self.api.call("POST", self._zone_path(n.zone, "instances", n.name, "start"),
                              context={"what": "start of %s" % n.name}) for n in nodes]
         self.api.wait_all(ops, deadline)

@@ -20,6 +20,8 @@ MANAGED_LABEL_VALUE = "aiinfra_gpu_cluster"
 SSH_USER_LABEL = "aiinfra-gpu-ssh-user"
 MARKER = "aiinfra.gpu_cluster cluster=%s"
 MAX_REQUEST_GENERATIONS = 16
+# how long a start or a firewall change may take (operations awaited together)
+OPERATION_TIMEOUT = 600
 # uuid5 namespace of the collection's requestIds (uuid5(NAMESPACE_URL, "aiinfra.gpu_cluster/gcp"))
 REQUEST_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "aiinfra.gpu_cluster/gcp")
 

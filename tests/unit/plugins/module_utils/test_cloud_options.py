@@ -111,3 +111,16 @@ def test_inventory_options_come_from_the_declarations():
     assert providers.inventory_options("aws") == ["region", "endpoint_url", "access_key", "secret_key",
                                                   "session_token", "profile"]
     assert "network" in providers.inventory_options("gcp") and "subnetwork" not in providers.inventory_options("gcp")
+
+
+def test_every_providers_methods_have_the_base_class_signatures():
+    import inspect  # pylint: disable=import-outside-toplevel
+    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import Provider  # noqa: E501 pylint: disable=import-outside-toplevel
+    drifted = []
+    for name, cls in sorted(providers.PROVIDERS.items()):
+        for attr, base in vars(Provider).items():
+            if attr.startswith("__") or not callable(base):
+                continue
+            if inspect.signature(getattr(cls, attr)) != inspect.signature(base):
+                drifted.append("%s.%s%s" % (name, attr, inspect.signature(getattr(cls, attr))))
+    assert drifted == []
