@@ -22,11 +22,12 @@ def dump(data):
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True)
 
 
-def sources():
+def sources(clouds=None):
+    """{path: text} of the doc fragments ``clouds``' declarations give (default every cloud's)."""
     from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.options import render_fragments
     from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.providers import CLOUDS
     return dict((os.path.join(ROOT, "plugins", "doc_fragments", stem + ".py"), text)
-                for stem, text in render_fragments(CLOUDS, dump).items())
+                for stem, text in render_fragments(clouds or CLOUDS, dump).items())
 
 
 def main(argv):

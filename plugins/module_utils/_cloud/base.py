@@ -17,9 +17,11 @@ import base64
 import binascii
 import re
 import struct
+import time
 from dataclasses import asdict, dataclass, field
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CapacityError, ConfigError
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.retry import wait_until
 
 # The tag / label keys every provider writes. GCP labels allow only [a-z0-9_-]
 # in keys, so the same key spelling is used everywhere.
@@ -416,6 +418,33 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def wait_ready(self, cluster, nodes, timeout):
         """Wait until every node in ``nodes`` runs and accepts SSH; return fresh :class:`Node` objects."""
+
+    def _wait_running(self, cluster, nodes, timeout, key, instances, pending_state, to_node, interval=1.0):
+        """Poll until every node in ``nodes`` runs, within ``timeout``; their fresh :class:`Node` objects.
+
+        ``key(node)``: what the cloud lists it under (id or name); ``instances()``: {key: the cloud's record} of the
+        cluster; ``pending_state(key, rank, record)``: ``None`` once the node runs, else its state (``record`` is
+        ``None`` when the cloud does not list it), or raise :class:`CloudError` when it cannot come up any more;
+        ``to_node(key, rank, record)``: the running node.
+        """
+        want = dict((key(n), n.rank) for n in nodes)
+        if not want:
+            return []
+        pending = {}
+
+        def ready():
+            found = instances()
+            pending.clear()
+            for name, rank in want.items():
+                state = pending_state(name, rank, found.get(name))
+                if state is not None:
+                    pending[name] = state
+            if pending:
+                return None
+            return [to_node(name, rank, found[name]) for name, rank in want.items()]
+        ready.pending = lambda: ", ".join("%s (%s)" % kv for kv in sorted(pending.items()))
+        return wait_until(ready, timeout, interval=interval, what="%d node(s) of %s to run" % (len(want), cluster),
+                          sleep=getattr(self, "sleep", time.sleep))
 
     # -- everything else the cluster owns (networks, groups, keys) ---------
     def cluster_resources(self, cluster):

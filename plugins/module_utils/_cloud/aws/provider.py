@@ -485,31 +485,21 @@ class AwsProvider(SecurityGroupFirewall, Provider):
                          sleep=self.sleep)
 
     def wait_ready(self, cluster, nodes, timeout):
-        want = dict((n.id, n.rank) for n in nodes)
-        if not want:
-            return []
-        pending = {}
+        def pending_state(iid, rank, inst):
+            state = inst["State"]["Name"] if inst else "not visible yet"
+            if state in ("shutting-down", "terminated"):
+                reason = (inst.get("StateReason") or {})
+                raise CloudError("node %s (%s) was terminated while starting: %s"
+                                 % (node_name(cluster, rank), iid, reason.get("Message") or state),
+                                 hint="Spot capacity may have been reclaimed, or the image failed to boot",
+                                 code=reason.get("Code"))
+            return None if state == "running" else state
 
-        def ready():
-            insts = dict((i["InstanceId"], i) for i in self._instances(cluster, live_only=False))
-            pending.clear()
-            for iid in want:
-                inst = insts.get(iid)
-                state = inst["State"]["Name"] if inst else "not visible yet"
-                if state in ("shutting-down", "terminated"):
-                    reason = (inst.get("StateReason") or {})
-                    raise CloudError("node %s (%s) was terminated while starting: %s"
-                                     % (node_name(cluster, want[iid]), iid, reason.get("Message") or state),
-                                     hint="Spot capacity may have been reclaimed, or the image failed to boot",
-                                     code=reason.get("Code"))
-                if state != "running":
-                    pending[iid] = state
-            if pending:
-                return None
-            return [node_from_instance(insts[i], cluster, rank=want[i]) for i in want]
-        ready.pending = lambda: ", ".join("%s (%s)" % kv for kv in sorted(pending.items()))
-        return retry.wait_until(ready, timeout, interval=2.0, what="%d node(s) of %s to run" % (len(want), cluster),
-                                sleep=self.sleep)
+        return self._wait_running(
+            cluster, nodes, timeout, key=lambda n: n.id,
+            instances=lambda: dict((i["InstanceId"], i) for i in self._instances(cluster, live_only=False)),
+            pending_state=pending_state, to_node=lambda iid, rank, inst: node_from_instance(inst, cluster, rank=rank),
+            interval=2.0)
 
     # -- what else the cluster owns -------------------------------------------
     def _owned(self, cluster):

@@ -326,31 +326,20 @@ class GcpProvider(GcpFirewall, Provider):
                 pass
 
     def wait_ready(self, cluster, nodes, timeout):
-        want = dict((n.name, n.rank) for n in nodes)
-        if not want:
-            return []
-        pending = {}
+        def pending_state(name, rank, inst):
+            if inst is None:
+                raise CloudError("node %s disappeared while starting" % name,
+                                 hint="A spot VM may have been preempted, or it was deleted by hand")
+            if inst.get("status") in ("STOPPING", "TERMINATED", "SUSPENDED", "STOPPED"):
+                why = inst.get("statusMessage") or inst["status"]
+                raise CloudError("node %s stopped while starting (%s)" % (name, why),
+                                 hint="A spot VM may have been preempted, or the image failed to boot")
+            return None if inst.get("status") == "RUNNING" else inst.get("status")
 
-        def ready():
-            found = dict((i["name"], i) for i in self._instances(cluster))
-            pending.clear()
-            for name in want:
-                inst = found.get(name)
-                if inst is None:
-                    raise CloudError("node %s disappeared while starting" % name,
-                                     hint="A spot VM may have been preempted, or it was deleted by hand")
-                if inst.get("status") in ("STOPPING", "TERMINATED", "SUSPENDED", "STOPPED"):
-                    why = inst.get("statusMessage") or inst["status"]
-                    raise CloudError("node %s stopped while starting (%s)" % (name, why),
-                                     hint="A spot VM may have been preempted, or the image failed to boot")
-                if inst.get("status") != "RUNNING":
-                    pending[name] = inst.get("status")
-            if pending:
-                return None
-            return [node_from_instance(found[name], cluster) for name in want]
-        ready.pending = lambda: ", ".join("%s (%s)" % kv for kv in sorted(pending.items()))
-        return retry.wait_until(ready, timeout, interval=1.0, what="%d node(s) of %s to run" % (len(want), cluster),
-                                sleep=self.sleep)
+        return self._wait_running(
+            cluster, nodes, timeout, key=lambda n: n.name,
+            instances=lambda: dict((i["name"], i) for i in self._instances(cluster)),
+            pending_state=pending_state, to_node=lambda name, rank, inst: node_from_instance(inst, cluster))
 
     # -- what else the cluster owns -------------------------------------------
     def _policies(self, cluster):
