@@ -163,7 +163,10 @@ class GcpFirewall(object):
         }
 
     def delete_firewall(self, cluster, check_mode=False):
-        deadline = self.clock() + OPERATION_TIMEOUT
+        return self._delete_firewall(cluster, check_mode, self.clock() + OPERATION_TIMEOUT)
+
+    def _delete_firewall(self, cluster, check_mode, deadline):
+        """:meth:`delete_firewall` by ``deadline`` (a teardown's, when it deletes the cluster's resources)."""
         current = self._firewalls(cluster)
         before = [str(r) for fw in current for r in rules_from_firewall(fw, cluster)]
         ops = []

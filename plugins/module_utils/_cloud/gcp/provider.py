@@ -362,7 +362,7 @@ class GcpProvider(GcpFirewall, Provider):
         for policy in self._policies(cluster):
             self._delete_policy(cluster, policy, deadline)
             deleted.append("resource-policy/%s (%s)" % (policy["name"], last(policy.get("region"))))
-        deleted += self.delete_firewall(cluster, timeout=max(1, deadline - self.clock()))["deleted"]
+        deleted += self._delete_firewall(cluster, False, max(deadline, self.clock() + 1))["deleted"]
         return deleted
 
     def _delete_policy(self, cluster, policy, deadline):
