@@ -36,8 +36,7 @@ CLOUD = Cloud("azure", requirements=(
                Option("location", ("An Azure location, e.g. C(eastus).",)),
                Option("zone", ("An availability zone (C(1), C(2), C(3)) of O(placements[].location). Zonal nodes get "
                                "no availability set (Azure allows one or the other); leave unset for ND-series "
-                               "InfiniBand clusters.",)),
-           )),
+                               "InfiniBand clusters.",)),)),
     Option("spot", ("Launch Spot VMs, deleted on eviction.",), type="bool", scope="instance"),
     Option("root_volume_size", ("OS disk size in GiB (default the image's). Deleted with the node.",),
            type="int", scope="instance"),

@@ -722,4 +722,3 @@ def _same_vnet(current, wanted):
     nsg_have = (have.get("networkSecurityGroup") or {}).get("id", "").lower()
     return (have.get("addressPrefix") == shapes.SUBNET_PREFIX and nsg_want == nsg_have
             and current.get("tags") == wanted["tags"])
-

@@ -24,8 +24,7 @@ CLOUD = Cloud("gcp", requirements=("google-auth and requests (for O(cloud=gcp), 
     Option("placements", ("Each entry names a O(placements[].zone); a stockout (C(ZONE_RESOURCE_POOL_EXHAUSTED)) moves "
                           "on to the next at once. Unset, the zones of O(region) are tried in order.",),
            type="list", elements="dict", scope="instance", suboptions=(
-               Option("zone", ("A Compute Engine zone, e.g. C(us-central1-a).",)),
-           )),
+               Option("zone", ("A Compute Engine zone, e.g. C(us-central1-a).",)),)),
     Option("min_count", ("Accept a cluster of at least this many nodes when capacity is short (bulkInsert "
                          "C(minCount)). By default the launch is all-or-nothing.",), type="int", scope="instance"),
     Option("spot", ("Launch Spot VMs, deleted when preempted.",), type="bool", scope="instance"),
@@ -39,8 +38,7 @@ CLOUD = Cloud("gcp", requirements=("google-auth and requests (for O(cloud=gcp), 
            type="list", elements="dict", scope="instance", suboptions=(
                Option("type", ("The GPU type (an accelerator type of the zone), e.g. C(nvidia-tesla-t4).",),
                       required=True),
-               Option("count", ("GPUs per node.",), type="int", default=1),
-           )),
+               Option("count", ("GPUs per node.",), type="int", default=1),)),
     Option("public_ip", ("An ephemeral external IP per node (an C(ONE_TO_ONE_NAT) access config); unset means yes. "
                          "Set C(false) for a controller inside the network; the nodes are then reached at their "
                          "private addresses.",), type="bool", scope="instance"),

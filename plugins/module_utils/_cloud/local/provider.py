@@ -57,6 +57,7 @@ def ssh_banner(host, port, timeout=2.0):
     except (OSError, ValueError):
         return False
 
+
 class LocalProvider(Provider):
     """podman containers as nodes."""
 
