@@ -37,6 +37,10 @@ class ActionModule(ActionBase):
             result["nodes"] = price_nodes(result["nodes"], cloud, spot=bool(args.get("spot")))
         except PriceDataError as exc:
             result.setdefault("warnings", []).append("no prices: %s" % exc)
+        # the price is a host variable too (the inventory plugin sets it from the same table)
+        for node in result["nodes"]:
+            if isinstance(node, dict) and isinstance(node.get("hostvars"), dict):
+                node["hostvars"] = dict(node["hostvars"], gpu_cluster_price=node.get("price") or {})
         return result
 
     def run(self, tmp=None, task_vars=None):

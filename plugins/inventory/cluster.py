@@ -18,10 +18,11 @@ author:
   - aiinfra platform team (@aiinfra)
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
-  - aiinfra.gpu_cluster.cluster.LOCAL
-  - aiinfra.gpu_cluster.cluster.AWS
-  - aiinfra.gpu_cluster.cluster.AZURE
-  - aiinfra.gpu_cluster.cluster.GCP
+  - aiinfra.gpu_cluster.cloud_shared
+  - aiinfra.gpu_cluster.local
+  - aiinfra.gpu_cluster.aws
+  - aiinfra.gpu_cluster.azure
+  - aiinfra.gpu_cluster.gcp
 options:
   plugin:
     description: The name of this plugin.
@@ -81,7 +82,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base im
     sort_nodes, validate_cluster_id)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError  # noqa: E402
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.providers import (  # noqa: E402
-    PROVIDERS, get_provider)
+    get_provider, inventory_options)
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import price_for  # noqa: E402
 
 
@@ -120,8 +121,7 @@ class InventoryModule(BaseInventoryPlugin):
                                "or GPU_CLUSTER_NAME (a shared account has no default cluster)" % (path, cloud))
         try:
             validate_cluster_id(cluster)
-            cls = PROVIDERS[cloud]
-            options = dict((name, self.get_option(name)) for name in cls.options if self._has_option(name))
+            options = dict((name, self.get_option(name)) for name in inventory_options(cloud))
             nodes = get_provider(cloud, options).list_nodes(cluster)
         except CloudError as exc:
             raise AnsibleError("aiinfra.gpu_cluster.cluster (%s): %s" % (path, exc))
@@ -144,28 +144,10 @@ class InventoryModule(BaseInventoryPlugin):
             if node.state != "running" and not self.get_option("include_stopped"):
                 continue
             host = self.inventory.add_host(node.name, group=group)
-            hostvars = {
-                "ansible_host": node.ssh_host,
-                "ansible_port": node.ssh_port,
-                "ansible_user": node.ssh_user,
-                "gpu_cluster_rank": node.rank,
-                "gpu_cluster_private_address": node.private_address,
-                "gpu_cluster_node_id": node.id,
-                "gpu_cluster_zone": node.zone,
-                "gpu_cluster_instance_type": node.instance_type,
-                "gpu_cluster_state": node.state,
-                "gpu_cluster_launch_time": node.launch_time,
-                "gpu_cluster_price": price_for(cloud, node.instance_type, node.market or "on_demand"),
-            }
+            hostvars = node.hostvars()
+            hostvars["gpu_cluster_price"] = price_for(cloud, node.instance_type, node.market or "on_demand")
             if key_file:
                 hostvars["ansible_ssh_private_key_file"] = key_file
             hostvars.update(ssh_host_key_vars(known_hosts))
             for key, value in hostvars.items():
                 self.inventory.set_variable(host, key, value)
-
-    def _has_option(self, name):
-        try:
-            self.get_option(name)
-            return True
-        except KeyError:
-            return False

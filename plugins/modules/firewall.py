@@ -31,9 +31,12 @@ author:
   - aiinfra platform team (@aiinfra)
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
-  - aiinfra.gpu_cluster.cluster.AWS
-  - aiinfra.gpu_cluster.cluster.AZURE
-  - aiinfra.gpu_cluster.cluster.GCP
+  - aiinfra.gpu_cluster.cloud_shared
+  - aiinfra.gpu_cluster.aws
+  - aiinfra.gpu_cluster.aws.FIREWALL
+  - aiinfra.gpu_cluster.azure
+  - aiinfra.gpu_cluster.gcp
+  - aiinfra.gpu_cluster.gcp.FIREWALL
 attributes:
   check_mode:
     support: full
@@ -59,14 +62,6 @@ options:
         C(::/0) or C(0.0.0.0/1) with C(128.0.0.0/1). Leave off unless the nodes are throwaway.
     type: bool
     default: false
-  allow_network_rules:
-    description:
-      - Only for O(cloud=gcp). Accept rules of the network itself that admit the nodes from wider than O(admin_cidrs)
-        (for example the C(default) network's C(default-allow-ssh) from C(0.0.0.0/0) and C(default-allow-internal)
-        from C(10.128.0.0/9)). Unset, the module fails naming them; delete or narrow them, or use a network of your
-        own.
-    type: bool
-    default: false
   ssh_port:
     description: The nodes' SSH port.
     type: int
@@ -85,11 +80,6 @@ options:
     description:
       - Who makes the cluster, the C(aiinfra-owner) tag of the firewall (Compute Engine firewall rules take no labels;
         ignored on C(gcp)). Unset, the user and host the module runs as, C(user@host). See M(aiinfra.gpu_cluster.instance).
-    type: str
-  vpc_id:
-    description:
-      - The VPC of the security group, when it is created (default the region's default VPC). The cluster's
-        subnets must be in the same VPC. Only for O(cloud=aws).
     type: str
 seealso:
   - module: aiinfra.gpu_cluster.instance
@@ -181,14 +171,13 @@ cluster:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.firewall import (  # noqa: E402
     firewall_argument_spec, run_firewall)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module import CloudModule  # noqa: E402
 
 
 def main():
-    module = AnsibleModule(argument_spec=firewall_argument_spec(), supports_check_mode=True)
+    module = CloudModule(argument_spec=firewall_argument_spec(), supports_check_mode=True)
     run_firewall(module)
 
 

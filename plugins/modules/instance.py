@@ -20,13 +20,16 @@ author:
   - aiinfra platform team (@aiinfra)
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
-  - aiinfra.gpu_cluster.cluster.LOCAL
-  - aiinfra.gpu_cluster.cluster.AWS
-  - aiinfra.gpu_cluster.cluster.AZURE
-  - aiinfra.gpu_cluster.cluster.AZURE_INSTANCE
-  - aiinfra.gpu_cluster.cluster.AWS_INSTANCE
-  - aiinfra.gpu_cluster.cluster.GCP
-  - aiinfra.gpu_cluster.cluster.GCP_INSTANCE
+  - aiinfra.gpu_cluster.cloud_shared
+  - aiinfra.gpu_cluster.cloud_shared.INSTANCE
+  - aiinfra.gpu_cluster.local
+  - aiinfra.gpu_cluster.local.INSTANCE
+  - aiinfra.gpu_cluster.aws
+  - aiinfra.gpu_cluster.aws.INSTANCE
+  - aiinfra.gpu_cluster.azure
+  - aiinfra.gpu_cluster.azure.INSTANCE
+  - aiinfra.gpu_cluster.gcp
+  - aiinfra.gpu_cluster.gcp.INSTANCE
 attributes:
   check_mode:
     support: full
@@ -95,28 +98,6 @@ options:
     description: Seconds to wait. Running past it fails the task (and removes the nodes this call created).
     type: int
     default: 600
-  privileged:
-    description:
-      - Run local nodes privileged (needed for Docker inside a node). Only for O(cloud=local).
-    type: bool
-    default: false
-  cpus:
-    description: CPU limit per local node (podman C(--cpus)). Only for O(cloud=local).
-    type: str
-  memory:
-    description: Memory limit per local node (podman C(--memory), e.g. C(4g)). Only for O(cloud=local).
-    type: str
-  ssh_access:
-    description:
-      - How the controller reaches local nodes over SSH. C(address) uses each node's address on the
-        cluster network (rootful podman); C(published) publishes port 22 on C(127.0.0.1) (rootless podman).
-      - C(auto) picks C(address) as root, C(published) otherwise. Only for O(cloud=local).
-    type: str
-    choices: [auto, address, published]
-    default: auto
-  debian_mirror:
-    description: Debian mirror used to build the local node image. Only for O(cloud=local).
-    type: str
   owner:
     description:
       - Who makes the cluster, written as the C(aiinfra-owner) tag on every node (on C(gcp) as a label value -
@@ -246,6 +227,13 @@ nodes:
                   type: str, sample: '2026-12-01T00:40:01+00:00'}
     market: {description: 'C(on_demand) or C(spot) where the cloud says (aws); empty otherwise.', type: str}
     owner: {description: 'The node''s C(aiinfra-owner) tag (empty on nodes made before owners were recorded).', type: str}
+    hostvars:
+      description:
+        - The node's host variables, as the C(aiinfra.gpu_cluster.cluster) inventory plugin sets them - C(ansible_host),
+          C(ansible_port), C(ansible_user), C(gpu_cluster_rank), C(gpu_cluster_private_address), C(gpu_cluster_node_id),
+          C(gpu_cluster_zone), C(gpu_cluster_instance_type), C(gpu_cluster_state), C(gpu_cluster_launch_time) and
+          C(gpu_cluster_price). The role's C(add_nodes) adds them to C(gpu_nodes) as they are.
+      type: dict
     hourly_price:
       description:
         - The node's price per hour from the collection's price table (C(data/prices.yml), read on the controller by
@@ -308,14 +296,12 @@ cluster:
       elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module import (  # noqa: E402
-    instance_argument_spec, run_instance)
+    CloudModule, instance_argument_spec, run_instance)
 
 
 def main():
-    module = AnsibleModule(argument_spec=instance_argument_spec(), supports_check_mode=True)
+    module = CloudModule(argument_spec=instance_argument_spec(), supports_check_mode=True)
     run_instance(module)
 
 

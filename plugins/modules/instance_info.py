@@ -16,10 +16,11 @@ author:
   - aiinfra platform team (@aiinfra)
 extends_documentation_fragment:
   - aiinfra.gpu_cluster.cluster
-  - aiinfra.gpu_cluster.cluster.LOCAL
-  - aiinfra.gpu_cluster.cluster.AWS
-  - aiinfra.gpu_cluster.cluster.AZURE
-  - aiinfra.gpu_cluster.cluster.GCP
+  - aiinfra.gpu_cluster.cloud_shared
+  - aiinfra.gpu_cluster.local
+  - aiinfra.gpu_cluster.aws
+  - aiinfra.gpu_cluster.azure
+  - aiinfra.gpu_cluster.gcp
 attributes:
   check_mode:
     support: full
@@ -64,14 +65,12 @@ cluster:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module import (  # noqa: E402
-    cluster_argument_spec, run_instance_info)
+    CloudModule, cluster_argument_spec, run_instance_info)
 
 
 def main():
-    module = AnsibleModule(argument_spec=cluster_argument_spec(), supports_check_mode=True)
+    module = CloudModule(argument_spec=cluster_argument_spec(), supports_check_mode=True)
     run_instance_info(module)
 
 

@@ -17,9 +17,11 @@ import base64
 import binascii
 import re
 import struct
+import time
 from dataclasses import asdict, dataclass, field
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CapacityError, ConfigError
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.retry import wait_until
 
 # The tag / label keys every provider writes. GCP labels allow only [a-z0-9_-]
 # in keys, so the same key spelling is used everywhere.
@@ -27,6 +29,8 @@ CLUSTER_TAG = "aiinfra-gpu-cluster"
 RANK_TAG = "aiinfra-gpu-rank"
 MANAGED_TAG = "aiinfra-managed-by"
 MANAGED_VALUE = "aiinfra.gpu_cluster"
+# the rank of a node whose rank tag is missing or unreadable (sorts after every real rank)
+UNRANKED = 1000000
 # who made the cluster: the instance module's ``owner`` (user@host, or AWX's launching user)
 OWNER_TAG = "aiinfra-owner"
 OWNER_MAX = 128
@@ -95,7 +99,24 @@ class Node:
     owner: str = ""  # the aiinfra-owner tag: who made the node ("" on nodes made before owners were recorded)
 
     def to_dict(self):
-        return asdict(self)
+        return dict(asdict(self), hostvars=self.hostvars())
+
+    def hostvars(self):
+        """This node's host variables in an inventory: how Ansible logs in, and what the playbooks read about it.
+        The one mapping from a node to its variables: the inventory plugin sets them, and the instance modules
+        return them (``nodes[].hostvars``) for the role's add_nodes and recovery."""
+        return {
+            "ansible_host": self.ssh_host,
+            "ansible_port": self.ssh_port,
+            "ansible_user": self.ssh_user,
+            "gpu_cluster_rank": self.rank,
+            "gpu_cluster_private_address": self.private_address,
+            "gpu_cluster_node_id": self.id,
+            "gpu_cluster_zone": self.zone,
+            "gpu_cluster_instance_type": self.instance_type,
+            "gpu_cluster_state": self.state,
+            "gpu_cluster_launch_time": self.launch_time,
+        }
 
 
 class Launch(list):
@@ -105,6 +126,27 @@ class Launch(list):
     def __init__(self, nodes=(), info=None):
         super(Launch, self).__init__(nodes)
         self.info = dict(info or {})
+
+
+@dataclass
+class Prepared:
+    """What :meth:`Provider.preflight_create` resolved for a launch, handed to :meth:`Provider.create_nodes`.
+
+    ``tries``: the placements to try, in order, each a dict of the cloud's keys (``availability_zone``,
+    ``subnet_id`` and ``instance_type`` on aws; ``location`` and ``zone`` on azure; ``zone`` on gcp); ``skipped``: the
+    placements left out before any call, each with its ``error``; ``facts``: what else the cloud looked up (image,
+    key pair, network...), read as ``prepared["image"]``.
+    """
+
+    tries: list
+    skipped: list = field(default_factory=list)
+    facts: dict = field(default_factory=dict)
+
+    def __getitem__(self, key):
+        return self.facts[key]
+
+    def get(self, key, default=None):
+        return self.facts.get(key, default)
 
 
 @dataclass(frozen=True)
@@ -252,8 +294,8 @@ class Provider(abc.ABC):
     """
 
     name = "abstract"
-    #: option names (of the module) this cloud reads; others must be unset.
-    options = ()
+    #: the cloud's declarations (:class:`.options.Cloud`): the options it reads; another cloud's must be unset.
+    cloud = None
 
     def __init__(self, options=None, log=None):
         self.opts = dict(options or {})
@@ -286,12 +328,82 @@ class Provider(abc.ABC):
     def list_nodes(self, cluster):
         """All live nodes carrying both the cluster id and the managed-by tag, as :class:`Node`, any order."""
 
-    @abc.abstractmethod
     def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
         """Create nodes for ``ranks`` (all or nothing where the cloud allows) next to ``existing``, with what
         :meth:`preflight_create` returned (``None``: resolve it now), waiting at most ``timeout`` seconds for the
         cloud to accept them (not for them to boot: that is :meth:`wait_ready`). Return them: a list, or a
-        :class:`Launch` carrying where they landed."""
+        :class:`Launch` carrying where they landed.
+
+        The failover, for every cloud that has placements: ``prepared.tries`` in order; a :class:`CapacityError` in
+        one moves on to the next (after :meth:`_after_capacity_error`); the first that takes the nodes is the
+        result's ``landed``, the ones that did not its ``failover``; when none does, one capacity error names them
+        all. What a cloud does per placement is :meth:`_launch_in`.
+        """
+        ranks = list(ranks)
+        prepared = prepared or self.preflight_create(spec, ranks, existing)
+        state = self._before_launch(spec, ranks, existing, prepared, timeout)
+        minimum = self.minimum_count(ranks, existing)
+        attempts = []
+        for trial in prepared.tries:
+            try:
+                nodes, landed = self._launch_in(spec, ranks, trial, prepared, minimum, state)
+            except CapacityError as exc:
+                attempts.append(dict(trial, error=str(exc)))
+                self.log("%s: %s; trying the next placement" % (self.name, exc))
+                self._after_capacity_error(spec, ranks, trial, state)
+                continue
+            info = {"landed": landed}
+            failover = attempts + (list(prepared.skipped) if self.report_skipped else [])
+            if failover:
+                info["failover"] = failover
+            return Launch(nodes, info)
+        advice = "other %s" % self.placement_kinds
+        raise CapacityError(
+            "no placement had capacity for %d x %s" % (len(ranks), self._capacity_what(spec, prepared)),
+            hint="Tried, in order: %s. Add placements (%s)%s or retry later" % (
+                "; ".join(self._describe_try(a) for a in attempts + list(prepared.skipped)), advice,
+                ", set min_count to accept fewer nodes," if "min_count" in self.cloud.names else ""))
+
+    # -- the failover's steps (clouds that launch through create_nodes' failover) ---
+    #: what a placement is, in the capacity error's advice ("Add placements (other ...)")
+    placement_kinds = "placements"
+    #: whether the placements skipped before any call are part of the result's ``failover``
+    report_skipped = False
+
+    def check_min_count(self):
+        """Offline check of ``min_count`` (clouds that take it call this from :meth:`preflight`)."""
+        if self.opts.get("min_count") is not None and self.opts["min_count"] < 1:
+            raise ConfigError("min_count must be at least 1, got %d" % self.opts["min_count"])
+
+    def minimum_count(self, ranks, existing=()):
+        """How many of ``ranks`` the launch must make at least: all, or with ``min_count`` what brings the cluster
+        (its other ranked nodes in ``existing`` counted) to ``min_count`` (at least one)."""
+        min_count = self.opts.get("min_count")
+        if not min_count:
+            return len(ranks)
+        kept = set(n.rank for n in existing or () if n.rank != UNRANKED) - set(ranks)
+        return min(len(ranks), max(1, min_count - len(kept)))
+
+    def _before_launch(self, spec, ranks, existing, prepared, timeout):
+        """What is made once before the first placement is tried (a key pair, a resource group); returns the
+        state handed to every :meth:`_launch_in` (by default the deadline)."""
+        return {"timeout": timeout}
+
+    def _launch_in(self, spec, ranks, trial, prepared, minimum, state):
+        """Launch ``ranks`` in placement ``trial``; return ``(nodes, landed)`` (``landed``: where, for the result)
+        or raise :class:`CapacityError` to move on to the next placement."""
+        raise NotImplementedError("cloud %s launches no nodes through the failover" % self.name)
+
+    def _after_capacity_error(self, spec, ranks, trial, state):
+        """Clean up after a placement that had no capacity, before the next is tried."""
+
+    def _capacity_what(self, spec, prepared):
+        """The instance type(s) named by the capacity error."""
+        return spec.instance_type
+
+    def _describe_try(self, attempt):
+        """One tried or skipped placement, in the capacity error's hint."""
+        return "%s: %s" % (" ".join(str(v) for k, v in sorted(attempt.items()) if k != "error" and v), attempt["error"])
 
     @abc.abstractmethod
     def delete_nodes(self, cluster, nodes, wait=True, timeout=600):
@@ -306,6 +418,33 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def wait_ready(self, cluster, nodes, timeout):
         """Wait until every node in ``nodes`` runs and accepts SSH; return fresh :class:`Node` objects."""
+
+    def _wait_running(self, cluster, nodes, timeout, key, instances, pending_state, to_node, interval=1.0):
+        """Poll until every node in ``nodes`` runs, within ``timeout``; their fresh :class:`Node` objects.
+
+        ``key(node)``: what the cloud lists it under (id or name); ``instances()``: {key: the cloud's record} of the
+        cluster; ``pending_state(key, rank, record)``: ``None`` once the node runs, else its state (``record`` is
+        ``None`` when the cloud does not list it), or raise :class:`CloudError` when it cannot come up any more;
+        ``to_node(key, rank, record)``: the running node.
+        """
+        want = dict((key(n), n.rank) for n in nodes)
+        if not want:
+            return []
+        pending = {}
+
+        def ready():
+            found = instances()
+            pending.clear()
+            for name, rank in want.items():
+                state = pending_state(name, rank, found.get(name))
+                if state is not None:
+                    pending[name] = state
+            if pending:
+                return None
+            return [to_node(name, rank, found[name]) for name, rank in want.items()]
+        ready.pending = lambda: ", ".join("%s (%s)" % kv for kv in sorted(pending.items()))
+        return wait_until(ready, timeout, interval=interval, what="%d node(s) of %s to run" % (len(want), cluster),
+                          sleep=getattr(self, "sleep", time.sleep))
 
     # -- everything else the cluster owns (networks, groups, keys) ---------
     def cluster_resources(self, cluster):

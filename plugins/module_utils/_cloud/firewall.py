@@ -11,6 +11,8 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base im
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module import (
     cluster_argument_spec, fail, owner_of, provider_for)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.providers import (
+    argument_spec, firewall_clouds)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.rules import (
     OUT_RULE, SELF_IN_RULE, SELF_OUT_RULE, SSH_RULE)
 
@@ -20,8 +22,8 @@ WIDEST = {4: 8, 6: 32}
 
 
 def firewall_argument_spec():
-    spec = cluster_argument_spec()
-    spec.pop("podman_conf", None)
+    clouds = firewall_clouds()
+    spec = cluster_argument_spec(clouds)
     spec.update(
         state=dict(type="str", default="present", choices=["present", "absent"]),
         admin_cidrs=dict(type="list", elements="str"),
@@ -29,10 +31,10 @@ def firewall_argument_spec():
         ssh_port=dict(type="int", default=22),
         purge=dict(type="bool", default=False),
         labels=dict(type="dict", default={}),
-        vpc_id=dict(type="str"),
-        allow_network_rules=dict(type="bool", default=False),
         owner=dict(type="str"),
     )
+    # each cloud's own (declared next to its provider)
+    spec.update(argument_spec("firewall", clouds=clouds))
     return spec
 
 

@@ -9,62 +9,26 @@ import getpass
 import socket
 import traceback
 
+from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
     NodeSpec, sort_nodes, validate_cluster_id, validate_owner, validate_ssh_public_key, validate_ssh_user)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.providers import (
-    PROVIDERS, cloud_options, get_provider)
+    PROVIDERS, argument_spec, check_cloud_options, cloud_options, get_provider)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.reconcile import (
     ensure_absent, ensure_present, rollback_warnings)
 
 
-def cluster_argument_spec():
-    """Options that find a cluster, plus every cloud's own options."""
+def cluster_argument_spec(clouds=None):
+    """Options that find a cluster, plus how to reach every cloud (each cloud's ``cluster`` options); ``clouds``:
+    only these clouds' (declarations)."""
     spec = dict(
         cloud=dict(type="str", default="local", choices=sorted(PROVIDERS)),
         cluster=dict(type="str", required=True, aliases=["name"]),
-        podman_conf=dict(type="path"),
     )
-    spec.update(aws_connection_argument_spec())
-    spec.update(azure_connection_argument_spec())
-    spec.update(gcp_connection_argument_spec())
+    spec.update(argument_spec("cluster", clouds=clouds))
     return spec
-
-
-def aws_connection_argument_spec():
-    """How to reach EC2 (cloud aws). Unset, boto3's usual chain applies (AWS_* variables, profile, role)."""
-    return dict(
-        region=dict(type="str"),
-        endpoint_url=dict(type="str"),
-        access_key=dict(type="str", no_log=False),
-        secret_key=dict(type="str", no_log=True),
-        session_token=dict(type="str", no_log=True),
-        profile=dict(type="str"),
-    )
-
-
-def azure_connection_argument_spec():
-    """How to reach Azure Resource Manager (cloud azure). Unset, AZURE_* variables / DefaultAzureCredential apply."""
-    return dict(
-        subscription_id=dict(type="str"),
-        tenant=dict(type="str"),
-        client_id=dict(type="str"),
-        secret=dict(type="str", no_log=True),
-        authority_host=dict(type="str"),
-        location=dict(type="str"),
-        resource_group=dict(type="str"),
-    )
-
-
-def gcp_connection_argument_spec():
-    """How to reach Compute Engine (cloud gcp), beside the shared region and endpoint_url. Unset, the project and
-    credentials come from GCP_PROJECT / GOOGLE_CLOUD_PROJECT and GCP_SERVICE_ACCOUNT_FILE /
-    GOOGLE_APPLICATION_CREDENTIALS, else Application Default Credentials."""
-    return dict(
-        project=dict(type="str"),
-        credentials_file=dict(type="path", no_log=False),
-        network=dict(type="str"),
-    )
 
 
 def instance_argument_spec():
@@ -80,35 +44,24 @@ def instance_argument_spec():
         labels=dict(type="dict", default={}),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=600),
-        privileged=dict(type="bool", default=False),
-        cpus=dict(type="str"),
-        memory=dict(type="str"),
-        ssh_access=dict(type="str", default="auto", choices=["auto", "address", "published"]),
-        debian_mirror=dict(type="str"),
         owner=dict(type="str"),
         force=dict(type="bool", default=False),
-        # cloud aws (defaults applied by the provider: an option left unset is not "set" for another cloud)
-        placements=dict(type="list", elements="dict", options=dict(
-            subnet_id=dict(type="str"), availability_zone=dict(type="str"), instance_type=dict(type="str"),
-            location=dict(type="str"), zone=dict(type="str"))),
-        min_count=dict(type="int"),
-        key_name=dict(type="str", no_log=False),
-        security_groups=dict(type="list", elements="str"),
-        placement_group=dict(type="bool"),
-        efa=dict(type="bool"),
-        root_volume_size=dict(type="int"),
-        root_volume_type=dict(type="str", choices=["gp3", "gp2", "io1", "io2"]),
-        spot=dict(type="bool"),
-        image_owners=dict(type="list", elements="str"),
-        # cloud azure
-        public_ip=dict(type="bool"),
-        subnet_id=dict(type="str"),
-        # cloud gcp
-        subnetwork=dict(type="str"),
-        accelerators=dict(type="list", elements="dict", options=dict(
-            type=dict(type="str", required=True), count=dict(type="int", default=1))),
     )
+    # each cloud's own (declared next to its provider)
+    spec.update(argument_spec("instance"))
     return spec
+
+
+class CloudModule(AnsibleModule):
+    """An AnsibleModule whose argument validation also refuses the options of another cloud than ``cloud``, naming
+    the cloud each belongs to (from the clouds' declarations), before anything else runs."""
+
+    def __init__(self, argument_spec, **kwargs):  # pylint: disable=redefined-outer-name
+        super(CloudModule, self).__init__(argument_spec=argument_spec, **kwargs)
+        try:
+            check_cloud_options(self.params["cloud"], self.params, self.argument_spec)
+        except ConfigError as exc:
+            self.fail_json(msg=str(exc), error=exc.to_dict())
 
 
 def fail(module, exc, **extra):
@@ -137,8 +90,7 @@ def provider_for(module):
     """Validate the options that every cloud shares and build the cloud's provider."""
     params = module.params
     validate_cluster_id(params["cluster"])
-    defaults = dict((name, spec.get("default")) for name, spec in module.argument_spec.items())
-    options = cloud_options(params["cloud"], params, defaults)
+    options = cloud_options(params["cloud"], params, module.argument_spec)
     return get_provider(params["cloud"], options, log=module.log)
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.provider import AwsProvider
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.provider import AzureProvider
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import Provider
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.provider import GcpProvider
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local import LocalProvider
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local.provider import LocalProvider
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import options as _options
 
 PROVIDERS = {
     "aws": AwsProvider,
@@ -22,6 +24,10 @@ PROVIDERS = {
     "gcp": GcpProvider,
     "local": LocalProvider,
 }
+
+
+#: every cloud's declarations (options, requirements), in PROVIDERS' order
+CLOUDS = tuple(cls.cloud for _name, cls in sorted(PROVIDERS.items()))
 
 
 def get_provider(cloud, options=None, log=None):
@@ -32,20 +38,32 @@ def get_provider(cloud, options=None, log=None):
     return cls(options, log=log)
 
 
-def cloud_options(cloud, params, defaults=None):
-    """The module parameters a cloud reads; complain about another cloud's options that are set.
+def firewall_clouds():
+    """The clouds that have a firewall (their provider implements ``ensure_firewall``)."""
+    return tuple(cls.cloud for _name, cls in sorted(PROVIDERS.items())
+                 if cls.ensure_firewall is not Provider.ensure_firewall)
 
-    ``defaults`` (option -> default of the module's argument spec): an option left at its default is not set.
-    """
-    cls = PROVIDERS[cloud]
-    mine = set(cls.options)
-    defaults = defaults or {}
-    foreign = sorted(set(
-        name for other, pcls in PROVIDERS.items() if other != cloud
-        for name in pcls.options if name not in mine and params.get(name) not in (None, [], {}, False)
-        and params.get(name) != defaults.get(name)
-    ))
-    if foreign:
-        raise ConfigError("option(s) %s do not apply to cloud %r" % (", ".join(foreign), cloud),
-                          hint="Remove them, or set cloud to the cloud they belong to")
-    return dict((name, params.get(name)) for name in mine)
+
+def argument_spec(*scopes, **kwargs):
+    """The union argument spec of every cloud's options of ``scopes`` (``cluster``, ``instance``, ``firewall``);
+    ``clouds``: only these clouds' declarations."""
+    return _options.argument_spec(kwargs.get("clouds") or CLOUDS, scopes)
+
+
+def check_cloud_options(cloud, params, spec):
+    """Refuse (ConfigError) options of another cloud set in ``params``; ``spec`` the module's argument spec."""
+    message = _options.foreign_options(cloud, params, CLOUDS, spec)
+    if message:
+        raise ConfigError(message)
+
+
+def cloud_options(cloud, params, spec=None):
+    """The module parameters cloud ``cloud``'s provider reads, after refusing another cloud's options that are set
+    (``spec``: the module's argument spec, whose defaults are not "set"; default every cloud option's own)."""
+    check_cloud_options(cloud, params, spec if spec is not None else argument_spec(*_options.SCOPES))
+    return _options.cloud_options(PROVIDERS[cloud].cloud, params)
+
+
+def inventory_options(cloud):
+    """The options the inventory plugin reads for ``cloud``: how to reach it, and what its nodes' addresses need."""
+    return [o.name for o in PROVIDERS[cloud].cloud.options if o.scope == "cluster" or o.inventory]

@@ -93,3 +93,30 @@ def wait_until(predicate, timeout, interval=1.0, what="resources", sleep=time.sl
             )
         sleep(min(interval, max(0.0, deadline - now)))
         interval = min(max_interval, interval * 1.5)
+
+
+class RetryingClient(object):
+    """One cloud's API calls, each through :func:`call`: every attempt counted (``calls``), a failure classified by
+    the cloud's ``classify(exc, context)``, every retry logged. The one retry layer of a cloud (as amazon.aws's
+    ``RetryingBotoClientWrapper``): a provider calls its cloud only through its wrapper and never retries itself.
+    Each cloud's subclass says how one call is made (:meth:`attempt`'s ``fn``) and what its context holds."""
+
+    name = "cloud"
+
+    def __init__(self, classify, policy, log=None):
+        self.classify = classify
+        self.policy = policy
+        self.log = log or (lambda msg: None)
+        self.calls = 0
+
+    def attempt(self, fn, context=None, what=""):
+        """``fn()`` until it succeeds or fails for good: its answer, or the classified error."""
+        def once():
+            self.calls += 1
+            return fn()
+
+        def on_retry(attempt, err, wait):
+            self.log("%s%s: %s; retry %d in %.2fs" % (self.name, " %s" % what if what else "", err, attempt, wait))
+
+        return call(once, classify=lambda exc: self.classify(exc, context or {}), policy=self.policy,
+                    on_retry=on_retry)

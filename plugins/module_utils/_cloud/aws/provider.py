@@ -24,18 +24,20 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.options import CLOUD
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.client import RetryingEc2
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.errors import CREDENTIALS_HINT, classify
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.firewall import (
     SecurityGroupFirewall)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.shapes import (
-    AMI_ID_RE, LIVE_STATES, MAX_TOKEN_GENERATIONS, RANKS_TAG, REGION_RE, ROOT_VOLUME_TYPES, SSH_USER_TAG, UNRANKED,
+    AMI_ID_RE, LIVE_STATES, MAX_TOKEN_GENERATIONS, RANKS_TAG, REGION_RE, ROOT_VOLUME_TYPES, SSH_USER_TAG,
     _chunks, client_token, cloud_config, efa_layout, format_ranks, group_name, image_root_size, key_pair_name,
     newest_image, node_from_instance, plan_placements, tag_list)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Launch, Provider, node_name)
+    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Prepared, Provider, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
-    CapacityError, CloudError, ConfigError, NotFoundError)
+    CloudError, ConfigError, NotFoundError)
 
 try:
     import boto3
@@ -51,9 +53,7 @@ class AwsProvider(SecurityGroupFirewall, Provider):
     """EC2. Options: connection (region, endpoint_url, credentials) and the instance module's AWS options."""
 
     name = "aws"
-    options = ("region", "endpoint_url", "access_key", "secret_key", "session_token", "profile", "image",
-               "placements", "min_count", "key_name", "security_groups", "placement_group", "efa",
-               "root_volume_size", "root_volume_type", "spot", "image_owners", "vpc_id", "public_ip")
+    cloud = CLOUD
 
     def __init__(self, options=None, log=None, client=None, policy=None, sleep=time.sleep):
         super(AwsProvider, self).__init__(options, log)
@@ -61,17 +61,19 @@ class AwsProvider(SecurityGroupFirewall, Provider):
             raise ConfigError(missing_required_lib("boto3"),
                               hint="Install boto3 into the Python that runs the module (pip install boto3); "
                                    "import error: %s" % (BOTO3_IMPORT_ERROR or "").strip().splitlines()[-1])
-        self._client = client
-        self.policy = policy or retry.RetryPolicy(attempts=8, base=0.25, cap=8.0, deadline=180, sleep=sleep)
+        self.api = RetryingEc2(self._make_client,
+                               policy or retry.RetryPolicy(attempts=8, base=0.25, cap=8.0, deadline=180, sleep=sleep),
+                               log=self.log, region=self.opts.get("region") or "", client=client)
         self.sleep = sleep
-        self.calls = 0
 
     # -- connection ------------------------------------------------------------
     @property
     def ec2(self):
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
+        return self.api.client
+
+    @property
+    def calls(self):
+        return self.api.calls
 
     def _make_client(self):
         opts = self.opts
@@ -97,33 +99,13 @@ class AwsProvider(SecurityGroupFirewall, Provider):
 
     @property
     def region(self):
-        if self._client is not None:
-            return self._client.meta.region_name
-        return self.opts.get("region") or ""
+        return self.api.region
 
     def _call(self, op, context=None, **params):
-        """One EC2 API call through the one retry helper (transient errors only)."""
-        method = getattr(self.ec2, op)
-        ctx = dict(context or {}, region=self.region)
-
-        def once():
-            self.calls += 1
-            return method(**params)
-
-        def on_retry(attempt, err, wait):
-            self.log("aws %s: %s; retry %d in %.2fs" % (op, err, attempt, wait))
-
-        return retry.call(once, classify=lambda exc: classify(exc, ctx), policy=self.policy, on_retry=on_retry)
+        return self.api.call(op, context=context, **params)
 
     def _pages(self, op, key, context=None, **params):
-        items = []
-        while True:
-            page = self._call(op, context=context, **params)
-            items.extend(page.get(key) or [])
-            token = page.get("NextToken")
-            if not token:
-                return items
-            params["NextToken"] = token
+        return self.api.pages(op, key, context=context, **params)
 
     @staticmethod
     def _owned_filters(cluster):
@@ -148,8 +130,7 @@ class AwsProvider(SecurityGroupFirewall, Provider):
             if not any((entry or {}).get(k) for k in ("subnet_id", "availability_zone", "instance_type")):
                 raise ConfigError("a placement needs subnet_id, availability_zone or instance_type",
                                   hint="e.g. placements: [{availability_zone: us-east-1a}, {subnet_id: subnet-0abc}]")
-        if opts.get("min_count") is not None and opts["min_count"] < 1:
-            raise ConfigError("min_count must be at least 1, got %d" % opts["min_count"])
+        self.check_min_count()
         size = opts.get("root_volume_size")
         if size is not None and not 8 <= size <= 65536:
             raise ConfigError("root_volume_size must be 8..65536 GiB, got %d" % size)
@@ -246,11 +227,10 @@ class AwsProvider(SecurityGroupFirewall, Provider):
             raise ConfigError("root_volume_size %d GiB is smaller than image %s (%d GiB)"
                               % (opts["root_volume_size"], image["ImageId"], root_size),
                               hint="Use at least %d, or leave root_volume_size unset" % root_size)
-        return {
-            "root_size": max(root_size, 8),
-            "infos": infos, "image": image, "tries": tries, "skipped": skipped, "groups": [g["GroupId"] for g in groups],
+        return Prepared(tries=tries, skipped=skipped, facts={
+            "root_size": max(root_size, 8), "infos": infos, "image": image, "groups": [g["GroupId"] for g in groups],
             "key": key, "efa": efa, "placement_group": placement_group,
-        }
+        })
 
     def _instance_types(self, types):
         try:
@@ -358,49 +338,42 @@ class AwsProvider(SecurityGroupFirewall, Provider):
     def list_nodes(self, cluster):
         return [node_from_instance(inst, cluster) for inst in self._instances(cluster)]
 
-    def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
-        ranks = list(ranks)
-        res = prepared or self._resolve(spec, ranks, existing)
-        key = res["key"]
+    # -- the failover's steps (create_nodes is the base class's) --------------------------------------------
+    placement_kinds = "subnets/AZs, alternative instance types"
+
+    def _before_launch(self, spec, ranks, existing, prepared, timeout):
+        key = prepared["key"]
         if key["import"]:
             self._import_key(spec, key)
-        pg = res["placement_group"]
+        pg = prepared["placement_group"]
         if pg and not pg["exists"]:
             self._create_placement_group(spec, pg["name"])
-        kept = set(n.rank for n in existing or () if n.rank != UNRANKED) - set(ranks)
-        min_count = self.opts.get("min_count")
-        minimum = len(ranks) if not min_count else min(len(ranks), max(1, min_count - len(kept)))
-        attempts = []
-        for trial in res["tries"]:
-            request = self._run_request(spec, ranks, trial, res, minimum)
-            info = res["infos"][trial["instance_type"]]
-            context = {"instance_type": trial["instance_type"], "count": len(ranks), "spot": bool(self.opts.get("spot")),
-                       "vcpus": ((info.get("VCpuInfo") or {}).get("DefaultVCpus") or 0) * len(ranks),
-                       "placement": "%s (%s)" % (trial["availability_zone"], trial["subnet_id"])}
-            try:
-                reservation = self._run_instances(spec.cluster, ranks, request, context)
-            except CapacityError as exc:
-                attempts.append(dict(trial, error=str(exc)))
-                self.log("aws: %s; trying the next placement" % exc)
-                continue
-            instances = sorted(reservation.get("Instances") or [], key=lambda i: i.get("AmiLaunchIndex", 0))
-            nodes = [node_from_instance(inst, spec.cluster, rank=ranks[inst.get("AmiLaunchIndex", 0)])
-                     for inst in instances]
-            info = {"landed": dict(trial, placement_group=pg["name"] if pg else None, count=len(nodes),
-                                   efa_interfaces=len(res["efa"][trial["instance_type"]]))}
-            if attempts:
-                info["failover"] = attempts
-            try:
-                self._tag_ranks(spec.cluster, nodes)
-            except CloudError:
-                self._terminate([n.id for n in nodes])
-                raise
-            return Launch(nodes, info)
-        raise CapacityError(
-            "no placement had capacity for %d x %s" % (len(ranks), "/".join(sorted(res["infos"]))),
-            hint="Tried, in order: %s. Add placements (other subnets/AZs, alternative instance types), set min_count "
-                 "to accept fewer nodes, or retry later" % "; ".join(
-                     "%s %s: %s" % (a["availability_zone"], a["instance_type"], a["error"]) for a in attempts + res["skipped"]))
+        return {"timeout": timeout}
+
+    def _launch_in(self, spec, ranks, trial, prepared, minimum, state):
+        request = self._run_request(spec, ranks, trial, prepared, minimum)
+        info = prepared["infos"][trial["instance_type"]]
+        context = {"instance_type": trial["instance_type"], "count": len(ranks), "spot": bool(self.opts.get("spot")),
+                   "vcpus": ((info.get("VCpuInfo") or {}).get("DefaultVCpus") or 0) * len(ranks),
+                   "placement": "%s (%s)" % (trial["availability_zone"], trial["subnet_id"])}
+        reservation = self._run_instances(spec.cluster, ranks, request, context)
+        instances = sorted(reservation.get("Instances") or [], key=lambda i: i.get("AmiLaunchIndex", 0))
+        nodes = [node_from_instance(inst, spec.cluster, rank=ranks[inst.get("AmiLaunchIndex", 0)])
+                 for inst in instances]
+        pg = prepared["placement_group"]
+        try:
+            self._tag_ranks(spec.cluster, nodes)
+        except CloudError:
+            self._terminate([n.id for n in nodes])
+            raise
+        return nodes, dict(trial, placement_group=pg["name"] if pg else None, count=len(nodes),
+                           efa_interfaces=len(prepared["efa"][trial["instance_type"]]))
+
+    def _capacity_what(self, spec, prepared):
+        return "/".join(sorted(prepared["infos"]))
+
+    def _describe_try(self, attempt):
+        return "%s %s: %s" % (attempt["availability_zone"], attempt["instance_type"], attempt["error"])
 
     def _run_request(self, spec, ranks, trial, res, minimum):
         opts = self.opts
@@ -512,31 +485,21 @@ class AwsProvider(SecurityGroupFirewall, Provider):
                          sleep=self.sleep)
 
     def wait_ready(self, cluster, nodes, timeout):
-        want = dict((n.id, n.rank) for n in nodes)
-        if not want:
-            return []
-        pending = {}
+        def pending_state(iid, rank, inst):
+            state = inst["State"]["Name"] if inst else "not visible yet"
+            if state in ("shutting-down", "terminated"):
+                reason = (inst.get("StateReason") or {})
+                raise CloudError("node %s (%s) was terminated while starting: %s"
+                                 % (node_name(cluster, rank), iid, reason.get("Message") or state),
+                                 hint="Spot capacity may have been reclaimed, or the image failed to boot",
+                                 code=reason.get("Code"))
+            return None if state == "running" else state
 
-        def ready():
-            insts = dict((i["InstanceId"], i) for i in self._instances(cluster, live_only=False))
-            pending.clear()
-            for iid in want:
-                inst = insts.get(iid)
-                state = inst["State"]["Name"] if inst else "not visible yet"
-                if state in ("shutting-down", "terminated"):
-                    reason = (inst.get("StateReason") or {})
-                    raise CloudError("node %s (%s) was terminated while starting: %s"
-                                     % (node_name(cluster, want[iid]), iid, reason.get("Message") or state),
-                                     hint="Spot capacity may have been reclaimed, or the image failed to boot",
-                                     code=reason.get("Code"))
-                if state != "running":
-                    pending[iid] = state
-            if pending:
-                return None
-            return [node_from_instance(insts[i], cluster, rank=want[i]) for i in want]
-        ready.pending = lambda: ", ".join("%s (%s)" % kv for kv in sorted(pending.items()))
-        return retry.wait_until(ready, timeout, interval=2.0, what="%d node(s) of %s to run" % (len(want), cluster),
-                                sleep=self.sleep)
+        return self._wait_running(
+            cluster, nodes, timeout, key=lambda n: n.id,
+            instances=lambda: dict((i["InstanceId"], i) for i in self._instances(cluster, live_only=False)),
+            pending_state=pending_state, to_node=lambda iid, rank, inst: node_from_instance(inst, cluster, rank=rank),
+            interval=2.0)
 
     # -- what else the cluster owns -------------------------------------------
     def _owned(self, cluster):

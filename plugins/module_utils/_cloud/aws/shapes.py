@@ -9,13 +9,12 @@ import hashlib
 import json
 import re
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (  # noqa: F401 (UNRANKED)
+    UNRANKED, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 RANKS_TAG = "aiinfra-gpu-ranks"
 SSH_USER_TAG = "aiinfra-gpu-ssh-user"
-UNRANKED = 1000000
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 STATE_MAP = {"pending": "pending", "running": "running", "stopping": "stopping", "stopped": "stopped",
              "shutting-down": "terminating", "terminated": "terminated"}

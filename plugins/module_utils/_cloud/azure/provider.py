@@ -24,13 +24,16 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.options import CLOUD
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure import shapes
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.client import RetryingArm
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.client import plain as _plain
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.errors import (
     classify, quota_details, with_detail)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.firewall import AzureFirewall
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Launch, Provider, node_name)
+    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Prepared, Provider, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, TransientError, WaitTimeout)
 
@@ -119,8 +122,7 @@ class AzureProvider(AzureFirewall, Provider):
     and the instance module's Azure options."""
 
     name = "azure"
-    options = ("subscription_id", "tenant", "client_id", "secret", "authority_host", "endpoint_url", "location", "image",
-               "resource_group", "placements", "spot", "root_volume_size", "public_ip", "subnet_id")
+    cloud = CLOUD
 
     def __init__(self, options=None, log=None, clients=None, policy=None, sleep=time.sleep, environ=None):
         super(AzureProvider, self).__init__(options, log)
@@ -128,9 +130,13 @@ class AzureProvider(AzureFirewall, Provider):
         self.environ = os.environ if environ is None else environ
         # the one retry layer (azure-core's is off): 10 attempts within 180 s, honouring Retry-After
         self.policy = policy or retry.RetryPolicy(attempts=10, base=0.5, cap=8.0, deadline=180, sleep=sleep)
+        self.api = RetryingArm(self.policy, log=self.log, context=self._context)
         self.sleep = sleep
-        self.calls = 0
         self._creds = None
+
+    @property
+    def calls(self):
+        return self.api.calls
 
     # -- connection ------------------------------------------------------------------------------------------
     @property
@@ -191,22 +197,7 @@ class AzureProvider(AzureFirewall, Provider):
         return ctx
 
     def _call(self, fn, *args, **kwargs):
-        """One ARM call (a list is read to the end) through the one retry helper."""
-        context = self._context(kwargs.pop("context", None))
-        listing = kwargs.pop("listing", False)
-
-        def once():
-            self.calls += 1
-            result = fn(*args, **kwargs)
-            if listing:
-                return [_plain(item) for item in result]
-            return result
-
-        def on_retry(attempt, err, wait):
-            self.log("azure: %s; retry %d in %.2fs" % (err, attempt, wait))
-
-        return retry.call(once, classify=lambda exc: with_detail(classify(exc, context), exc), policy=self.policy,
-                          on_retry=on_retry)
+        return self.api.call(fn, *args, **kwargs)
 
     def _wait(self, pollers, what, context=None, timeout=600, restart=None):
         """Wait for ``pollers`` ([(label, poller)]) within ``timeout``; return {label: result or CloudError}.
@@ -388,8 +379,8 @@ class AzureProvider(AzureFirewall, Provider):
         if not self._own_group(spec.cluster) and self._group_exists(spec.cluster) is None:
             raise ConfigError("resource group %s does not exist" % self.group_for(spec.cluster),
                               hint="Create it, or leave resource_group unset for one of the cluster's own")
-        return {"tries": usable, "skipped": skipped, "skus": skus, "images": images, "subnet": subnet,
-                "nsg": nsg}
+        return Prepared(tries=usable, skipped=skipped, facts={"skus": skus, "images": images, "subnet": subnet,
+                                                              "nsg": nsg})
 
     def _subnet(self, subnet_id):
         match = shapes.SUBNET_ID_RE.fullmatch(subnet_id)
@@ -424,32 +415,27 @@ class AzureProvider(AzureFirewall, Provider):
         return image
 
     # -- creating ------------------------------------------------------------------------------------------
-    def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
-        ranks = list(ranks)
-        res = prepared or self._resolve(spec, existing)
+    # -- the failover's steps (create_nodes is the base class's) --------------------------------------------
+    placement_kinds = "locations or zones"
+
+    def _before_launch(self, spec, ranks, existing, prepared, timeout):
         failed = [n.rank for n in self._all_nodes(spec.cluster) if n.rank in ranks and n.state == "failed"]
         if failed:
             # a VM whose allocation failed keeps its name and NIC: clear it before placing the rank again
             self._delete_ranks(spec.cluster, failed, timeout)
-        self._ensure_group(spec, self.opts.get("location") or res["tries"][0]["location"])
-        attempts = []
-        for trial in res["tries"]:
-            try:
-                nodes = self._create_in(spec, ranks, trial, res, timeout)
-            except CapacityError as exc:
-                attempts.append(dict(trial, error=str(exc)))
-                self.log("azure: %s; trying the next placement" % exc)
-                self._delete_ranks(spec.cluster, ranks, timeout)
-                continue
-            info = {"landed": dict(trial, count=len(nodes), instance_type=spec.instance_type)}
-            if attempts:
-                info["failover"] = attempts
-            return Launch(nodes, info)
-        raise CapacityError(
-            "no placement had capacity for %d x %s" % (len(ranks), spec.instance_type),
-            hint="Tried, in order: %s. Add placements (other locations or zones) or retry later" % "; ".join(
-                "%s%s: %s" % (a["location"], " zone %s" % a["zone"] if a["zone"] else "", a["error"])
-                for a in attempts + res["skipped"]))
+        self._ensure_group(spec, self.opts.get("location") or prepared.tries[0]["location"])
+        return {"timeout": timeout}
+
+    def _launch_in(self, spec, ranks, trial, prepared, minimum, state):
+        nodes = self._create_in(spec, ranks, trial, prepared, state["timeout"])
+        return nodes, dict(trial, count=len(nodes), instance_type=spec.instance_type)
+
+    def _after_capacity_error(self, spec, ranks, trial, state):
+        self._delete_ranks(spec.cluster, ranks, state["timeout"])
+
+    def _describe_try(self, attempt):
+        return "%s%s: %s" % (attempt["location"], " zone %s" % attempt["zone"] if attempt["zone"] else "",
+                             attempt["error"])
 
     def _tags(self, spec, rank=None):
         tags = spec.tags(rank)
@@ -736,11 +722,3 @@ def _same_vnet(current, wanted):
     nsg_have = (have.get("networkSecurityGroup") or {}).get("id", "").lower()
     return (have.get("addressPrefix") == shapes.SUBNET_PREFIX and nsg_want == nsg_have
             and current.get("tags") == wanted["tags"])
-
-
-def _plain(obj):
-    """An SDK model as ARM's JSON (dict with camelCase keys); anything else as it is."""
-    as_dict = getattr(obj, "as_dict", None)
-    if callable(as_dict):
-        return as_dict()
-    return obj

@@ -118,24 +118,25 @@ def resolve_credentials(opts, environ=None):
     return creds, project, where
 
 
-class ComputeApi(object):
-    """The Compute v1 REST API of one project over one authorised session. ``calls`` counts HTTP requests."""
+class ComputeApi(retry.RetryingClient):
+    """The Compute v1 REST API of one project over one authorised session, every call retried by the one retry
+    helper on transient errors only. ``calls`` counts HTTP requests."""
+
+    name = "gcp"
 
     def __init__(self, session, project, root=None, policy=None, log=None, sleep=time.sleep, clock=time.monotonic):
+        super(ComputeApi, self).__init__(
+            classify, policy or retry.RetryPolicy(attempts=8, base=0.25, cap=8.0, deadline=180, sleep=sleep), log)
         self.session = session
         self.project = project
         self.root = (root or DEFAULT_ENDPOINT).rstrip("/") + "/"
-        self.policy = policy or retry.RetryPolicy(attempts=8, base=0.25, cap=8.0, deadline=180, sleep=sleep)
-        self.log = log or (lambda msg: None)
         self.sleep = sleep
         self.clock = clock
-        self.calls = 0
 
     def path(self, *parts):
         return "/".join(("projects", self.project) + tuple(parts))
 
     def _once(self, method, path, body, params, timeout, what):
-        self.calls += 1
         resp = self.session.request(method, self.root + relative(path), json=body, params=params, timeout=timeout)
         if resp.status_code >= 400:
             try:
@@ -151,12 +152,7 @@ class ComputeApi(object):
         """One API call (a JSON answer), retried by the one retry helper when the failure is transient."""
         ctx = dict(context or {})
         what = ctx.get("what") or "%s %s" % (method, relative(path))
-
-        def on_retry(attempt, err, wait):
-            self.log("gcp %s: %s; retry %d in %.2fs" % (what, err, attempt, wait))
-
-        return retry.call(lambda: self._once(method, path, body, params, timeout, what),
-                          classify=lambda exc: classify(exc, ctx), policy=self.policy, on_retry=on_retry)
+        return self.attempt(lambda: self._once(method, path, body, params, timeout, what), ctx, what)
 
     def get(self, path, params=None, context=None):
         return self.call("GET", path, params=params, context=context)

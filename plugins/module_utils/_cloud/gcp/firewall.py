@@ -17,7 +17,7 @@ import time
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError, NotFoundError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.shapes import (
-    MARKER, firewall_bodies, firewall_name_re, is_implied, last, network_tag, rules_from_firewall)
+    MARKER, OPERATION_TIMEOUT, firewall_bodies, firewall_name_re, is_implied, last, network_tag, rules_from_firewall)
 
 
 def _covered(ranges, admin):
@@ -110,8 +110,8 @@ class GcpFirewall(object):
                 return None
             raise
 
-    def ensure_firewall(self, cluster, rules, purge=False, check_mode=False, labels=None, timeout=600):
-        deadline = self.clock() + timeout
+    def ensure_firewall(self, cluster, rules, purge=False, check_mode=False, labels=None):
+        deadline = self.clock() + OPERATION_TIMEOUT
         # one read of the project's rules: the cluster's own, and the network's that apply to the nodes
         everything = self.api.items(self.api.path("global", "firewalls"))
         current = dict((fw["name"], fw) for fw in self._firewalls(cluster, everything))
@@ -162,8 +162,11 @@ class GcpFirewall(object):
             "after": [str(r) for r in after],
         }
 
-    def delete_firewall(self, cluster, check_mode=False, timeout=600):
-        deadline = self.clock() + timeout
+    def delete_firewall(self, cluster, check_mode=False):
+        return self._delete_firewall(cluster, check_mode, self.clock() + OPERATION_TIMEOUT)
+
+    def _delete_firewall(self, cluster, check_mode, deadline):
+        """:meth:`delete_firewall` by ``deadline`` (a teardown's, when it deletes the cluster's resources)."""
         current = self._firewalls(cluster)
         before = [str(r) for fw in current for r in rules_from_firewall(fw, cluster)]
         ops = []

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import time
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.options import CLOUD
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, RANK_TAG, Launch, Provider)
+    CLUSTER_TAG, MANAGED_TAG, RANK_TAG, Prepared, Provider)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
-    CapacityError, CloudError, ConfigError, NotFoundError)
+    CloudError, ConfigError, NotFoundError)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.api import session_for
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.firewall import GcpFirewall
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.shapes import (
-    MARKER, MAX_REQUEST_GENERATIONS, NAME_RE, PROJECT_RE, REGION_RE, UNRANKED, ZONE_RE, bulk_insert_body,
+    MARKER, MAX_REQUEST_GENERATIONS, NAME_RE, OPERATION_TIMEOUT, PROJECT_RE, REGION_RE, ZONE_RE, bulk_insert_body,
     check_labels, compact_policy_body, instance_filter, is_managed, labels_for, last, node_from_instance, owner_label,
     parse_image, policy_name, relative, request_id, supports_compact, zone_region)
 
@@ -34,8 +35,7 @@ class GcpProvider(GcpFirewall, Provider):
     module's GCP options."""
 
     name = "gcp"
-    options = ("project", "credentials_file", "endpoint_url", "region", "image", "placements", "min_count", "spot",
-               "root_volume_size", "network", "subnetwork", "accelerators", "public_ip", "allow_network_rules")
+    cloud = CLOUD
 
     def __init__(self, options=None, log=None, api=None, sleep=time.sleep, clock=time.monotonic):
         super(GcpProvider, self).__init__(options, log)
@@ -82,8 +82,7 @@ class GcpProvider(GcpFirewall, Provider):
         if not opts.get("placements") and not opts.get("region"):
             raise ConfigError("placements or region is required on cloud gcp",
                               hint="List the zones to try, e.g. placements: [{zone: us-central1-a}]")
-        if opts.get("min_count") is not None and opts["min_count"] < 1:
-            raise ConfigError("min_count must be at least 1, got %d" % opts["min_count"])
+        self.check_min_count()
         size = opts.get("root_volume_size")
         if size is not None and not 10 <= size <= 65536:
             raise ConfigError("root_volume_size must be 10..65536 GB, got %d" % size)
@@ -162,14 +161,14 @@ class GcpProvider(GcpFirewall, Provider):
         subnetworks = self._subnetworks(sorted(set(zone_region(z) for z in tries)))
         gpus = sum(a.get("guestAcceleratorCount", 0) for a in machine.get("accelerators") or [])
         gpus += sum(a["count"] for a in accelerators)
-        return {
-            "tries": tries, "skipped": skipped, "machine_type": spec.instance_type, "gpus": gpus,
+        return Prepared(tries=[{"zone": zone} for zone in tries], skipped=skipped, facts={
+            "machine_type": spec.instance_type, "gpus": gpus,
             "guest_cpus": machine.get("guestCpus"), "image": image["selfLink"], "image_name": image.get("name"),
             "network": network, "subnetworks": subnetworks, "accelerators": accelerators,
             "spot": bool(opts.get("spot")), "root_volume_size": opts.get("root_volume_size"),
             "compact": supports_compact(spec.instance_type),
             "public_ip": opts.get("public_ip") is not False,
-        }
+        })
 
     def _zone_exists(self, zone):
         try:
@@ -234,35 +233,26 @@ class GcpProvider(GcpFirewall, Provider):
     def list_nodes(self, cluster):
         return [node_from_instance(inst, cluster) for inst in self._instances(cluster)]
 
-    def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
-        ranks = list(ranks)
-        deadline = self.clock() + timeout
-        res = prepared or self._resolve(spec, ranks, existing)
-        kept = set(n.rank for n in existing or () if n.rank != UNRANKED) - set(ranks)
-        min_count = self.opts.get("min_count")
-        minimum = len(ranks) if not min_count else min(len(ranks), max(1, min_count - len(kept)))
-        attempts = []
-        for zone in res["tries"]:
-            policy = self._ensure_policy(spec.cluster, zone_region(zone), deadline) if res["compact"] else None
-            body = bulk_insert_body(spec, ranks, zone, res, minimum, policy)
-            ctx = {"machine_type": res["machine_type"], "zone": zone, "region": zone_region(zone),
-                   "count": len(ranks), "what": "bulkInsert of %d x %s in %s" % (len(ranks), res["machine_type"], zone)}
-            try:
-                instances = self._bulk_insert(spec.cluster, zone, ranks, body, ctx, deadline)
-            except CapacityError as exc:
-                attempts.append({"zone": zone, "error": str(exc)})
-                self.log("gcp: %s; trying the next zone" % exc)
-                continue
-            nodes = self._label_ranks(spec.cluster, instances, deadline)
-            info = {"landed": {"zone": zone, "machine_type": res["machine_type"], "count": len(nodes),
-                               "placement_policy": policy and last(policy)}}
-            if attempts or res["skipped"]:
-                info["failover"] = attempts + res["skipped"]
-            return Launch(nodes, info)
-        raise CapacityError(
-            "no zone had capacity for %d x %s" % (len(ranks), res["machine_type"]),
-            hint="Tried, in order: %s. Add placements (other zones), set min_count to accept fewer nodes, or retry "
-                 "later" % "; ".join("%s: %s" % (a["zone"], a["error"]) for a in attempts + res["skipped"]))
+    # -- the failover's steps (create_nodes is the base class's) --------------------------------------------
+    placement_kinds = "zones"
+    report_skipped = True
+
+    def _before_launch(self, spec, ranks, existing, prepared, timeout):
+        return {"deadline": self.clock() + timeout}
+
+    def _launch_in(self, spec, ranks, trial, prepared, minimum, state):
+        zone, deadline = trial["zone"], state["deadline"]
+        policy = self._ensure_policy(spec.cluster, zone_region(zone), deadline) if prepared["compact"] else None
+        body = bulk_insert_body(spec, ranks, zone, prepared, minimum, policy)
+        ctx = {"machine_type": prepared["machine_type"], "zone": zone, "region": zone_region(zone),
+               "count": len(ranks), "what": "bulkInsert of %d x %s in %s" % (len(ranks), prepared["machine_type"], zone)}
+        instances = self._bulk_insert(spec.cluster, zone, ranks, body, ctx, deadline)
+        nodes = self._label_ranks(spec.cluster, instances, deadline)
+        return nodes, {"zone": zone, "machine_type": prepared["machine_type"], "count": len(nodes),
+                       "placement_policy": policy and last(policy)}
+
+    def _capacity_what(self, spec, prepared):
+        return prepared["machine_type"]
 
     def _bulk_insert(self, cluster, zone, ranks, body, ctx, deadline):
         """bulkInsert (idempotent by requestId) and await it; the cluster's instances it made, by name."""
@@ -313,8 +303,8 @@ class GcpProvider(GcpFirewall, Provider):
         # InstanceProperties.resourcePolicies takes names, not URLs (the discovery document)
         return name
 
-    def start_nodes(self, cluster, nodes, timeout=600):
-        deadline = self.clock() + timeout
+    def start_nodes(self, cluster, nodes):
+        deadline = self.clock() + OPERATION_TIMEOUT
         ops = [self.api.call("POST", self._zone_path(n.zone, "instances", n.name, "start"),
                              context={"what": "start of %s" % n.name}) for n in nodes]
         self.api.wait_all(ops, deadline)
@@ -336,31 +326,20 @@ class GcpProvider(GcpFirewall, Provider):
                 pass
 
     def wait_ready(self, cluster, nodes, timeout):
-        want = dict((n.name, n.rank) for n in nodes)
-        if not want:
-            return []
-        pending = {}
+        def pending_state(name, rank, inst):
+            if inst is None:
+                raise CloudError("node %s disappeared while starting" % name,
+                                 hint="A spot VM may have been preempted, or it was deleted by hand")
+            if inst.get("status") in ("STOPPING", "TERMINATED", "SUSPENDED", "STOPPED"):
+                why = inst.get("statusMessage") or inst["status"]
+                raise CloudError("node %s stopped while starting (%s)" % (name, why),
+                                 hint="A spot VM may have been preempted, or the image failed to boot")
+            return None if inst.get("status") == "RUNNING" else inst.get("status")
 
-        def ready():
-            found = dict((i["name"], i) for i in self._instances(cluster))
-            pending.clear()
-            for name in want:
-                inst = found.get(name)
-                if inst is None:
-                    raise CloudError("node %s disappeared while starting" % name,
-                                     hint="A spot VM may have been preempted, or it was deleted by hand")
-                if inst.get("status") in ("STOPPING", "TERMINATED", "SUSPENDED", "STOPPED"):
-                    why = inst.get("statusMessage") or inst["status"]
-                    raise CloudError("node %s stopped while starting (%s)" % (name, why),
-                                     hint="A spot VM may have been preempted, or the image failed to boot")
-                if inst.get("status") != "RUNNING":
-                    pending[name] = inst.get("status")
-            if pending:
-                return None
-            return [node_from_instance(found[name], cluster) for name in want]
-        ready.pending = lambda: ", ".join("%s (%s)" % kv for kv in sorted(pending.items()))
-        return retry.wait_until(ready, timeout, interval=1.0, what="%d node(s) of %s to run" % (len(want), cluster),
-                                sleep=self.sleep)
+        return self._wait_running(
+            cluster, nodes, timeout, key=lambda n: n.name,
+            instances=lambda: dict((i["name"], i) for i in self._instances(cluster)),
+            pending_state=pending_state, to_node=lambda name, rank, inst: node_from_instance(inst, cluster))
 
     # -- what else the cluster owns -------------------------------------------
     def _policies(self, cluster):
@@ -383,7 +362,7 @@ class GcpProvider(GcpFirewall, Provider):
         for policy in self._policies(cluster):
             self._delete_policy(cluster, policy, deadline)
             deleted.append("resource-policy/%s (%s)" % (policy["name"], last(policy.get("region"))))
-        deleted += self.delete_firewall(cluster, timeout=max(1, deadline - self.clock()))["deleted"]
+        deleted += self._delete_firewall(cluster, False, max(deadline, self.clock() + 1))["deleted"]
         return deleted
 
     def _delete_policy(self, cluster, policy, deadline):

@@ -9,8 +9,8 @@ import json
 import re
 import uuid
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (  # noqa: F401 (UNRANKED)
+    UNRANKED, CLUSTER_TAG, MANAGED_TAG, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 DEFAULT_ENDPOINT = "https://compute.googleapis.com/compute/v1/"
@@ -19,8 +19,9 @@ COMPUTE_SCOPE = "https://www.googleapis.com/auth/compute"
 MANAGED_LABEL_VALUE = "aiinfra_gpu_cluster"
 SSH_USER_LABEL = "aiinfra-gpu-ssh-user"
 MARKER = "aiinfra.gpu_cluster cluster=%s"
-UNRANKED = 1000000
 MAX_REQUEST_GENERATIONS = 16
+# how long a start or a firewall change may take (operations awaited together)
+OPERATION_TIMEOUT = 600
 # uuid5 namespace of the collection's requestIds (uuid5(NAMESPACE_URL, "aiinfra.gpu_cluster/gcp"))
 REQUEST_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "aiinfra.gpu_cluster/gcp")
 

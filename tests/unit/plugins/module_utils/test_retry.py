@@ -111,3 +111,27 @@ def test_error_str_and_dict():
     assert str(err) == "vCPU limit reached [VcpuLimitExceeded]. Ask for more"
     assert err.to_dict()["kind"] == "quota"
     assert errors.ERROR_KINDS["capacity"] is errors.CapacityError
+
+
+def test_retrying_client_counts_attempts_classifies_and_logs_each_retry():
+    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import TransientError
+    from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.retry import RetryingClient, RetryPolicy
+
+    seen, logged, answers = [], [], [ValueError("throttled"), ValueError("throttled"), "ok"]
+
+    def classify(exc, context):
+        seen.append(context)
+        return TransientError("%s (%s)" % (exc, context["op"]))
+
+    def fn():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    client = RetryingClient(classify, RetryPolicy(attempts=5, base=0.0, cap=0.0, sleep=lambda s: None),
+                            log=logged.append)
+    client.name = "demo"
+    assert client.attempt(fn, {"op": "list"}, "list") == "ok"
+    assert client.calls == 3 and seen == [{"op": "list"}, {"op": "list"}]
+    assert logged[0].startswith("demo list: throttled (list); retry 1")

@@ -1,46 +1,28 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiinfra platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The ``local`` cloud: podman containers booting systemd + sshd on the controller.
+"""The ``local`` cloud's provider: podman containers booting systemd + sshd on the controller.
 
-Each cluster gets a podman network of its own (``aiinfra-<cluster>``); each node
-is a container named ``<cluster>-<rank>`` on it, labelled with the cluster id and
-rank, with the user's SSH public key installed for ``ssh_user`` (passwordless
-sudo), as cloud-init would on a VM. The node image (Debian 12) is built once
-with debootstrap (no registry needed) and cached under a tag derived from its
-recipe, so a changed recipe builds a new image and an unchanged one never
-rebuilds.
+Each cluster gets a podman network of its own (``aiinfra-<cluster>``); each node is a container named
+``<cluster>-<rank>`` on it, labelled with the cluster id and rank, with the user's SSH public key installed for
+``ssh_user`` (passwordless sudo), as cloud-init would on a VM.
 """
 
 from __future__ import annotations
 
-import fcntl
-import glob
-import hashlib
-import json
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
-import time
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
     CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, OWNER_TAG, RANK_TAG, Node, Provider, node_name)
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
-    ConfigError, CloudError, NotFoundError, TransientError)
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.retry import RetryPolicy, call, wait_until
-
-IMAGE_REPO = "localhost/aiinfra-gpu-node"
-IMAGE_RECIPE_VERSION = "3"
-IMAGE_PACKAGES = (
-    "openssh-server", "python3", "python3-apt", "sudo", "iproute2", "iputils-ping", "systemd", "systemd-sysv",
-    "dbus", "ca-certificates", "procps", "curl", "gnupg", "less", "kmod", "pciutils", "lsb-release",
-)
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-EXTRA_CA_GLOB = "/usr/local/share/ca-certificates/*.crt"
-INSTALL_HINT = ("Install podman on the controller: 'apt-get install podman runc' (Debian/Ubuntu) or "
-                "'dnf install podman' (RHEL/Fedora); 'make setup' does it for you")
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError, NotFoundError
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local.image import (
+    DEFAULT_MIRROR, build_image, cache_dir, default_image)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local.options import CLOUD
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local.podman import Podman
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.retry import wait_until
 
 CONTAINERS_CONF = """# written by aiinfra.gpu_cluster (local cloud); see TESTING.md
 [containers]
@@ -48,39 +30,6 @@ default_ulimits = []
 
 [engine]
 runtime = "runc"
-"""
-
-SSHD_CONF = """# aiinfra.gpu_cluster node defaults
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin no
-UseDNS no
-"""
-
-HOSTKEYS_UNIT = """[Unit]
-Description=Generate this node's SSH host keys (aiinfra.gpu_cluster)
-Before=ssh.service
-ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
-[Install]
-WantedBy=ssh.service
-"""
-
-APT_SOURCES = """Types: deb
-URIs: {mirror}
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: {security}
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 """
 
 # Runs inside a new node as root, like cloud-init's user module. $1 = user;
@@ -99,86 +48,6 @@ chmod 0440 /etc/sudoers.d/90-aiinfra-user
 """
 
 
-def cache_dir():
-    base = os.environ.get("AIINFRA_GPU_CLUSTER_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "aiinfra-gpu-cluster")
-    os.makedirs(base, exist_ok=True)
-    return base
-
-
-def extra_ca_files():
-    return sorted(glob.glob(EXTRA_CA_GLOB))
-
-
-def image_recipe(mirror=DEFAULT_MIRROR, ca_files=None):
-    """Everything that goes into the node image, hashed into its tag."""
-    ca_files = extra_ca_files() if ca_files is None else ca_files
-    digest = hashlib.sha256()
-    for part in (IMAGE_RECIPE_VERSION, mirror, " ".join(IMAGE_PACKAGES), SSHD_CONF, HOSTKEYS_UNIT, APT_SOURCES):
-        digest.update(part.encode("utf-8"))
-    for path in ca_files:
-        with open(path, "rb") as handle:
-            digest.update(handle.read())
-    return digest.hexdigest()[:12]
-
-
-def default_image(mirror=DEFAULT_MIRROR):
-    return "%s:bookworm-%s" % (IMAGE_REPO, image_recipe(mirror))
-
-
-class Podman(object):
-    """A thin runner around the podman CLI (JSON out, classified errors in)."""
-
-    def __init__(self, binary=None, conf=None, timeout=300):
-        self.binary = binary or shutil.which("podman")
-        if not self.binary:
-            raise ConfigError("podman is not installed on the controller (the local cloud runs nodes as podman "
-                              "containers)", hint=INSTALL_HINT)
-        self.env = dict(os.environ)
-        if conf:
-            self.env["CONTAINERS_CONF"] = conf
-        self.timeout = timeout
-        self.calls = 0
-
-    def run(self, *args, **kwargs):
-        """Run podman; a transient failure (lock contention, a slow answer) is retried by the one retry helper."""
-        return call(lambda: self._run_once(*args, **kwargs), policy=RetryPolicy(attempts=4, base=0.5, cap=4.0))
-
-    def _run_once(self, *args, **kwargs):
-        stdin = kwargs.pop("stdin", None)
-        check = kwargs.pop("check", True)
-        timeout = kwargs.pop("timeout", self.timeout)
-        self.calls += 1
-        try:
-            proc = subprocess.run([self.binary] + list(args), input=stdin, capture_output=True, text=True,
-                                  env=self.env, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise TransientError("podman %s did not answer within %ss" % (args[0], timeout))
-        if check and proc.returncode != 0:
-            raise classify_podman(args, proc.returncode, proc.stderr)
-        return proc
-
-    def json(self, *args):
-        out = self.run(*args).stdout.strip()
-        return json.loads(out) if out else []
-
-
-def classify_podman(args, rc, stderr):
-    text = (stderr or "").strip().splitlines()
-    msg = text[-1] if text else "exit code %s" % rc
-    what = "podman %s" % " ".join(args[:2])
-    low = msg.lower()
-    if "no such" in low or "not found" in low or "does not exist" in low:
-        return NotFoundError("%s: %s" % (what, msg))
-    if "permission denied" in low or "operation not permitted" in low:
-        return ConfigError("%s: %s" % (what, msg), hint="Run as root, or configure rootless podman (subuid/subgid)")
-    # "container state improper" / "resource busy": a removal racing the container's own stop (seen under load)
-    if ("locked" in low or "timeout" in low or "temporarily" in low or "state improper" in low
-            or "resource busy" in low):
-        return TransientError("%s: %s" % (what, msg))
-    return CloudError("%s: %s" % (what, msg))
-
-
 def ssh_banner(host, port, timeout=2.0):
     """True when ``host:port`` answers with an SSH protocol banner."""
     try:
@@ -193,7 +62,7 @@ class LocalProvider(Provider):
     """podman containers as nodes."""
 
     name = "local"
-    options = ("image", "privileged", "cpus", "memory", "ssh_access", "podman_conf", "debian_mirror")
+    cloud = CLOUD
 
     def __init__(self, options=None, log=None):
         super(LocalProvider, self).__init__(options, log)
@@ -401,84 +270,3 @@ class LocalProvider(Provider):
 
     def describe(self, nodes=None, prepared=None, launch=None):
         return {"cloud": self.name, "image": self.image(), "ssh_access": self.ssh_access()}
-
-
-def build_image(podman, image, mirror=DEFAULT_MIRROR, log=None):
-    """Build the Debian 12 node image with debootstrap, once, under a lock."""
-    log = log or (lambda msg: None)
-    lock_path = os.path.join(cache_dir(), "image-build.lock")
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if podman.run("image", "exists", image, check=False).returncode == 0:
-            return image  # another process built it while we waited
-        if os.geteuid() != 0:
-            raise ConfigError("building the node image needs root (debootstrap)",
-                              hint="Run once as root, or pass 'image' naming a systemd+sshd image you built")
-        if not shutil.which("debootstrap"):
-            raise ConfigError("debootstrap is missing", hint="apt-get install debootstrap")
-        workdir = tempfile.mkdtemp(prefix="aiinfra-image-", dir=cache_dir())
-        root = os.path.join(workdir, "rootfs")
-        started = time.time()
-        try:
-            _run(["debootstrap", "--variant=minbase", "--include=" + ",".join(IMAGE_PACKAGES), "bookworm", root,
-                  mirror], "debootstrap")
-            customise_rootfs(root, mirror)
-            tar = subprocess.Popen(["tar", "-C", root, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-            proc = subprocess.run([podman.binary, "import", "--change", "CMD=/sbin/init",
-                                   "--change", "STOPSIGNAL=SIGRTMIN+3", "--message", "aiinfra.gpu_cluster node",
-                                   "-", image], stdin=tar.stdout, capture_output=True, text=True, env=podman.env,
-                                  check=False)
-            tar.wait()
-            if proc.returncode != 0 or tar.returncode != 0:
-                raise CloudError("podman import failed: %s" % proc.stderr.strip())
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        log("built node image %s in %.0fs" % (image, time.time() - started))
-        return image
-
-
-def _run(cmd, what):
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-        raise CloudError("%s failed (exit %s): %s" % (what, proc.returncode, tail),
-                         hint="Check that the Debian mirror is reachable from the controller")
-    return proc
-
-
-def _write(root, rel, text, mode=0o644):
-    path = os.path.join(root, rel.lstrip("/"))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as handle:
-        handle.write(text)
-    os.chmod(path, mode)
-
-
-def customise_rootfs(root, mirror=DEFAULT_MIRROR):
-    """Turn a debootstrap tree into a cloud-VM-like node: sshd, fresh host keys, the controller's CAs."""
-    for key in glob.glob(os.path.join(root, "etc/ssh/ssh_host_*")):
-        os.unlink(key)
-    _write(root, "/etc/ssh/sshd_config.d/aiinfra.conf", SSHD_CONF)
-    _write(root, "/etc/systemd/system/aiinfra-hostkeys.service", HOSTKEYS_UNIT)
-    wants = os.path.join(root, "etc/systemd/system/ssh.service.wants")
-    os.makedirs(wants, exist_ok=True)
-    link = os.path.join(wants, "aiinfra-hostkeys.service")
-    if not os.path.lexists(link):
-        os.symlink("/etc/systemd/system/aiinfra-hostkeys.service", link)
-    security = mirror.rstrip("/") + "-security" if mirror.rstrip("/").endswith("/debian") else mirror
-    _write(root, "/etc/apt/sources.list.d/debian.sources", APT_SOURCES.format(mirror=mirror, security=security))
-    sources_list = os.path.join(root, "etc/apt/sources.list")
-    if os.path.exists(sources_list):
-        os.unlink(sources_list)
-    # trust the controller's extra CAs (TLS-intercepting proxies, private PKI)
-    for path in extra_ca_files():
-        shutil.copy(path, os.path.join(root, "usr/local/share/ca-certificates", os.path.basename(path)))
-    _run(["chroot", root, "update-ca-certificates"], "update-ca-certificates")
-    # a container has no consoles or udev to wait for
-    for unit in ("getty@tty1.service", "console-getty.service", "systemd-udevd.service", "systemd-udev-trigger.service"):
-        target = os.path.join(root, "etc/systemd/system", unit)
-        if not os.path.lexists(target):
-            os.symlink("/dev/null", target)
-    _write(root, "/etc/machine-id", "")
-    shutil.rmtree(os.path.join(root, "var/cache/apt/archives"), ignore_errors=True)
-    os.makedirs(os.path.join(root, "var/cache/apt/archives/partial"), exist_ok=True)

@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Generated from plugins/module_utils/_cloud/<cloud>/options.py by tests/gen_cloud_docs.py --write.
+# Do not edit: edit the declarations (tests/unit/plugins/module_utils/test_cloud_options.py checks they agree).
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+
+    DOCUMENTATION = r"""
+options:
+  endpoint_url:
+    description:
+      - On O(cloud=aws), talk to this EC2 endpoint instead of the region's public one (a VPC endpoint,
+        a test server). Defaults to C(AWS_ENDPOINT_URL_EC2) / C(AWS_ENDPOINT_URL) when set.
+      - On O(cloud=azure), the Resource Manager root (default C(https://management.azure.com), a sovereign
+        cloud's, or a test server's); tokens are asked for its C(/.default) scope.
+      - On O(cloud=gcp), the Compute API root (default C(https://compute.googleapis.com/compute/v1/)).
+      - For O(cloud=aws), O(cloud=azure), O(cloud=gcp).
+    type: str
+  region:
+    description:
+      - On O(cloud=aws), the AWS region, e.g. C(us-east-1). Defaults to C(AWS_REGION) / C(AWS_DEFAULT_REGION)
+        or the profile's region.
+      - On O(cloud=gcp), A Compute Engine region (e.g. C(us-central1)) whose zones are tried when no placements
+        are given.
+      - For O(cloud=aws), O(cloud=gcp).
+    type: str
+"""
+
+    INSTANCE = r"""
+options:
+  min_count:
+    description:
+      - On O(cloud=aws), accept a cluster of at least this many nodes when capacity is short (RunInstances
+        MinCount). By default the launch is all-or-nothing (MinCount = MaxCount). A later run adds the
+        missing nodes.
+      - On O(cloud=gcp), accept a cluster of at least this many nodes when capacity is short (bulkInsert
+        C(minCount)). By default the launch is all-or-nothing.
+      - For O(cloud=aws), O(cloud=gcp).
+    type: int
+  placements:
+    description:
+      - On O(cloud=aws), each entry names a O(placements[].subnet_id), an O(placements[].availability_zone)
+        (its default subnet), or neither (every availability zone of the default VPC, in order), and optionally
+        an alternative O(placements[].instance_type).
+      - An C(InsufficientInstanceCapacity) (or kin) in one placement moves on to the next at once; throttling
+        and 5xx are retried in place; quota errors fail at once.
+      - Unset, every availability zone of the default VPC that offers the instance type is tried in order.
+        Once a cluster has nodes, new nodes go to the same availability zone.
+      - On O(cloud=azure), each entry names a O(placements[].location) and optionally a O(placements[].zone);
+        C(AllocationFailed), C(ZonalAllocationFailed), C(SkuNotAvailable) and C(OverconstrainedAllocationRequest)
+        move on to the next at once.
+      - On O(cloud=gcp), each entry names a O(placements[].zone); a stockout (C(ZONE_RESOURCE_POOL_EXHAUSTED))
+        moves on to the next at once. Unset, the zones of O(region) are tried in order.
+      - For O(cloud=aws), O(cloud=azure), O(cloud=gcp).
+    type: list
+    elements: dict
+    suboptions:
+      subnet_id:
+        description:
+          - A subnet (of the VPC of the cluster's security group).
+          - Only for O(cloud=aws).
+        type: str
+      availability_zone:
+        description:
+          - An availability zone; its default subnet is used unless O(placements[].subnet_id) is set.
+          - Only for O(cloud=aws).
+        type: str
+      instance_type:
+        description:
+          - Instance type for this placement instead of O(instance_type).
+          - Only for O(cloud=aws).
+        type: str
+      location:
+        description:
+          - An Azure location, e.g. C(eastus).
+          - Only for O(cloud=azure).
+        type: str
+      zone:
+        description:
+          - On O(cloud=azure), an availability zone (C(1), C(2), C(3)) of O(placements[].location). Zonal
+            nodes get no availability set (Azure allows one or the other); leave unset for ND-series InfiniBand
+            clusters.
+          - On O(cloud=gcp), A Compute Engine zone, e.g. C(us-central1-a).
+          - For O(cloud=azure), O(cloud=gcp).
+        type: str
+  public_ip:
+    description:
+      - On O(cloud=aws), C(AssociatePublicIpAddress) of the node's network interface; unset, the subnet's
+        own setting decides (the default VPC's subnets give one). EFA types with several network interfaces
+        never get one, and C(true) with them is an error.
+      - On O(cloud=azure), A Standard static public IP per node (deleted with the node); unset means yes.
+        Set C(false) for a controller inside the network (a bastion, VPN, peered VNet); the nodes are
+        then reached at their private addresses and nothing reaches them from the internet.
+      - On O(cloud=gcp), an ephemeral external IP per node (an C(ONE_TO_ONE_NAT) access config); unset
+        means yes. Set C(false) for a controller inside the network; the nodes are then reached at their
+        private addresses.
+      - For O(cloud=aws), O(cloud=azure), O(cloud=gcp).
+    type: bool
+  root_volume_size:
+    description:
+      - On O(cloud=aws), root volume size in GiB (default the image's). Deleted with the node.
+      - On O(cloud=azure), OS disk size in GiB (default the image's). Deleted with the node.
+      - On O(cloud=gcp), boot disk size in GiB (default the image's). Deleted with the node.
+      - For O(cloud=aws), O(cloud=azure), O(cloud=gcp).
+    type: int
+  spot:
+    description:
+      - On O(cloud=aws), launch spot instances (one-time, terminated on interruption).
+      - On O(cloud=azure), launch Spot VMs, deleted on eviction.
+      - On O(cloud=gcp), launch Spot VMs, deleted when preempted.
+      - For O(cloud=aws), O(cloud=azure), O(cloud=gcp).
+    type: bool
+"""
