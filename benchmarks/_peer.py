@@ -41,15 +41,16 @@ def play(collection, group, defaults):
     return "\n".join(lines) + "\n"
 
 
-def ours(defaults, nodes):
-    """Our play: aiinfra.gpu_cluster.firewall (SSH from ``{{ admin }}``) + aiinfra.gpu_cluster.instance with
-    ``nodes`` (option: YAML value), both for ``{{ cluster }}``, the cloud's ``defaults`` for the module group."""
+def ours(defaults, nodes, firewall=None):
+    """Our play: aiinfra.gpu_cluster.firewall (SSH from ``{{ admin }}``, plus ``firewall`` options) +
+    aiinfra.gpu_cluster.instance with ``nodes`` (option: YAML value), both for ``{{ cluster }}``, the cloud's
+    ``defaults`` for the module group."""
     return play("aiinfra.gpu_cluster", "aiinfra.gpu_cluster.cloud", defaults) + """  tasks:
     - name: Firewall
       aiinfra.gpu_cluster.firewall:
         cluster: "{{ cluster }}"
         admin_cidrs: ["{{ admin }}"]
-    - name: Nodes
+""" + "".join("        %s: %s\n" % item for item in (firewall or {}).items()) + """    - name: Nodes
       aiinfra.gpu_cluster.instance:
         cluster: "{{ cluster }}"
 """ + "".join("        %s: %s\n" % item for item in nodes.items())

@@ -36,21 +36,24 @@ IMAGE = "projects/deeplearning-platform-release/global/images/family/common-cu12
 
 OURS = _peer.ours({"cloud": "gcp", "credentials_file": '"{{ sa_file }}"', "endpoint_url": '"{{ endpoint }}"'},
                   {"count": COUNT, "instance_type": TYPE, "image": IMAGE, "placements": "[{zone: %s}]" % ZONE,
-                   "root_volume_size": 200, "ssh_public_key": '"{{ pubkey }}"', "wait": "true"})
+                   "root_volume_size": 200, "ssh_public_key": '"{{ pubkey }}"', "wait": "true"},
+                  # the double's default network carries GCP's own wide default rules (default-allow-ssh from
+                  # anywhere): our firewall refuses to call SSH closed next to them unless told they are accepted
+                  firewall={"allow_network_rules": "true"})
 
 PEER = _peer.play("google.cloud", "google.cloud.gcp", {"project": '"{{ project }}"', "auth_kind": "serviceaccount",
                                                        "service_account_file": '"{{ sa_file }}"'}) + """  tasks:
     - name: Firewall, SSH from the admin network
       google.cloud.gcp_compute_firewall:
         name: "{{ cluster }}-ssh"
-        network: {selfLink: "projects/{{ project }}/global/networks/default"}
+        network: {selfLink: "https://www.googleapis.com/compute/v1/projects/{{ project }}/global/networks/default"}
         allowed: [{ip_protocol: tcp, ports: ["22"]}]
         source_ranges: ["{{ admin }}"]
         target_tags: ["{{ cluster }}"]
     - name: Firewall, everything between the nodes
       google.cloud.gcp_compute_firewall:
         name: "{{ cluster }}-internal"
-        network: {selfLink: "projects/{{ project }}/global/networks/default"}
+        network: {selfLink: "https://www.googleapis.com/compute/v1/projects/{{ project }}/global/networks/default"}
         allowed: [{ip_protocol: all}]
         source_tags: ["{{ cluster }}"]
         target_tags: ["{{ cluster }}"]
@@ -64,7 +67,7 @@ PEER = _peer.play("google.cloud", "google.cloud.gcp", {"project": '"{{ project }
             boot: true
             initialize_params: {source_image: %(image)s, disk_size_gb: 200}
         network_interfaces:
-          - network: {selfLink: "projects/{{ project }}/global/networks/default"}
+          - network: {selfLink: "https://www.googleapis.com/compute/v1/projects/{{ project }}/global/networks/default"}
             access_configs: [{name: External NAT, type: ONE_TO_ONE_NAT}]
         scheduling: {on_host_maintenance: TERMINATE, automatic_restart: true}
         metadata: {ssh-keys: "gpuadmin:{{ pubkey }}"}

@@ -160,7 +160,9 @@ class Validator(object):
             for key, item in value.items():
                 if key in props:
                     field = "%s.%s" % (where, key)
-                    if output_only(props[key]):
+                    # GCE accepts an output-only field set to the constant its schema documents as the default
+                    # (``kind: compute#firewall``, which google.cloud sends in every body); any other value is a 400
+                    if output_only(props[key]) and not ("default" in props[key] and item == props[key]["default"]):
                         raise ApiError(400, "Invalid value for field '%s': '%s'. The field is output only and "
                                             "cannot be set in a request." % (field, item))
                     if names_only(props[key]):
