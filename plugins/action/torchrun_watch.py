@@ -16,25 +16,13 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.argspec import argument_spec_for
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.core_compat import host_connection, require_known
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.poll import Poller
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.verdict import decide
 
 display = Display()
 
-ARGUMENT_SPEC = dict(
-    run_id=dict(type="str", required=True),
-    base_dir=dict(type="str", default="/var/lib/aiinfra/torchrun"),
-    hosts=dict(type="dict", required=True),
-    started=dict(type="float", default=0.0),
-    once=dict(type="bool", default=False),
-    interval=dict(type="float", default=2.0),
-    node_timeout=dict(type="float", default=20.0),
-    rdzv_timeout=dict(type="float", default=600.0),
-    timeout=dict(type="float", default=86400.0),
-    progress_interval=dict(type="float", default=10.0),
-    probe=dict(type="str"),
-)
 
 
 def progress_line(run_id, states, verdict, elapsed):
@@ -76,11 +64,10 @@ def note_times(times, states, verdict, now):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
-        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        dummy, args = self.validate_argument_spec(argument_spec=argument_spec_for("torchrun_watch"))
         hosts = dict((k, int(v)) for k, v in args["hosts"].items())
         if not hosts:
             raise AnsibleError("torchrun_watch: no hosts to watch")
