@@ -187,8 +187,11 @@ corrupt:
   type: list
   elements: dict
   returned: always
-failed:
-  description: Transfers that failed (C(key), C(path), C(error)); the task fails when there are any.
+failed_transfers:
+  description:
+    - Transfers that failed (C(key), C(path), C(error)); the task fails when there are any, and still returns them
+      (with what did transfer).
+    - Named so that Ansible's own C(failed) flag does not replace it.
   type: list
   elements: dict
   returned: always
@@ -280,10 +283,13 @@ def main():
         module.fail_json(msg=str(exc))
     for item in res["corrupt"]:
         module.warn("skipped corrupt object %s: %s" % (item["key"], item["reason"]))
-    if res["failed"]:
+    out = dict(res)
+    # a list under "failed" would be replaced by fail_json's own flag
+    failed = out["failed_transfers"] = out.pop("failed")
+    if failed:
         module.fail_json(msg="%d of %d transfers failed; first: %s" % (
-            len(res["failed"]), len(res["failed"]) + len(res["transferred"]), res["failed"][0]["error"]), **res)
-    module.exit_json(**res)
+            len(failed), len(failed) + len(res["transferred"]), failed[0]["error"]), **out)
+    module.exit_json(**out)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def gather(hostvars_list):
         state = uploader.get("stdout") if isinstance(uploader, dict) else None
         nodes[hv.get("inventory_hostname")] = {
             "restore": None if restore is None else dict(
-                (k, restore.get(k)) for k in ("transferred", "present", "corrupt", "failed", "bytes", "seconds",
+                (k, restore.get(k)) for k in ("transferred", "present", "corrupt", "failed_transfers", "bytes", "seconds",
                                               "msg", "unreachable") if k in restore),
             "upload": _upload_report(hv.get("_torchrun_uploaded")),
             "uploader": state,
