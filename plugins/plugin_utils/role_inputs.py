@@ -65,8 +65,9 @@ def list_hint(name):
             "that is split like a shell would split it (-e '%s=first second')" % (name, name, name, name))
 
 
-def shell_words(name, value):
-    """A list given as a string: a YAML/JSON list when written as one, else split like a shell would."""
+def shell_words(name, value, secret=False):
+    """A list given as a string: a YAML/JSON list when written as one, else split like a shell would. A ``secret``
+    value (a ``no_log`` option) is never quoted in the error."""
     text = value.strip()
     if text.startswith("[") and text.endswith("]"):
         try:
@@ -78,7 +79,8 @@ def shell_words(name, value):
     try:
         return shlex.split(text)
     except ValueError as exc:
-        raise RoleInputError("%s: cannot split %r like a shell would (%s); %s" % (name, value, exc, list_hint(name)))
+        shown = "its value (not shown: no_log)" if secret else repr(value)
+        raise RoleInputError("%s: cannot split %s like a shell would (%s); %s" % (name, shown, exc, list_hint(name)))
 
 
 def typed_inputs(options, values, context="role"):
@@ -95,14 +97,20 @@ def typed_inputs(options, values, context="role"):
             value = option.get("default")
         if value is not None and option.get("type") == "list" and isinstance(value, str):
             try:
-                value = shell_words(name, value)
+                value = shell_words(name, value, secret=bool(option.get("no_log")))
             except RoleInputError as exc:
                 errors.append(str(exc))
                 continue
         params[name] = value
     spec = dict((name, _converter_spec(option)) for name, option in options.items())
     result = ArgumentSpecValidator(spec).validate(params, validate_role_argument_spec=True)
+    # ansible-core quotes the value it could not convert (2.19: "'abc' cannot be converted to an int"): never a
+    # no_log option's
+    secrets = [str(value) for name, value in params.items()
+               if options[name].get("no_log") and value not in (None, "") and not isinstance(value, bool)]
     for message in result.error_messages:
+        for secret in secrets:
+            message = message.replace(secret, "********")
         hint = [list_hint(name) for name, option in options.items()
                 if option.get("type") == "list" and "'%s'" % name in message]
         errors.append(message + ("; " + hint[0] if hint else ""))

@@ -87,3 +87,14 @@ def test_every_role_has_its_options_typed_in_vars():
             assert "%s_inputs: \"{{ lookup('aiinfra.gpu_cluster.role_inputs', '%s') }}\"" % (role, role) in handle.read()
     with pytest.raises(RoleInputError, match="has no entry point 'nope'"):
         load_options(os.path.join(ROOT, "roles", "docker"), "nope")
+
+
+@pytest.mark.parametrize("option, value", [
+    ({"type": "list", "elements": "str", "no_log": True}, "--token 's3cr3t-VALUE"),
+    ({"type": "dict", "no_log": True}, "s3cr3t-VALUE"),
+    ({"type": "int", "no_log": True}, "s3cr3t-VALUE"),
+])
+def test_a_secret_that_cannot_be_typed_is_not_echoed(option, value):
+    with pytest.raises(RoleInputError) as err:
+        typed_inputs({"x_secret": option}, {"x_secret": value}, context="aiinfra.gpu_cluster.x")
+    assert "x_secret" in str(err.value) and "s3cr3t" not in str(err.value)
