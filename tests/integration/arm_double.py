@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import ipaddress
 import json
 import os
 import random
@@ -89,6 +90,7 @@ def _models():
         "microsoft.network/networksecuritygroups": network.NetworkSecurityGroup,
         "microsoft.network/publicipaddresses": network.PublicIPAddress,
         "microsoft.network/networkinterfaces": network.NetworkInterface,
+        "microsoft.network/applicationsecuritygroups": network.ApplicationSecurityGroup,
     }
 
 
@@ -624,6 +626,7 @@ class ArmDouble(object):
             "microsoft.network/networksecuritygroups": "Microsoft.Network/networkSecurityGroups",
             "microsoft.network/publicipaddresses": "Microsoft.Network/publicIPAddresses",
             "microsoft.network/networkinterfaces": "Microsoft.Network/networkInterfaces",
+            "microsoft.network/applicationsecuritygroups": "Microsoft.Network/applicationSecurityGroups",
         }[kind]
 
     def _store_lro(self, rid, res, existing, namespace, fail_kind=None, complete=None):
@@ -706,6 +709,14 @@ class ArmDouble(object):
                 raise ArmError(400, "SecurityRuleConflict", "Rules with the same priority %s and direction %s."
                                % prio[::-1])
             seen.add(prio)
+            for key in ("sourceApplicationSecurityGroups", "destinationApplicationSecurityGroups"):
+                for ref in p.get(key) or []:
+                    self._check_ref(ref, "%s/securityRules/%s" % (rid, rule.get("name")), res.get("location"))
+            mixed = p.get("sourceAddressPrefix") or p.get("sourceAddressPrefixes")
+            if p.get("sourceApplicationSecurityGroups") and mixed:
+                raise ArmError(400, "SecurityRuleParameterContainsUnsupportedValue",
+                               "Security rule %s has both a source address prefix and source application security "
+                               "groups." % rule.get("name"))
         # as ARM answers (azure-sdk-for-python's recorded session
         # sdk/network/azure-mgmt-network/tests/recordings/test_mgmt_network.test_network_security_groups.yaml):
         # every rule with id, etag, type, provisioningState and the four list members, [] when the singular one was
@@ -725,6 +736,11 @@ class ArmDouble(object):
         if existing:
             _props(res)["networkInterfaces"] = _props(existing).get("networkInterfaces") or []
         return self._store_lro(rid, res, existing, "Microsoft.Network", "networkSecurityGroups")
+
+    def _put_applicationsecuritygroups(self, rid, res, existing):
+        # as ARM answers: etag, resourceGuid and provisioningState (the SDK's ApplicationSecurityGroup read-only
+        # members); membership is seen from the NICs, not listed on the group
+        return self._store_lro(rid, res, existing, "Microsoft.Network", "applicationSecurityGroups")
 
     def _put_publicipaddresses(self, rid, res, existing):
         if ((res.get("sku") or {}).get("name") or "Basic").lower() != "standard":
@@ -756,6 +772,19 @@ class ArmDouble(object):
                 raise ArmError(400, "InvalidResourceReference", "Resource %s referenced by resource %s was not found."
                                % ((cp.get("subnet") or {}).get("id"), rid))
             self._check_ref({"id": vnet_id}, rid, location)
+            for ref in cp.get("applicationSecurityGroups") or []:
+                asg = self._check_ref(ref, rid, location)
+                # ARM: every NIC of an application security group is in the virtual network of its first one
+                for other in self.resources.values():
+                    if not other["type"].endswith("networkInterfaces") or other["id"].lower() == rid.lower():
+                        continue
+                    for oc in _props(other).get("ipConfigurations") or []:
+                        ocp = oc.get("properties") or {}
+                        if asg["id"].lower() in [_ref(r) for r in ocp.get("applicationSecurityGroups") or []] \
+                                and _ref(ocp.get("subnet")).split("/subnets/")[0] != vnet_id:
+                            raise ArmError(400, "ApplicationSecurityGroupsOfIpConfigurationInDifferentVnets",
+                                           "Application security group %s has IP configurations in virtual "
+                                           "networks %s and %s." % (asg["id"], _ref(ocp.get("subnet")), vnet_id))
             if cp.get("publicIPAddress"):
                 pip = self._check_ref(cp["publicIPAddress"], rid, location)
                 holder = _props(pip).get("ipConfiguration")
@@ -767,10 +796,13 @@ class ArmDouble(object):
                 cp["privateIPAddress"] = ((_props(existing).get("ipConfigurations") or [{}])[i].get("properties")
                                           or {}).get("privateIPAddress")
             else:
+                # the subnet's first free address; Azure keeps the first four of every subnet for itself
+                prefix = (subnets[subnet_id].get("properties") or {}).get("addressPrefix") or "10.42.0.0/16"
+                hosts = ipaddress.ip_network(prefix, strict=False)
                 n = 4
-                while "10.42.%d.%d" % (n // 250, n % 250 + 4) in taken:
+                while str(hosts[n]) in taken:
                     n += 1
-                cp["privateIPAddress"] = "10.42.%d.%d" % (n // 250, n % 250 + 4)
+                cp["privateIPAddress"] = str(hosts[n])
                 p["_ip"] = cp["privateIPAddress"]
         if existing:
             p["virtualMachine"] = _props(existing).get("virtualMachine")
@@ -934,6 +966,19 @@ class ArmDouble(object):
                     raise ArmError(400, "InUseNetworkSecurityGroupCannotBeDeleted",
                                    "Network security group %s cannot be deleted because it is in use by %s."
                                    % (res["id"], other["id"]))
+        if kind == "microsoft.network/applicationsecuritygroups":
+            for other in self.resources.values():
+                refs = [ref for conf in _props(other).get("ipConfigurations") or []
+                        for ref in (conf.get("properties") or {}).get("applicationSecurityGroups") or []]
+                refs += [ref for rule in _props(other).get("securityRules") or []
+                         for key in ("sourceApplicationSecurityGroups", "destinationApplicationSecurityGroups")
+                         for ref in (rule.get("properties") or {}).get(key) or []]
+                if any(_ref(r) == rid for r in refs):
+                    # the message ARM gives (azure-cli issue 12591): "... cannot be deleted because it is referenced
+                    # by IpConfiguration(s) ipconfig1."
+                    raise ArmError(400, "InUseApplicationSecurityGroupCannotBeDeleted",
+                                   "Application Security Group %s cannot be deleted because it is referenced by %s."
+                                   % (res["name"], other["id"]))
         if kind == "microsoft.compute/proximityplacementgroups":
             for other in self.resources.values():
                 if _ref(_props(other).get("proximityPlacementGroup")) == rid:

@@ -89,7 +89,10 @@ AZURE_FIELDS = {
         "properties.securityRules[].properties.sourceAddressPrefix": VALUE,
         "properties.securityRules[].properties.destinationAddressPrefix": VALUE,
         "properties.securityRules[].properties.description": VALUE,
+        "properties.securityRules[].properties.sourceApplicationSecurityGroups[].id": ID,
+        "properties.securityRules[].properties.destinationApplicationSecurityGroups[].id": ID,
     },
+    "PUT Microsoft.Network/applicationSecurityGroups": {"location": VALUE, "tags.*": VALUE},
     "PUT Microsoft.Network/virtualNetworks": {
         "location": VALUE, "tags.*": VALUE, "properties.addressSpace.addressPrefixes[]": VALUE,
         "properties.subnets[].name": NAME, "properties.subnets[].properties.addressPrefix": VALUE,
@@ -110,7 +113,8 @@ AZURE_FIELDS = {
         "properties.ipConfigurations[].properties.subnet.id": ID,
         "properties.ipConfigurations[].properties.privateIPAllocationMethod": VALUE,
         "properties.ipConfigurations[].properties.primary": VALUE,
-        "properties.ipConfigurations[].properties.publicIPAddress.id": ID},
+        "properties.ipConfigurations[].properties.publicIPAddress.id": ID,
+        "properties.ipConfigurations[].properties.applicationSecurityGroups[].id": ID},
     "PUT Microsoft.Compute/virtualMachines": {
         "location": VALUE, "tags.*": VALUE, "zones[]": VALUE, "properties.hardwareProfile.vmSize": VALUE,
         "properties.storageProfile.imageReference.publisher": VALUE,

@@ -214,9 +214,16 @@ def test_allocation_failure_in_first_location_lands_in_the_second(arm, cluster):
     # the failed VMs were deleted with their NICs and IPs; the nodes' network, NSG and placement are in westus2
     nics = of_type(state["group"], "Microsoft.Network/networkInterfaces")
     assert sorted(n["location"] for n in nics) == ["westus2", "westus2"]
+    # the same rules, "self" being the cluster's application security group of each location (every NIC is in it)
     nsgs = dict((n["location"], [(r["name"], r["properties"]) for r in n["properties"]["securityRules"]])
                 for n in of_type(state["group"], "Microsoft.Network/networkSecurityGroups"))
-    assert nsgs["westus2"] == nsgs["eastus"]
+    asgs = dict((a["location"], a["id"]) for a in of_type(state["group"], "Microsoft.Network/applicationSecurityGroups"))
+    assert sorted(asgs) == ["eastus", "westus2"]
+    assert json.dumps(nsgs["westus2"]).replace(asgs["westus2"], "ASG") == json.dumps(nsgs["eastus"]).replace(
+        asgs["eastus"], "ASG")
+    assert asgs["westus2"] in json.dumps(nsgs["westus2"])
+    assert all([g["id"] for g in c["properties"]["applicationSecurityGroups"]] == [asgs["westus2"]]
+               for n in nics for c in n["properties"]["ipConfigurations"])
 
 
 # 4 ---------------------------------------------------------------------------------------------------------------

@@ -227,7 +227,7 @@ def test_azure_rerun_is_unchanged_dropped_cidrs_revoked_foreign_rules_stay(arm, 
                            "destinationAddressPrefixes": []}})
     dropped = azure(arm).ensure_firewall(cluster, rules(A))
     assert dropped["changed"] and dropped["removed"] == ["ingress tcp:22 from %s" % B]
-    sources = [(r["name"], r["properties"]["sourceAddressPrefix"]) for r in
+    sources = [(r["name"], r["properties"].get("sourceAddressPrefix")) for r in
                nsg_of(arm, cluster)["properties"]["securityRules"]]
     assert ("bobs-jupyter", A) in sources and not [s for s in sources if s[1] == B]
     arm.reset_counts()
@@ -253,6 +253,115 @@ def test_azure_byo_subnet_nics_carry_the_clusters_nsg_or_nothing_is_made(arm, az
     assert all(n["properties"]["networkSecurityGroup"]["id"].lower() == nsg_id.lower() for n in nics)
     assert all((c["properties"]["subnet"]["id"]).lower() == subnet.lower()
                for n in nics for c in n["properties"]["ipConfigurations"])
+
+
+def _matches(spec, asgs, who, arm, vnet_id):
+    """Whether a rule's address side (``spec``: prefix, or application security groups ``asgs``) covers ``who``: a NIC
+    of the double (its private address and groups) or an address on the internet."""
+    if asgs:
+        return who["nic"] is not None and set(_ref_ids(asgs)) & set(_nic_groups(who["nic"]))
+    if spec in ("*", None):
+        return True
+    inside = who["nic"] is not None and _nic_vnet(who["nic"]) == vnet_id
+    if spec == "VirtualNetwork":
+        return inside
+    if spec == "Internet":
+        return not inside
+    if spec == "AzureLoadBalancer":
+        return False
+    return ipaddress.ip_address(who["ip"]) in ipaddress.ip_network(spec, strict=False)
+
+
+def _ref_ids(refs):
+    return [(r.get("id") or "").lower() for r in refs or []]
+
+
+def _nic_config(nic):
+    return (nic["properties"]["ipConfigurations"][0].get("properties")) or {}
+
+
+def _nic_groups(nic):
+    return _ref_ids(_nic_config(nic).get("applicationSecurityGroups"))
+
+
+def _nic_vnet(nic):
+    return _nic_config(nic)["subnet"]["id"].lower().split("/subnets/")[0]
+
+
+def inbound_allowed(arm, source, dest_nic, port, protocol="tcp"):
+    """Azure's evaluation of inbound traffic, as its documentation gives it ("Network security groups: how
+    network security groups filter network traffic"): the subnet's NSG, then the NIC's, must both allow it; in each,
+    rules (the NSG's and its default rules) in priority order, the first that matches decides."""
+    vnet_id = _nic_vnet(dest_nic)
+    who = {"nic": source if isinstance(source, dict) else None,
+           "ip": _nic_config(source)["privateIPAddress"] if isinstance(source, dict) else source}
+    dest = {"nic": dest_nic, "ip": _nic_config(dest_nic)["privateIPAddress"]}
+    vnet = arm.resources[vnet_id]
+    subnet = [sn for sn in vnet["properties"]["subnets"]
+              if sn["id"].lower() == _nic_config(dest_nic)["subnet"]["id"].lower()][0]
+    nsgs = [ref for ref in ((subnet.get("properties") or {}).get("networkSecurityGroup"),
+                            dest_nic["properties"].get("networkSecurityGroup")) if ref]
+    for ref in nsgs:
+        nsg = arm.resources[ref["id"].lower()]
+        rules = nsg["properties"].get("securityRules", []) + nsg["properties"]["defaultSecurityRules"]
+        decided = None
+        for rule in sorted(rules, key=lambda r: r["properties"]["priority"]):
+            p = rule["properties"]
+            if p["direction"] != "Inbound" or p["protocol"].lower() not in ("*", protocol):
+                continue
+            ports = p.get("destinationPortRange") or "*"
+            if ports != "*":
+                low, _, high = ports.partition("-")
+                if not int(low) <= port <= int(high or low):
+                    continue
+            if not _matches(p.get("sourceAddressPrefix"), p.get("sourceApplicationSecurityGroups"), who, arm,
+                            vnet_id):
+                continue
+            if not _matches(p.get("destinationAddressPrefix"), p.get("destinationApplicationSecurityGroups"), dest,
+                            arm, vnet_id):
+                continue
+            decided = p["access"] == "Allow"
+            break
+        if not decided:
+            return False
+    return True
+
+
+def test_azure_cluster_traffic_is_the_nodes_only_not_the_rest_of_a_shared_subnet(arm, az_env):
+    """A subnet of the user's, shared with a colleague's VM: the cluster's nodes reach each other on every port;
+    the colleague's VM, in the same subnet, reaches none of them (Azure's own AllowVnetInBound would let it in);
+    SSH only from admin_cidrs."""
+    cluster = unique_name("fwa")
+    subnet = arm.add_network("byo-%s" % cluster, "shared", "team")
+    spec = base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type="Standard_D2s_v3",
+                         image="canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest")
+    azure(arm).ensure_firewall(cluster, rules(A))
+    reconcile.ensure_present(azure(arm, subnet_id=subnet, public_ip=False), spec, 2, wait_timeout=60)
+    nics = sorted(arm.in_group("aiinfra-%s" % cluster, "Microsoft.Network/networkInterfaces"),
+                  key=lambda n: n["name"])
+    # a colleague's VM in the same subnet (made by hand, no NSG of its own)
+    colleague = {"id": "/x/colleague-nic", "name": "colleague-nic", "type": "Microsoft.Network/networkInterfaces",
+                 "location": "eastus", "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {
+                     "subnet": {"id": subnet}, "privateIPAddress": "10.77.0.200"}}]}}
+    for port in (22, 29500, 40000):
+        assert inbound_allowed(arm, nics[0], nics[1], port) and inbound_allowed(arm, nics[1], nics[0], port)
+        assert not inbound_allowed(arm, colleague, nics[1], port), port
+    assert inbound_allowed(arm, "198.51.100.7", nics[0], 22)
+    assert not inbound_allowed(arm, "198.51.100.7", nics[0], 29500)
+    assert not inbound_allowed(arm, "203.0.113.5", nics[0], 22)
+    # nodes made before the cluster had its group: a firewall re-run makes them members before it narrows the rules
+    with arm.lock:
+        for nic in nics:
+            arm.resources[nic["id"].lower()]["properties"]["ipConfigurations"][0]["properties"].pop(
+                "applicationSecurityGroups")
+    nics = [arm.resources[nic["id"].lower()] for nic in nics]
+    assert not inbound_allowed(arm, nics[0], nics[1], 29500)
+    assert azure(arm).ensure_firewall(cluster, rules(A))["changed"]
+    nics = sorted(arm.in_group("aiinfra-%s" % cluster, "Microsoft.Network/networkInterfaces"),
+                  key=lambda n: n["name"])
+    assert inbound_allowed(arm, nics[0], nics[1], 29500) and not inbound_allowed(arm, colleague, nics[1], 29500)
+    arm.reset_counts()
+    assert not azure(arm).ensure_firewall(cluster, rules(A))["changed"] and arm_writes(arm) == []
 
 
 # == aws ==========================================================================================================

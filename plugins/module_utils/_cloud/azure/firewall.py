@@ -4,9 +4,10 @@
 """The cluster's firewall on Azure: a network security group per location the cluster uses.
 
 The firewall module makes ``<cluster>-nsg-<location>`` in ``location``: SSH only from the admin networks, all
-traffic inside the cluster's subnet, everything else from the internet denied explicitly. When nodes fail over to
-another location, the instance module copies its rules into an NSG there (an NSG must be in its subnet's
-region); a later firewall run keeps every copy in step.
+traffic between the members of the cluster's application security group ``<cluster>-asg-<location>`` (every node's
+NIC), everything else from the internet and from the rest of the virtual network denied explicitly. When nodes fail
+over to another location, the instance module copies its rules into an NSG there, naming the group there (an NSG
+and a group must be in their NICs' region); a later firewall run keeps every copy in step.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base im
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError
 
 NSG_TYPE = "Microsoft.Network/networkSecurityGroups"
+ASG_TYPE = "Microsoft.Network/applicationSecurityGroups"
 
 
 def _ours(rule):
     name = rule.get("name") or ""
-    return name.startswith(("in-", "out-")) or name == shapes.DENY_RULE
+    return name.startswith(("in-", "out-")) or name in (shapes.DENY_RULE, shapes.VNET_DENY_RULE)
 
 
 def _wire(rules):
@@ -72,23 +74,36 @@ class AzureFirewall(object):
                   if r not in desired]
         if purge:
             remove += [r for r in foreign_specs if r not in desired]
-        wanted = shapes.nsg_rules(desired)
-        if not purge:
-            wanted += _wire(foreign)
         targets = [primary or {"name": name, "location": location}] + [n for n in nsgs if n.get("name") != name]
         changed = False
         group = self.group_for(cluster)
-        calls = []
+        asgs = dict((a["name"], a) for a in self._list(cluster, ASG_TYPE))
+        asg_calls, calls = [], []
         for nsg in targets:
+            # "self" is the members of the cluster's application security group in the NSG's location
+            asg = shapes.asg_name(cluster, nsg["location"])
+            if asg not in asgs or (asgs[asg].get("tags") or {}) != tags:
+                asg_calls.append((asg, network.application_security_groups.begin_create_or_update,
+                                  (group, asg, shapes.asg_body(nsg["location"], tags))))
+            wanted = shapes.nsg_rules(desired, self._rid(cluster, ASG_TYPE, asg))
+            if not purge:
+                wanted += _wire(foreign)
             if nsg.get("id") and shapes.same_rules(nsg, wanted) and (nsg.get("tags") or {}) == tags:
                 continue
-            changed = True
             body = {"location": nsg["location"], "tags": tags, "properties": {"securityRules": wanted}}
             calls.append((nsg["name"], network.network_security_groups.begin_create_or_update,
                           (group, nsg["name"], body)))
-        if calls and not check_mode:
+        # nodes made before the cluster had its group join it before the rules admit only its members
+        nic_calls = self._asg_joins(cluster, group)
+        changed = bool(calls or asg_calls or nic_calls)
+        if changed and not check_mode:
             self._ensure_group_for_firewall(cluster, location, tags)
-            self._lros(calls, "the cluster's network security group")
+            if asg_calls:  # before the rules and the NICs that name them
+                self._lros(asg_calls, "the cluster's application security group")
+            if nic_calls:
+                self._lros(nic_calls, "the nodes' network interfaces joining the cluster's group")
+            if calls:
+                self._lros(calls, "the cluster's network security group")
         after = [r for r in existing if r not in remove] + add
         return {
             "changed": changed,
@@ -129,7 +144,8 @@ class AzureFirewall(object):
         network = self.clients()[2]
         name = shapes.nsg_name(cluster, location)
         nsgs = dict((n["name"], n) for n in self._list(cluster, NSG_TYPE))
-        wanted = _wire((primary.get("properties") or {}).get("securityRules") or [])
+        asg_id = self._asg_in(cluster, location, dict(primary.get("tags") or {}), timeout)
+        wanted = shapes.with_asg(_wire((primary.get("properties") or {}).get("securityRules") or []), asg_id)
         current = nsgs.get(name)
         if current is None or not shapes.same_rules(current, wanted):
             body = {"location": location, "tags": dict(primary.get("tags") or {}),
@@ -138,6 +154,37 @@ class AzureFirewall(object):
                          (self.group_for(cluster), name, body))], "the network security group in %s" % location,
                        timeout=timeout)
         return self._rid(cluster, NSG_TYPE, name)
+
+    def _asg_joins(self, cluster, group):
+        """PUTs that make each of the cluster's NICs that is not yet a member of the cluster's application security
+        group in its location one (a NIC the collection made, rebuilt from what it has: subnet, public IP, NSG)."""
+        network = self.clients()[2]
+        calls = []
+        for nic in self._list(cluster, "Microsoft.Network/networkInterfaces"):
+            location = nic.get("location")
+            asg_id = self._rid(cluster, ASG_TYPE, shapes.asg_name(cluster, location))
+            props = nic.get("properties") or {}
+            config = ((props.get("ipConfigurations") or [{}])[0].get("properties")) or {}
+            if asg_id.lower() in shapes.asg_ids([{"properties": {"sourceApplicationSecurityGroups":
+                                                                 config.get("applicationSecurityGroups")}}]):
+                continue
+            body = shapes.nic_body(location, nic.get("tags") or {}, (config.get("subnet") or {}).get("id"),
+                                   (config.get("publicIPAddress") or {}).get("id"),
+                                   (props.get("networkSecurityGroup") or {}).get("id"),
+                                   bool(props.get("enableAcceleratedNetworking")), asg_id=asg_id)
+            calls.append((nic["name"], network.network_interfaces.begin_create_or_update, (group, nic["name"], body)))
+        return calls
+
+    def _asg_in(self, cluster, location, tags, timeout=600):
+        """The id of the cluster's application security group in ``location``, made when it is missing (by the
+        firewall for its own location; by a node's network when the cluster fails over to another)."""
+        network = self.clients()[2]
+        name = shapes.asg_name(cluster, location)
+        if not [a for a in self._list(cluster, ASG_TYPE) if a.get("name") == name]:
+            self._lros([(name, network.application_security_groups.begin_create_or_update,
+                         (self.group_for(cluster), name, shapes.asg_body(location, tags)))],
+                       "the application security group in %s" % location, timeout=timeout)
+        return self._rid(cluster, ASG_TYPE, name)
 
     def delete_firewall(self, cluster, check_mode=False):
         network = self.clients()[2]
@@ -156,5 +203,10 @@ class AzureFirewall(object):
                                       hint="Remove the cluster's nodes first (aiinfra.gpu_cluster.instance "
                                            "state=absent)")
                 raise
-        return {"changed": True, "deleted": ["networkSecurityGroups/%s" % n["name"] for n in nsgs],
+        asgs = self._list(cluster, ASG_TYPE)
+        if asgs and not check_mode:  # after the rules that name them
+            self._lros([(a["name"], network.application_security_groups.begin_delete,
+                         (self.group_for(cluster), a["name"])) for a in asgs], "the firewall's groups to delete")
+        return {"changed": True, "deleted": ["networkSecurityGroups/%s" % n["name"] for n in nsgs]
+                + ["applicationSecurityGroups/%s" % a["name"] for a in asgs],
                 "before": before, "id": primary["id"], "name": primary["name"]}

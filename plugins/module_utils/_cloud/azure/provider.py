@@ -66,11 +66,12 @@ NIC = "Microsoft.Network/networkInterfaces"
 PIP = "Microsoft.Network/publicIPAddresses"
 VNET = "Microsoft.Network/virtualNetworks"
 NSG = "Microsoft.Network/networkSecurityGroups"
+ASG = "Microsoft.Network/applicationSecurityGroups"
 PPG = "Microsoft.Compute/proximityPlacementGroups"
 AVSET = "Microsoft.Compute/availabilitySets"
 DISK = "Microsoft.Compute/disks"
 # teardown order inside a resource group the user named (dependents first)
-DELETE_ORDER = (VM, NIC, PIP, DISK, AVSET, PPG, VNET, NSG)
+DELETE_ORDER = (VM, NIC, PIP, DISK, AVSET, PPG, VNET, NSG, ASG)
 
 
 def credential_settings(opts, environ):
@@ -273,6 +274,7 @@ class AzureProvider(AzureFirewall, Provider):
             NIC: lambda: self._call(network.network_interfaces.list, group, listing=True),
             PIP: lambda: self._call(network.public_ip_addresses.list, group, listing=True),
             NSG: lambda: self._call(network.network_security_groups.list, group, listing=True),
+            ASG: lambda: self._call(network.application_security_groups.list, group, listing=True),
         }
         try:
             items = ops[rtype]()
@@ -466,7 +468,7 @@ class AzureProvider(AzureFirewall, Provider):
         where = "%s%s" % (loc, " zone %s" % zone if zone else "")
         ctx = {"instance_type": spec.instance_type, "placement": where,
                "family": shapes.sku_family(res["skus"][loc], spec.instance_type)}
-        subnet_id, nsg_id = self._ensure_network(spec, loc, res, timeout)
+        subnet_id, nsg_id, asg_id = self._ensure_network(spec, loc, res, timeout)
         ppg_id, avset_id = self._ensure_placement(spec, loc, zone)
         accelerated = shapes.sku_capability(res["skus"][loc], spec.instance_type,
                                             "AcceleratedNetworkingEnabled", "False") == "True"
@@ -486,7 +488,8 @@ class AzureProvider(AzureFirewall, Provider):
             nic_ids[rank] = self._rid(spec.cluster, NIC, name)
             calls.append((rank, network.network_interfaces.begin_create_or_update,
                           (group, name, shapes.nic_body(loc, self._tags(spec, rank), subnet_id, pip_ids.get(rank),
-                                                        nsg_id if res["subnet"] else None, accelerated))))
+                                                        nsg_id if res["subnet"] else None, accelerated,
+                                                        asg_id=asg_id))))
         self._lros(calls, "network interfaces", ctx, timeout)
         pollers = []
         restart = {}
@@ -534,11 +537,13 @@ class AzureProvider(AzureFirewall, Provider):
         return err
 
     def _ensure_network(self, spec, loc, res, timeout):
-        """(subnet id, NSG id) for nodes in ``loc``: the user's subnet, or the cluster's VNet there with the
-        firewall's NSG on its subnet (copied from the firewall's location when the cluster fails over)."""
+        """(subnet id, NSG id, ASG id) for nodes in ``loc``: the user's subnet, or the cluster's VNet there with the
+        firewall's NSG on its subnet (copied from the firewall's location when the cluster fails over), and the
+        cluster's application security group there (every NIC is a member; the NSG admits its members only)."""
+        asg_id = self._asg_in(spec.cluster, loc, dict((res.get("nsg") or {}).get("tags") or spec.tags()), timeout)
         if res["subnet"]:
             # the user's subnet: the cluster's NSG (copied to the subnet's location if need be) on every NIC
-            return res["subnet"]["id"], self._nsg_in(spec.cluster, loc, res.get("nsg"), timeout)
+            return res["subnet"]["id"], self._nsg_in(spec.cluster, loc, res.get("nsg"), timeout), asg_id
         network = self.clients()[2]
         group = self.group_for(spec.cluster)
         nsg_id = self._nsg_in(spec.cluster, loc, res.get("nsg"), timeout)
@@ -551,7 +556,7 @@ class AzureProvider(AzureFirewall, Provider):
         if current is None or not _same_vnet(current, wanted):
             self._lros([(name, network.virtual_networks.begin_create_or_update, (group, name, wanted))],
                        "the cluster's network", timeout=timeout)
-        return "%s/subnets/%s" % (self._rid(spec.cluster, VNET, name), shapes.SUBNET_NAME), nsg_id
+        return "%s/subnets/%s" % (self._rid(spec.cluster, VNET, name), shapes.SUBNET_NAME), nsg_id, asg_id
 
     def _ensure_placement(self, spec, loc, zone):
         """A proximity placement group, and (without a zone) an Aligned availability set in it."""
@@ -686,6 +691,7 @@ class AzureProvider(AzureFirewall, Provider):
             PIP: network.public_ip_addresses.begin_delete, DISK: compute.disks.begin_delete,
             AVSET: compute.availability_sets.delete, PPG: compute.proximity_placement_groups.delete,
             VNET: network.virtual_networks.begin_delete, NSG: network.network_security_groups.begin_delete,
+            ASG: network.application_security_groups.begin_delete,
         }
         deleted = []
         items = self._group_resources(cluster)

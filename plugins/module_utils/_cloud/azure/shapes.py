@@ -31,6 +31,11 @@ PRIORITY_SELF = 1000
 PRIORITY_EGRESS = 1100
 PRIORITY_DENY = 4000
 DENY_RULE = "deny-internet-inbound"
+# Azure's default rules admit the whole virtual network (AllowVnetInBound, priority 65000): with a subnet of the
+# user's (subnet_id) that is everybody else's VMs too. The cluster's traffic is its application security group's
+# members only; the rest of the network is denied explicitly, after the collection's allows.
+VNET_DENY_RULE = "deny-vnet-inbound"
+PRIORITY_VNET_DENY = 4001
 
 
 # -- names: one per cluster, per location where it matters ----------------------------------------------------
@@ -44,6 +49,16 @@ def vnet_name(cluster, location):
 
 def nsg_name(cluster, location):
     return "%s-nsg-%s" % (cluster, location)
+
+
+def asg_name(cluster, location):
+    """The cluster's application security group in ``location``: every node's NIC there is a member, and the NSG's
+    cluster rules ("self") admit its members only."""
+    return "%s-asg-%s" % (cluster, location)
+
+
+def asg_body(location, tags):
+    return {"location": location, "tags": dict(tags), "properties": {}}
 
 
 def ppg_name(cluster, location):
@@ -194,8 +209,10 @@ def public_ip_body(location, tags, zone=None):
     return body
 
 
-def nic_body(location, tags, subnet_id, public_ip_id=None, nsg_id=None, accelerated=False):
+def nic_body(location, tags, subnet_id, public_ip_id=None, nsg_id=None, accelerated=False, asg_id=None):
     config = {"subnet": {"id": subnet_id}, "privateIPAllocationMethod": "Dynamic", "primary": True}
+    if asg_id:
+        config["applicationSecurityGroups"] = [{"id": asg_id}]
     if public_ip_id:
         config["publicIPAddress"] = {"id": public_ip_id}
     body = {"location": location, "tags": dict(tags),
@@ -301,24 +318,24 @@ _PROTO_BACK = dict((v.lower(), k) for k, v in _PROTO.items())
 
 
 def _address(source):
-    if source == "self":
-        return SUBNET_PREFIX
     if source in ("0.0.0.0/0", "::/0"):
         return "Internet" if source == "0.0.0.0/0" else source
     return source
 
 
 def _source_back(prefix):
-    if prefix == SUBNET_PREFIX:
+    if prefix == SUBNET_PREFIX:  # what "self" was before the application security group (read back the same)
         return "self"
     if prefix in ("Internet", "*"):
         return "0.0.0.0/0"
     return prefix
 
 
-def nsg_rules(rules, ssh_port=22):
-    """ARM security rules for ``rules`` (:class:`RuleSpec`), plus the explicit deny of all other inbound traffic
-    from the internet. Names and priorities are derived from the rules, so the same rules give the same body."""
+def nsg_rules(rules, asg_id, ssh_port=22):
+    """ARM security rules for ``rules`` (:class:`RuleSpec`) with "self" meaning the members of the application
+    security group ``asg_id``, plus the explicit denies of all other inbound traffic from the internet and from the
+    rest of the virtual network. Names and priorities are derived from the rules, so the same rules give the same
+    body."""
     out = []
     counters = {}
     for rule in rules:
@@ -330,12 +347,17 @@ def nsg_rules(rules, ssh_port=22):
         priority = base + counters[key] - 1
         ports = "*" if rule.protocol == "all" else (
             str(rule.port_from) if rule.port_from == rule.port_to else "%d-%d" % (rule.port_from, rule.port_to))
-        address = _address(rule.source)
         props = {"protocol": _PROTO.get(rule.protocol, "*"), "access": "Allow",
                  "direction": "Inbound" if rule.direction == "ingress" else "Outbound", "priority": priority,
-                 "sourcePortRange": "*", "destinationPortRange": ports,
-                 "sourceAddressPrefix": address if rule.direction == "ingress" else "*",
-                 "destinationAddressPrefix": "*" if rule.direction == "ingress" else address}
+                 "sourcePortRange": "*", "destinationPortRange": ports}
+        near, far = ("source", "destination") if rule.direction == "ingress" else ("destination", "source")
+        if rule.source == "self":
+            # between the cluster's own nodes: from its members to its members
+            props[near + "ApplicationSecurityGroups"] = [{"id": asg_id}]
+            props[far + "ApplicationSecurityGroups"] = [{"id": asg_id}]
+        else:
+            props[near + "AddressPrefix"] = _address(rule.source)
+            props[far + "AddressPrefix"] = "*"
         if rule.description:
             props["description"] = rule.description
         name = "%s-%s-%d" % ("in" if rule.direction == "ingress" else "out", rule.protocol, priority)
@@ -344,6 +366,34 @@ def nsg_rules(rules, ssh_port=22):
         "protocol": "*", "access": "Deny", "direction": "Inbound", "priority": PRIORITY_DENY,
         "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "Internet",
         "destinationAddressPrefix": "*", "description": "everything else from the internet"}})
+    out.append({"name": VNET_DENY_RULE, "properties": {
+        "protocol": "*", "access": "Deny", "direction": "Inbound", "priority": PRIORITY_VNET_DENY,
+        "sourcePortRange": "*", "destinationPortRange": "*", "sourceAddressPrefix": "VirtualNetwork",
+        "destinationAddressPrefix": "*",
+        "description": "the rest of the virtual network (only the cluster's own nodes are allowed, above)"}})
+    return out
+
+
+def asg_ids(rules):
+    """The application security groups the security rules ``rules`` name (lower-case ids)."""
+    out = set()
+    for rule in rules or []:
+        p = rule.get("properties") or {}
+        for key in ("sourceApplicationSecurityGroups", "destinationApplicationSecurityGroups"):
+            out.update((ref.get("id") or "").lower() for ref in p.get(key) or [])
+    return out
+
+
+def with_asg(rules, asg_id):
+    """``rules`` (as sent) with every application security group they name replaced by ``asg_id``: an NSG's rules
+    copied to another location name the cluster's group there."""
+    out = []
+    for rule in rules:
+        props = dict(rule.get("properties") or {})
+        for key in ("sourceApplicationSecurityGroups", "destinationApplicationSecurityGroups"):
+            if props.get(key):
+                props[key] = [{"id": asg_id}]
+        out.append(dict(rule, properties=props))
     return out
 
 
@@ -363,8 +413,12 @@ def rules_from_nsg(nsg):
         else:
             low = high = int(ports)
         inbound = p.get("direction") == "Inbound"
-        prefix = p.get("sourceAddressPrefix") if inbound else p.get("destinationAddressPrefix")
-        out.append(RuleSpec("ingress" if inbound else "egress", protocol, low, high, _source_back(prefix or "*"),
+        near = "source" if inbound else "destination"
+        if p.get(near + "ApplicationSecurityGroups"):
+            source = "self"  # the cluster's members (the collection names no other group)
+        else:
+            source = _source_back(p.get(near + "AddressPrefix") or "*")
+        out.append(RuleSpec("ingress" if inbound else "egress", protocol, low, high, source,
                             p.get("description") or ""))
     return out
 
@@ -393,6 +447,9 @@ def same_rules(nsg, wanted):
             props = rule_request_properties(rule.get("properties"))
             if props.get("description") == "":
                 props.pop("description")
+            for key in ("sourceApplicationSecurityGroups", "destinationApplicationSecurityGroups"):
+                if props.get(key):  # resource ids are case-insensitive; ARM may answer with another case
+                    props[key] = sorted((ref.get("id") or "").lower() for ref in props[key])
             out.append((rule.get("name"), sorted((k, repr(v)) for k, v in props.items())))
         return sorted(out, key=repr)
     return norm((nsg.get("properties") or {}).get("securityRules")) == norm(wanted)

@@ -38,13 +38,18 @@ def test_every_body_the_collection_sends_passes_the_sdk_model_check():
         (shapes.avset_body("eastus", tags, "/ppg"), compute_models.AvailabilitySet),
         (shapes.ppg_body("eastus", tags, zone="1"), compute_models.ProximityPlacementGroup),
         (shapes.public_ip_body("eastus", tags, zone="1"), network_models.PublicIPAddress),
-        (shapes.nic_body("eastus", tags, sub, "/pip", "/nsg", accelerated=True), network_models.NetworkInterface),
+        (shapes.nic_body("eastus", tags, sub, "/pip", "/nsg", accelerated=True, asg_id=ASG),
+         network_models.NetworkInterface),
+        (shapes.asg_body("eastus", tags), network_models.ApplicationSecurityGroup),
         (shapes.vnet_body("eastus", tags, "/nsg"), network_models.VirtualNetwork),
         ({"location": "eastus", "tags": tags, "properties": {"securityRules": shapes.nsg_rules(
-            desired_rules(["198.51.100.0/24"]))}}, network_models.NetworkSecurityGroup),
+            desired_rules(["198.51.100.0/24"]), ASG)}}, network_models.NetworkSecurityGroup),
     ]
     for body, model in bodies:
         assert check_body(body, model) == [], (model.__name__, check_body(body, model))
+
+
+ASG = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/applicationSecurityGroups/c-asg-eastus"
 
 
 def test_the_model_check_finds_unknown_members_wrong_types_bad_enums_and_missing_required():
@@ -135,12 +140,15 @@ def test_node_from_vm_reads_rank_addresses_state_and_labels():
 
 def test_nsg_rules_are_deterministic_and_read_back_as_the_same_rules():
     rules = desired_rules(["198.51.100.0/24", "2001:db8::/48"])
-    wire = shapes.nsg_rules(rules)
-    assert wire == shapes.nsg_rules(rules)
+    wire = shapes.nsg_rules(rules, ASG)
+    assert wire == shapes.nsg_rules(rules, ASG)
     priorities = [(r["properties"]["direction"], r["properties"]["priority"]) for r in wire]
     assert len(set(priorities)) == len(priorities)
-    deny = wire[-1]["properties"]
-    assert (deny["access"], deny["sourceAddressPrefix"], deny["direction"]) == ("Deny", "Internet", "Inbound")
+    # after the allows: the internet, then the rest of the virtual network (Azure's AllowVnetInBound), denied
+    denies = [(r["properties"]["access"], r["properties"]["sourceAddressPrefix"], r["properties"]["direction"])
+              for r in wire[-2:]]
+    assert denies == [("Deny", "Internet", "Inbound"), ("Deny", "VirtualNetwork", "Inbound")]
+    assert max(r["properties"]["priority"] for r in wire[:-2]) < wire[-2]["properties"]["priority"]
     back = shapes.rules_from_nsg({"properties": {"securityRules": wire}})
     assert back == rules
     ssh = [r for r in wire if r["properties"]["destinationPortRange"] == "22"]
@@ -148,6 +156,25 @@ def test_nsg_rules_are_deterministic_and_read_back_as_the_same_rules():
     assert shapes.same_rules({"properties": {"securityRules": wire}}, wire)
     assert not shapes.same_rules({"properties": {"securityRules": wire[1:]}}, wire)
     assert RuleSpec("ingress", "all", -1, -1, "self") in back
+    # the cluster's own traffic: from the group's members to its members, no address range at all
+    (own,) = [r["properties"] for r in wire if r["properties"].get("sourceApplicationSecurityGroups")
+              and r["properties"]["direction"] == "Inbound"]
+    assert own["sourceApplicationSecurityGroups"] == own["destinationApplicationSecurityGroups"] == [{"id": ASG}]
+    assert "sourceAddressPrefix" not in own and "destinationAddressPrefix" not in own
+    # ARM may answer the group's id in another case: no difference
+    upper = shapes.with_asg(wire, ASG.upper())
+    assert shapes.same_rules({"properties": {"securityRules": upper}}, wire)
+    assert not shapes.same_rules({"properties": {"securityRules": shapes.with_asg(wire, ASG + "2")}}, wire)
+    # an NSG of before the group (self was the subnet's prefix) reads back as the same rules: re-run converts it
+    old = [dict(r, properties=dict(r["properties"], sourceAddressPrefix=shapes.SUBNET_PREFIX,
+                                   destinationAddressPrefix="*"))
+           for r in wire if r["properties"].get("sourceApplicationSecurityGroups")
+           and r["properties"]["direction"] == "Inbound"]
+    for r in old:
+        r["properties"].pop("sourceApplicationSecurityGroups")
+        r["properties"].pop("destinationApplicationSecurityGroups")
+    assert shapes.rules_from_nsg({"properties": {"securityRules": old}}) == [RuleSpec("ingress", "all", -1, -1,
+                                                                                       "self")]
 
 
 # -- errors -----------------------------------------------------------------------------------------------------

@@ -61,14 +61,17 @@ def arm_answer(rules, nsg_id="/subscriptions/s/resourceGroups/g/providers/Micros
     return {"id": nsg_id, "etag": 'W/"x"', "properties": props}
 
 
+ASG = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/applicationSecurityGroups/c-asg-eastus"
+
+
 def test_an_nsg_as_arm_answers_it_is_the_same_as_the_rules_sent():
-    wanted = azure_shapes.nsg_rules(desired_rules(["203.0.113.0/24"]))
+    wanted = azure_shapes.nsg_rules(desired_rules(["203.0.113.0/24"]), ASG)
     assert azure_shapes.same_rules(arm_answer(wanted), wanted)
 
 
 def test_a_real_difference_is_still_a_difference():
-    wanted = azure_shapes.nsg_rules(desired_rules(["203.0.113.0/24"]))
-    other = azure_shapes.nsg_rules(desired_rules(["198.51.100.0/24"]))
+    wanted = azure_shapes.nsg_rules(desired_rules(["203.0.113.0/24"]), ASG)
+    other = azure_shapes.nsg_rules(desired_rules(["198.51.100.0/24"]), ASG)
     assert not azure_shapes.same_rules(arm_answer(other), wanted)
     listed = arm_answer(wanted)
     listed["properties"]["securityRules"][0]["properties"]["sourceAddressPrefixes"] = ["192.0.2.0/24"]
