@@ -18,6 +18,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import utilisation as hardware
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.argspec import argument_spec_for
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import cost
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.recovery import attempt_record, attempts_text, timeline
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import checkpoints as ckpt
@@ -27,30 +28,6 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.repor
     failure_message, plot_loss, summarize, summary_text)
 
 display = Display()
-
-ARGUMENT_SPEC = dict(
-    run_id=dict(type="str", required=True),
-    job=dict(type="str", default=""),
-    run_dir=dict(type="str", required=True),
-    hosts=dict(type="dict", required=True),
-    addresses=dict(type="dict", default={}),
-    watch=dict(type="dict", default={}),
-    started=dict(type="float", required=True),
-    rdzv_endpoint=dict(type="str", default=""),
-    plot=dict(type="bool", default=True),
-    unstopped=dict(type="list", elements="str", default=[]),
-    stops=dict(type="dict", default={}),
-    show=dict(type="bool", default=True),
-    utilisation=dict(type="dict"),
-    prices=dict(type="dict"),
-    attempts=dict(type="list", elements="dict", default=[]),
-    max_recoveries=dict(type="int"),
-    checkpoints=dict(type="dict"),
-    outputs=dict(type="dict", default={}),
-    report_uri=dict(type="str", default=""),
-    storage_options=dict(type="dict", default={}, no_log=True),
-)
-
 
 def verdict_of(watch, hosts):
     """The watch's verdict; a watch that did not end with one (the controller was stopped) is a failure."""
@@ -64,11 +41,12 @@ def verdict_of(watch, hosts):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(ARGUMENT_SPEC)
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
-        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        # the options plugins/modules/torchrun_report.py documents (the object store's connection is a secret)
+        dummy, args = self.validate_argument_spec(
+            argument_spec=argument_spec_for("torchrun_report", no_log=("storage_options",)))
         run_dir = os.path.abspath(args["run_dir"])
         hosts = dict((k, int(v)) for k, v in args["hosts"].items())
         watched = (args["watch"] or {}).get("nodes") or {}
