@@ -75,8 +75,8 @@ def test_a_failure_fails_the_task_naming_the_node_with_its_log(tmp_path, monkeyp
     action, shown, dummy = make_action("torchrun_report", args, monkeypatch)
     result = action.run(task_vars={})
     first = result["summary"]["failed_nodes"][0]
-    assert result["failed"] and result["msg"].startswith("torchrun run %s failed: %s (node rank" % (args["run_id"],
-                                                                                                   first))
+    assert result["failed"]
+    assert result["msg"].startswith("torchrun run %s failed: %s (node rank" % (args["run_id"], first))
     assert "last lines of %s's log (%s)" % (first, run_dir / first / "torchrun.log") in result["msg"]
     assert "Stopped the job on every node but %s" % args["unstopped"][0] in result["msg"]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"

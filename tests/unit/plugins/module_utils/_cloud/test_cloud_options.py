@@ -19,7 +19,6 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module 
     cluster_argument_spec, instance_argument_spec)
 
 
-
 def test_doc_fragments_are_what_the_declarations_give():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "gen_cloud_docs.py")], capture_output=True,
                           text=True, check=False)
