@@ -110,10 +110,15 @@ def summarize(run, nodes, verdict, parsed):
         snap = log.snapshot() if log is not None else state.log
         phase = (verdict.get("phases") or {}).get(node["host"]) or state.phase
         stopped = node.get("stopped") or {}
-        if phase in ("running", "pending") and stopped.get("action") == "stopped":
-            # still running when the job was stopped because of another node
-            phase = "stopped"
+        if phase in ("running", "pending") and (stopped.get("action") == "stopped" or stopped.get("exit")):
+            # still running at the verdict: then stopped because of another node, or it ended by itself before the
+            # stop came (the stop found its exit record) - not "running" in a report of a job that ended
             state.exit = stopped.get("exit") or state.exit
+            if stopped.get("action") == "stopped":
+                phase = "stopped"
+            else:
+                state.active = False
+                phase = state.phase
         exit_info = state.exit or {}
         ended = exit_info.get("time")
         began = state.started_at

@@ -239,3 +239,27 @@ def test_no_matplotlib_is_a_warning_for_a_success_only(monkeypatch, tmp_path):
     assert warnings == ["no loss plot: matplotlib is not installed"] and summary["plot"] is None
     args, logs, paths, expected, dummy = real_run("failed")
     assert build(args, logs, paths, expected["ended"], plot_path=str(tmp_path / "loss.png"))[2] == []
+
+
+def test_a_node_that_ended_by_itself_after_the_verdict_is_not_shown_running():
+    # seen in a real run under load: the verdict came while rank 0's node was still running; its torchrun ended on
+    # its own (its peer was gone) before the stop, which found only its exit record (action absent)
+    args, logs, paths, expected, dummy = real_run("failed")
+    first = args["watch"]["verdict"]["failed"][0]
+    other = next(h for h in args["hosts"] if h != first)
+    watch = copy.deepcopy(args["watch"])
+    watch["nodes"][other].update(active=True, exit=None)
+    watch["verdict"]["phases"][other] = "running"
+    watch["verdict"]["failed"] = [first]
+    assert args["stops"][other]["action"] == "absent" and args["stops"][other]["exit"]["status"] == "1"
+    summary, text, warnings = build(args, logs, paths, expected["ended"], watch=watch)
+    row = next(r for r in summary["nodes"] if r["host"] == other)
+    assert row["phase"] == "failed" and row["exit_code"] == 1 and row["duration_s"] is not None
+    assert "running" not in [r["phase"] for r in summary["nodes"]]
+    # one the stop did stop is "stopped", with the stop's exit record
+    stops = copy.deepcopy(args["stops"])
+    stops[other].update(action="stopped", exit={"result": "signal", "code": "killed", "status": "TERM",
+                                                "time": stops[other]["exit"]["time"]})
+    summary, text, warnings = build(args, logs, paths, expected["ended"], watch=watch, stops=stops)
+    row = next(r for r in summary["nodes"] if r["host"] == other)
+    assert row["phase"] == "stopped" and row["exit_code"] == 143
