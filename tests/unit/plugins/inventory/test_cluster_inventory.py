@@ -39,8 +39,8 @@ def test_a_shared_account_has_no_default_cluster(tmp_path):
 
 
 def test_a_cluster_id_every_cloud_cannot_take_is_refused(tmp_path):
-    rc, errors = inventory(tmp_path, "y.gpu_cluster.yml", "plugin: aiinfra.gpu_cluster.cluster\ncloud: local\n"
-                                                         "cluster: Bad_Name\n")
+    rc, errors = inventory(tmp_path, "y.gpu_cluster.yml",
+                           "plugin: aiinfra.gpu_cluster.cluster\ncloud: local\ncluster: Bad_Name\n")
     assert rc != 0 and "cluster id 'Bad_Name' is not accepted by every cloud" in errors
 
 
