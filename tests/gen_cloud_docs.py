@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write (--write) or check (default) plugins/doc_fragments/{aws,azure,gcp,local,cloud_shared}.py from the clouds'
 option declarations (plugins/module_utils/_cloud/<cloud>/options.py). Exit 1 when a file differs from what the
-declarations give (tests/unit/plugins/module_utils/test_cloud_options.py runs the check)."""
+declarations give (tests/unit/plugins/module_utils/_cloud/test_cloud_options.py runs the check)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.verdi
 display = Display()
 
 
-
 def progress_line(run_id, states, verdict, elapsed):
     phases = verdict.phases
     order = sorted(states, key=lambda h: states[h].node_rank)

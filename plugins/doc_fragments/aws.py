@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, aiinfra platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Generated from plugins/module_utils/_cloud/<cloud>/options.py by tests/gen_cloud_docs.py --write.
-# Do not edit: edit the declarations (tests/unit/plugins/module_utils/test_cloud_options.py checks they agree).
+# Do not edit: edit the declarations (tests/unit/plugins/module_utils/_cloud/test_cloud_options.py checks they agree).
 
 from __future__ import annotations
 

@@ -6,9 +6,14 @@
 The module file (``plugins/modules/NAME.py``) documents the options ``ansible-doc`` shows; the action plugin of the
 same name validates its arguments against exactly that, as ``ansible.utils.validate`` does, so the two cannot drift:
 
-    ARGUMENT_SPEC = argument_spec_for("torchrun_watch")
-    ...
-    dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+    dummy, args = self.validate_argument_spec(argument_spec=argument_spec_for("torchrun_watch"))
+
+tests/unit/plugins/plugin_utils/test_argspec.py checks that every action plugin accepts exactly what its module
+documents (an action that runs a module with its arguments: that module's argument spec), and that none spells a
+spec itself.
+
+A module's documentation cannot say ``no_log`` (validate-modules refuses the key), so an action names its secret
+options: ``argument_spec_for("torchrun_report", no_log=("storage_options",))``; each must be documented.
 """
 
 from __future__ import annotations
@@ -61,17 +66,22 @@ def _documented_options(name):
     if not os.path.isfile(path):
         raise AnsibleError("%s: its module documentation (plugins/modules/%s.py) was not found" % (name, name))
     doc = read_docstring(path).get("doc") or {}
-    if "options" not in doc:
+    fragments = doc.get("extends_documentation_fragment") or []
+    if "options" not in doc and not fragments:
         raise AnsibleError("%s: its module's DOCUMENTATION has no options" % name)
     options = {}
-    fragments = doc.get("extends_documentation_fragment") or []
     for fragment in [fragments] if isinstance(fragments, str) else fragments:
         options.update(_fragment_options(fragment, name))
-    options.update(doc["options"])
+    options.update(doc.get("options") or {})
     return options
 
 
-def argument_spec_for(name):
+def argument_spec_for(name, no_log=()):
     """The argument spec of action ``name`` of this collection, from ``plugins/modules/NAME.py``'s DOCUMENTATION
-    (a fresh copy: validation may not change the cached one)."""
-    return copy.deepcopy(option_spec(_documented_options(name)))
+    (a fresh copy: validation may not change the cached one); the options named in ``no_log`` get ``no_log``."""
+    spec = copy.deepcopy(option_spec(_documented_options(name)))
+    for option in no_log:
+        if option not in spec:
+            raise AnsibleError("%s: no_log option %s is not documented" % (name, option))
+        spec[option]["no_log"] = True
+    return spec

@@ -1,15 +1,98 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiinfra platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The run report (controller side): ``summary.json`` from the verdict, the nodes' last states and their
-fetched logs (:func:`summarize`), the text people read (:func:`summary_text`), the failed play's message
-(:func:`failure_message`) and ``loss.png`` (:func:`plot_loss`)."""
+"""The run report (controller side): the whole report of a run from plain data (:func:`build_report`: the summary
+``summary.json`` holds, the text people read, and the warnings to show), made of ``summary.json``'s core from the
+verdict, the nodes' last states and their fetched logs (:func:`summarize`), the text (:func:`summary_text`), the failed
+play's message (:func:`failure_message`) and ``loss.png`` (:func:`plot_loss`). The action plugin
+(plugins/action/torchrun_report.py) only reads its arguments and the files, writes and publishes the result."""
 
 from __future__ import annotations
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import exit_code
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import utilisation as hardware
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.prices import cost
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.recovery import attempt_record, attempts_text, timeline
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import checkpoints as ckpt
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import NOISE_RE
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.publish import report_destination
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.verdict import NodeState
+
+
+def verdict_of(watch, hosts):
+    """The watch's verdict; a watch that did not end with one (the controller was stopped) is a failure."""
+    verdict = (watch or {}).get("verdict")
+    if verdict and verdict.get("done"):
+        return verdict
+    order = sorted(hosts, key=lambda h: hosts[h])
+    return {"status": "failed", "reason": "node", "failed": order, "message": "the watch ended without a verdict",
+            "phases": (verdict or {}).get("phases") or dict((h, "pending") for h in order)}
+
+
+def build_report(run, hosts, watch=None, logs=None, log_paths=None, addresses=None, stops=None, unstopped=(),
+                 outputs=None, utilisation=None, prices=None, attempts=(), max_recoveries=None, checkpoints=None,
+                 report_uri="", plot_path=None):
+    """A run's report: ``(summary, text, warnings)`` - what ``summary.json`` holds, the readable summary and the
+    warnings to show. Plain data in, as the torchrun_report action's options give it (see its documentation):
+
+    ``run``: run_id, job, started, ended (epoch seconds), rdzv_endpoint; ``hosts``: host -> node rank; ``watch``:
+    torchrun_watch's result (``verdict``, ``nodes``: each node's last state); ``logs``: host -> LogState of its
+    fetched log; ``log_paths``: host -> where its log is on the controller; ``addresses``, ``stops`` (each node's
+    torchrun_job stop result), ``unstopped``, ``outputs`` (host -> directory), ``utilisation`` (Prometheus'
+    answers), ``prices`` (host -> price and launch_time), ``attempts`` (the earlier attempts), ``max_recoveries``,
+    ``checkpoints`` (uri and nodes), ``report_uri``; ``plot_path``: where to draw ``loss.png`` (None: no plot).
+    ``None`` for ``utilisation``, ``prices`` or ``checkpoints``: that part of the report is left out.
+    """
+    hosts = dict((h, int(r)) for h, r in hosts.items())
+    watched, logs, log_paths = (watch or {}).get("nodes") or {}, logs or {}, log_paths or {}
+    addresses, stops = addresses or {}, stops or {}
+    warnings = []
+    nodes = [{"host": host, "node_rank": rank, "address": addresses.get(host),
+              "nproc_per_node": (watched.get(host) or {}).get("nproc_per_node"), "state": watched.get(host) or {},
+              "log_path": log_paths.get(host), "stopped": stops.get(host) or {}} for host, rank in hosts.items()]
+    summary = summarize(run, nodes, verdict_of(watch, hosts), logs)
+    summary["unstopped_nodes"] = list(unstopped)
+    summary["outputs"] = dict((h, d) for h, d in sorted((outputs or {}).items()) if d)
+    shaped = None
+    if utilisation is not None:  # the monitoring role's Prometheus, over the run's own window
+        shaped = hardware.shape(utilisation, run["started"], run["ended"], sorted(hosts, key=hosts.get))
+        summary["utilisation"] = dict(window=shaped["window"], nodes=hardware.summary_entries(shaped),
+                                      line=hardware.summary_line(shaped), panels=shaped["panels"])
+    if prices is not None:
+        priced = [dict(name=h, instance_type=(p.get("price") or {}).get("instance_type", ""),
+                       hourly_price=(p.get("price") or {}).get("hourly"), price=p.get("price") or {},
+                       launch_time=p.get("launch_time")) for h, p in sorted(prices.items())]
+        summary["cost"] = {"run": cost(priced, run["ended"], start=run["started"]),
+                           "cluster": cost(priced, run["ended"])}
+    # every attempt of the job (torchrun_max_recoveries), this one last, and the recoveries between them
+    summary["attempts"] = list(attempts) + [attempt_record(summary, watch or {})]
+    summary["recoveries"] = timeline(summary["attempts"])
+    if checkpoints is not None:
+        summary["checkpoints"] = ckpt.summarize(checkpoints.get("uri"), checkpoints.get("nodes"))
+        for item in summary["checkpoints"]["corrupt"]:
+            warnings.append("checkpoint %s on %s was skipped on restore: %s" % (
+                item.get("key") or item.get("path"), item["host"], item.get("reason") or "it does not verify"))
+    drawn = None
+    if plot_path:
+        drawn, why = plot_loss(summary, plot_path, shaped)
+        if why and summary["status"] == "succeeded":
+            warnings.append("no loss plot: %s" % why)
+    summary["plot"] = drawn
+    text = summary_text(summary, drawn)
+    for line in attempts_text(summary["attempts"], summary["recoveries"], max_recoveries):
+        text += "\n" + line
+    if summary.get("utilisation"):
+        text += "\n  " + summary["utilisation"]["line"]
+    if summary.get("checkpoints"):
+        text += "\n" + "\n".join(ckpt.lines(summary["checkpoints"]))
+    if summary.get("cost"):
+        text += "\n  cost of the run: %s; of the cluster so far: %s" % (
+            summary["cost"]["run"]["text"], summary["cost"]["cluster"]["text"])
+    report_uri = (report_uri or "").strip()
+    if report_uri:  # the run directory outlives the controller (an AWX job's execution environment)
+        summary["report_uri"] = report_destination(report_uri, run["run_id"])
+        text += "\n  report: %s" % summary["report_uri"]
+    return summary, text, warnings
 
 
 def summarize(run, nodes, verdict, parsed):
@@ -27,10 +110,15 @@ def summarize(run, nodes, verdict, parsed):
         snap = log.snapshot() if log is not None else state.log
         phase = (verdict.get("phases") or {}).get(node["host"]) or state.phase
         stopped = node.get("stopped") or {}
-        if phase in ("running", "pending") and stopped.get("action") == "stopped":
-            # still running when the job was stopped because of another node
-            phase = "stopped"
+        if phase in ("running", "pending") and (stopped.get("action") == "stopped" or stopped.get("exit")):
+            # still running at the verdict: then stopped because of another node, or it ended by itself before the
+            # stop came (the stop found its exit record) - not "running" in a report of a job that ended
             state.exit = stopped.get("exit") or state.exit
+            if stopped.get("action") == "stopped":
+                phase = "stopped"
+            else:
+                state.active = False
+                phase = state.phase
         exit_info = state.exit or {}
         ended = exit_info.get("time")
         began = state.started_at

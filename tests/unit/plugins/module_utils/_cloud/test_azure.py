@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from conftest import ROOT
+
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure import shapes
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.errors import classify, quota_details
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.provider import (
@@ -16,7 +18,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors 
     CapacityError, ConfigError, NotFoundError, QuotaError, TransientError)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.firewall import desired_rules
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from arm_double import check_body  # noqa: E402  (the double's checker against the SDK's models)
 
 import azure.mgmt.compute.models as compute_models  # noqa: E402

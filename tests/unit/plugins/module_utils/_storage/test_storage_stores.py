@@ -17,7 +17,9 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "integration"))
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from store_servers import AZ_ACCOUNT, AzuriteServer, GCSServer  # noqa: E402
 
 PACKAGE = "ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage."

@@ -11,12 +11,12 @@ import sys
 
 import pytest
 
+from conftest import ROOT
+
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import options, providers
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.firewall import firewall_argument_spec
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.module import (
     cluster_argument_spec, instance_argument_spec)
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 
 
 def test_doc_fragments_are_what_the_declarations_give():
