@@ -160,7 +160,7 @@ def destroy_cluster(cluster):
 @pytest.fixture
 def cluster_name(request):
     """A fresh cluster id, destroyed (containers + network) when the test ends, pass or fail."""
-    name = unique_name(request.node.name.split("[")[0].replace("_", "-")[5:15].strip("-") or "t")
+    name = local_name(request.node.name.split("[")[0].replace("_", "-")[5:15].strip("-") or "t")
     yield name
     destroy_cluster(name)
 
