@@ -153,8 +153,9 @@ def destroy_cluster(cluster):
         podman("network", "rm", "-f", net, check=False)
     # the cluster's known-hosts file (roles/gpu_cluster defaults: gpu_cluster_known_hosts_file)
     known_hosts = os.path.expanduser("~/.cache/aiinfra/known_hosts/local-%s" % cluster)
-    if os.path.exists(known_hosts):
-        os.unlink(known_hosts)
+    for path in (known_hosts, known_hosts + ".old"):  # .old: the backup ssh-keygen -R leaves when a node is replaced
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 @pytest.fixture
