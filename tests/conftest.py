@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -24,6 +25,33 @@ KEY = os.path.join(ROOT, ".ssh", "id_ed25519")
 
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+
+
+# Integration files by how long they take (seconds on a 2-core CI machine, setup included, from the --durations
+# table of CI's run; round figures, refresh them when a file changes much). pytest_collection_modifyitems puts the
+# longest files first, so that with ``-n 2 --dist loadfile --no-loadscope-reorder`` (tests/run.sh) the two workers
+# start on the long files and the short ones fill in at the end, instead of one worker finishing a long file alone.
+# A file not listed counts as short (it keeps its place among the short ones).
+INTEGRATION_SECONDS = {
+    "test_train.py": 780, "test_checkpoints_stores.py": 560, "test_checkpoints.py": 520, "test_job_isolation.py": 510,
+    "test_recover.py": 480, "test_gcp.py": 300, "test_dataset_stores.py": 250, "test_train_site.py": 230,
+    "test_roles_configure.py": 200, "test_monitoring.py": 180, "test_dataset.py": 150, "test_azure.py": 150,
+    "test_roles_pytorch.py": 100, "test_roles_docker.py": 90, "test_roles_repository.py": 80,
+    "test_roles_nvidia_driver.py": 70,
+}
+
+
+def pytest_collection_modifyitems(session, config, items):  # pylint: disable=unused-argument
+    """The integration files longest first (INTEGRATION_SECONDS), each file's tests in their own order."""
+    order = dict((item, index) for index, item in enumerate(items))
+
+    def weight(item):
+        path = str(item.fspath)
+        if os.sep + "integration" + os.sep not in path:
+            return 0
+        return INTEGRATION_SECONDS.get(os.path.basename(path), 0)
+
+    items.sort(key=lambda item: (-weight(item), order[item]))
 
 
 def unique_name(prefix="t"):
@@ -125,14 +153,15 @@ def destroy_cluster(cluster):
         podman("network", "rm", "-f", net, check=False)
     # the cluster's known-hosts file (roles/gpu_cluster defaults: gpu_cluster_known_hosts_file)
     known_hosts = os.path.expanduser("~/.cache/aiinfra/known_hosts/local-%s" % cluster)
-    if os.path.exists(known_hosts):
-        os.unlink(known_hosts)
+    for path in (known_hosts, known_hosts + ".old"):  # .old: the backup ssh-keygen -R leaves when a node is replaced
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 @pytest.fixture
 def cluster_name(request):
     """A fresh cluster id, destroyed (containers + network) when the test ends, pass or fail."""
-    name = unique_name(request.node.name.split("[")[0].replace("_", "-")[5:15].strip("-") or "t")
+    name = local_name(request.node.name.split("[")[0].replace("_", "-")[5:15].strip("-") or "t")
     yield name
     destroy_cluster(name)
 
@@ -202,3 +231,138 @@ def one_node(tmp_path_factory, prefix):
         yield OneNode(inventory=inv, host=host.strip(), cluster=cluster, tmp=tmp)
     finally:
         destroy_cluster(cluster)
+
+
+# -- one configured cluster per pytest process (each xdist worker), shared by the tests that only run jobs on it ------
+
+SHARED_CONFIGURE = "tests/integration/playbooks/pytorch_nodes.yml"
+# What jobs and data staging leave on a node that a freshly configured one does not have (after the pytorch role a
+# node has /opt/aiinfra/pytorch and /opt/aiinfra/wheelhouse, no /var/lib/aiinfra, no /etc/aiinfra): the runs' and
+# uploaders' systemd units, the users the torchrun role makes (their homes are under torchrun_base_dir; the role
+# makes a user only when it does not exist), the run and job directories, the staged data, the storage client, a
+# test's blackhole routes. SHARED_CLEAN removes them, then fails if any is still there.
+SHARED_CLEAN = r"""
+systemctl stop 'aiinfra-torchrun-*' 'aiinfra-ckpt-*' 2>/dev/null
+systemctl reset-failed 'aiinfra-torchrun-*' 'aiinfra-ckpt-*' 2>/dev/null
+for u in $(awk -F: '$6 ~ "^/var/lib/aiinfra/" || $1 == "aiinfra-ckpt" {print $1}' /etc/passwd); do
+  pkill -KILL -u "$u"; sleep 0.2; userdel "$u" || exit 1
+done
+for t in blackhole unreachable prohibit; do
+  ip route show type $t | while read -r _ dst _; do ip route del $t "$dst"; done
+done
+rm -rf /var/lib/aiinfra /etc/aiinfra /opt/aiinfra/storage
+left=$(systemctl list-units --all --no-legend --plain 'aiinfra-torchrun-*' 'aiinfra-ckpt-*')
+[ -z "$left" ] || { echo "units left: $left"; exit 1; }
+awk -F: '$6 ~ "^/var/lib/aiinfra/" || $1 == "aiinfra-ckpt" {print "user left: " $1; bad=1} END {exit bad}' /etc/passwd
+[ "$(ls /opt/aiinfra)" = "$(printf 'pytorch\nwheelhouse')" ] || { echo "in /opt/aiinfra: $(ls /opt/aiinfra)"; exit 1; }
+"""
+
+
+class SharedCluster(object):
+    """One local cluster provisioned and configured (the pytorch role, as the training tests' own clusters were) for
+    all the test modules of this pytest process that take it. With ``--dist loadfile`` an xdist worker runs whole
+    files one after the other, so one module at a time holds it.
+
+    ``take(size)`` hands it over as a fresh one would be: ``size`` nodes (a surplus node removed, a missing one made
+    by provision.yml), every node's container running with sshd up, every container the pytorch role ran on (a node
+    a test replaced is configured again) and no job state left on any node (SHARED_CLEAN). When it cannot be put
+    right, it is removed and a new one built. ``rebuild(size)`` is for a scenario that tears the cluster down and
+    needs a new one: the new one is then the shared cluster. ``discard()`` removes it (at the session's end, pass or
+    fail)."""
+
+    def __init__(self, tmp_path_factory):
+        self.tmp_factory = tmp_path_factory
+        self.name = None
+        self.configured = {}     # node -> the container id the pytorch role configured
+        self.builds = 0
+
+    def _nodes(self, size):
+        return ["%s-%d" % (self.name, rank) for rank in range(size)]
+
+    def _inventory(self, size):
+        return write_inventory(self.tmp_factory.mktemp("shared-cluster"), self.name, size)
+
+    def _ids(self):
+        label = "label=aiinfra-gpu-cluster=%s" % self.name
+        out = podman("ps", "-a", "--filter", label, "--format", "{{.Names}} {{.ID}}").stdout
+        return dict(line.split()[:2] for line in out.splitlines() if line.strip())
+
+    def _full_ids(self, names):
+        return dict((name, podman("inspect", "-f", "{{.Id}}", name).stdout.strip()) for name in names)
+
+    def _configure(self, inventory, nodes):
+        run_playbook(SHARED_CONFIGURE, "--limit", ",".join(nodes), inventory=inventory, timeout=1500)
+        self.configured.update(self._full_ids(nodes))
+
+    def _build(self, size):
+        self.name = local_name("shr")
+        self.configured = {}
+        self.builds += 1
+        try:
+            inventory = self._inventory(size)
+            run_playbook("playbooks/provision.yml", inventory=inventory, timeout=900)
+            self._configure(inventory, self._nodes(size))
+        except BaseException:
+            self.discard()
+            raise
+        return inventory
+
+    def _repair(self, size):
+        nodes = self._nodes(size)
+        present = self._ids()
+        for extra in sorted(set(present) - set(nodes)):
+            podman("rm", "-f", "-t", "0", extra)
+        for node in nodes:
+            if node in present:
+                podman("start", node)
+        inventory = self._inventory(size)
+        if [n for n in nodes if n not in present]:
+            run_playbook("playbooks/provision.yml", inventory=inventory, timeout=900)
+        ids = self._full_ids(nodes)
+        unconfigured = [n for n in nodes if self.configured.get(n) != ids[n]]
+        if unconfigured:
+            self._configure(inventory, unconfigured)
+        for node in nodes:
+            deadline = time.time() + 120
+            while podman("exec", node, "systemctl", "is-active", "ssh", check=False).stdout.strip() != "active":
+                if time.time() > deadline:
+                    raise AssertionError("%s: sshd did not come back" % node)
+                time.sleep(1)
+            cleaned = podman("exec", node, "sh", "-c", SHARED_CLEAN, check=False)
+            if cleaned.returncode != 0:
+                raise AssertionError("%s: job state left after cleaning: %s" % (node, cleaned.stdout + cleaned.stderr))
+        return inventory
+
+    def take(self, size):
+        """{name, inventory, nodes}: the cluster at ``size`` nodes, ready as a freshly configured one."""
+        inventory = None
+        if self.name is not None:
+            try:
+                inventory = self._repair(size)
+            except Exception as exc:  # pylint: disable=broad-except
+                sys.stderr.write("shared cluster %s: %s; building a new one\n" % (self.name, exc))
+                self.discard()
+        if self.name is None:
+            inventory = self._build(size)
+        return {"name": self.name, "inventory": inventory, "nodes": self._nodes(size)}
+
+    def rebuild(self, size):
+        """A new cluster (new name), removing the old one: for a test whose scenario is a new cluster."""
+        self.discard()
+        return self.take(size)
+
+    def discard(self):
+        if self.name is not None:
+            destroy_cluster(self.name)
+        self.name = None
+        self.configured = {}
+
+
+@pytest.fixture(scope="session")
+def shared_cluster(tmp_path_factory):
+    """This process's SharedCluster; whatever cluster it holds at the end is removed, pass or fail."""
+    shared = SharedCluster(tmp_path_factory)
+    try:
+        yield shared
+    finally:
+        shared.discard()

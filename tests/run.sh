@@ -20,8 +20,9 @@ step "Galaxy / Automation Hub: antsibull-changelog lint, antsibull-docs lint, ga
 bash tests/galaxy.sh || status=1
 
 step "integration tests (local nodes, moto, API doubles)"
-# Each test makes its own cluster (unique name) and removes it, pass or fail.
-$PY -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile --durations=30 tests/integration || status=1
+# Each test makes its own cluster (unique name) and removes it, pass or fail; the training tests share one per
+# worker (tests/conftest.py SharedCluster). The longest files go first (INTEGRATION_SECONDS), not the most tests.
+$PY -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder --durations=30 tests/integration || status=1
 
 step "lowest ansible-core claimed (.venv-lowest): unit tests + one local train"
 # make setup-lowest builds it (requirements-lowest.txt); the integration part is 2 nodes and one train

@@ -1,9 +1,10 @@
 """Checkpoints in object storage (torchrun_checkpoint_uri) on real local nodes, against a moto S3 server.
 
-One 2-node cluster with PyTorch for the module and a moto S3 server on its network's gateway. The tests run in
-order on it: bad input fails before anything starts; a run uploads its checkpoints while it runs; the cluster is
-torn down and a new one provisioned, which resumes at the checkpointed step, skipping a newer corrupt and a newer
-partial object. Everything (both clusters, the S3 servers) is removed at the end, pass or fail.
+One 2-node cluster with PyTorch (the worker's shared cluster, tests/conftest.py SharedCluster) and a moto S3 server
+on its network's gateway. The tests run in order on it: bad input fails before anything starts; a run uploads its
+checkpoints while it runs; the cluster is torn down and a new one provisioned, which resumes at the checkpointed step, skipping a newer corrupt and a newer
+partial object (the new cluster is the shared one from then on). The S3 servers are stopped at the end and the
+shared cluster removed at the session's end, pass or fail.
 
 moto keeps its objects in memory and is bound to the gateway of a network that the teardown removes, so the
 bucket's objects (with their metadata) are carried to a new moto server on the new cluster's gateway by the test:
@@ -20,8 +21,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, VENV_BIN, ansible_env, destroy_cluster, podman, run_playbook, unique_name, \
-    write_inventory
+from conftest import ROOT, VENV_BIN, ansible_env, cluster_leftovers, podman, run_playbook
 from s3_server import S3Server
 
 TRAIN = "playbooks/train.yml"
@@ -32,43 +32,31 @@ URI = "s3://%s/%s" % (BUCKET, PREFIX)
 CKPT_DIR = "/var/lib/aiinfra/torchrun/jobs/example/checkpoints"
 
 
-def new_cluster(tmp):
-    """A provisioned cluster with the pytorch role done, and a moto S3 server on its gateway."""
-    name = unique_name("ckp")
-    inventory = write_inventory(tmp, name, SIZE)
-    state = {"name": name, "inventory": inventory, "nodes": ["%s-%d" % (name, r) for r in range(SIZE)], "s3": None}
-    try:
-        run_playbook("playbooks/provision.yml", inventory=inventory, timeout=900)
-        run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=1500)
-        state["s3"] = S3Server(name).start()
-    except BaseException:
-        remove(state)
-        raise
+def with_s3(state):
+    """The cluster handed over by the worker's SharedCluster, and a moto S3 server on its gateway."""
+    state = dict(state, s3=None)
+    state["s3"] = S3Server(state["name"]).start()
     return state
 
 
-def remove(state):
+def stop_s3(state):
     if state.get("s3") is not None:
         state["s3"].stop()
         state["s3"] = None
-    destroy_cluster(state["name"])
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """The cluster the tests use in turn (the resume test replaces it with a new one); removed at the end."""
-    made = []
-    state = {"made": made}
+def cluster(shared_cluster):
+    """The cluster the tests use in turn: the worker's shared cluster (the resume test tears it down and a new one
+    is provisioned, which is then the shared cluster); the S3 servers are stopped at the end, pass or fail."""
+    state = {}
     try:
-        state.update(new_cluster(tmp_path_factory.mktemp("ckpt-a")))
-        made.append(dict(state))
+        state.update(with_s3(shared_cluster.take(SIZE)))
         state["s3"].client().create_bucket(Bucket=BUCKET)
-        state["tmp_factory"] = tmp_path_factory
+        state["shared"] = shared_cluster
         yield state
     finally:
-        for item in made + [state]:
-            if item.get("name"):
-                remove(item)
+        stop_s3(state)
 
 
 def sh(node, command):
@@ -191,10 +179,11 @@ def test_checkpoints_upload_while_running_and_a_new_cluster_resumes_skipping_cor
         got = client.get_object(Bucket=BUCKET, Key="%s/%s" % (PREFIX, key))
         saved[key] = (got["Body"].read(), got.get("Metadata") or {})
     run_playbook("playbooks/teardown.yml", inventory=cluster["inventory"], timeout=600)
-    remove(cluster)
-    fresh = new_cluster(cluster["tmp_factory"].mktemp("ckpt-b"))
-    cluster["made"].append(dict(fresh))
-    cluster.update(fresh)
+    stop_s3(cluster)
+    old = cluster["name"]
+    assert cluster_leftovers(old) == []
+    cluster.update(with_s3(cluster["shared"].rebuild(SIZE)))
+    assert cluster["name"] != old
     client = cluster["s3"].client()
     client.create_bucket(Bucket=BUCKET)
     for key, (body, meta) in saved.items():

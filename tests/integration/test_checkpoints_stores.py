@@ -1,13 +1,14 @@
 """Checkpoints (torchrun_checkpoint_uri) in gs:// and az:// on real local nodes: Cloud Storage's emulator
 (gcp-storage-emulator) and Azure's (Azurite) on the cluster network's gateway, as test_checkpoints.py does with moto.
 
-One 2-node cluster with PyTorch runs a job per store whose uploader (the storage client's ``watch``, credentials from
-the root-only EnvironmentFile) puts its checkpoints into the store; the cluster is torn down and a new one
-provisioned, and a job per store resumes at the checkpointed step, skipping (and naming) a newer corrupt object and a
-newer one without its completeness marker (README: the checkpoint completeness rule). The emulators
-keep their objects in memory and are bound to the gateway of a network the teardown removes, so the test carries the
-objects (with their metadata) to new emulators on the new cluster's gateway: that is the service's durability, not
-anything the nodes kept. Everything is removed at the end, pass or fail."""
+One 2-node cluster with PyTorch (the worker's shared cluster, tests/conftest.py SharedCluster) runs a job per store
+whose uploader (the storage client's ``watch``, credentials from the root-only EnvironmentFile) puts its checkpoints
+into the store; the cluster is torn down and a new one provisioned, and a job per store resumes at the checkpointed
+step, skipping (and naming) a newer corrupt object and a newer one without its completeness marker (README: the
+checkpoint completeness rule). The emulators keep their objects in memory and are bound to the gateway of a network
+the teardown removes, so the test carries the objects (with their metadata) to new emulators on the new cluster's
+gateway: that is the service's durability, not anything the nodes kept. The new cluster is the shared one from then
+on; the emulators are stopped at the end and the shared cluster removed at the session's end, pass or fail."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import hashlib
 
 import pytest
 
-from conftest import destroy_cluster, local_name, run_playbook, write_inventory
+from conftest import cluster_leftovers, run_playbook
 from store_servers import AzuriteServer, GCSServer
 from test_checkpoints import CKPT_DIR, sh, summary_of
 
@@ -29,28 +30,24 @@ def prefix(scheme):
     return "jobs/%s-example" % scheme
 
 
-def new_cluster(tmp):
-    name = local_name("cks")
-    inventory = write_inventory(tmp, name, SIZE)
-    state = {"name": name, "inventory": inventory, "nodes": ["%s-%d" % (name, r) for r in range(SIZE)], "servers": {}}
+def with_servers(state):
+    """The cluster handed over by the worker's SharedCluster, with a GCS and an Azurite server on its gateway."""
+    state = dict(state, servers={})
     try:
-        run_playbook("playbooks/provision.yml", inventory=inventory, timeout=900)
-        run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=1500)
-        state["servers"]["gs"] = GCSServer(name).start()
-        state["servers"]["az"] = AzuriteServer(name).start()
+        state["servers"]["gs"] = GCSServer(state["name"]).start()
+        state["servers"]["az"] = AzuriteServer(state["name"]).start()
         for server in state["servers"].values():
             server.client(BUCKET)  # the bucket / container the jobs write into (created)
     except BaseException:
-        remove(state)
+        stop_servers(state)
         raise
     return state
 
 
-def remove(state):
+def stop_servers(state):
     for server in state.get("servers", {}).values():
         server.stop()
     state["servers"] = {}
-    destroy_cluster(state["name"])
 
 
 class Objects(object):
@@ -86,18 +83,17 @@ class Objects(object):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    made = []
-    state = {"made": made}
+def cluster(shared_cluster):
+    """The worker's shared cluster (tests/conftest.py SharedCluster) with the stores' servers; the test tears it down
+    and a new one is provisioned, which is then the shared cluster. The servers are stopped at the end, pass or
+    fail."""
+    state = {}
     try:
-        state.update(new_cluster(tmp_path_factory.mktemp("ckpt-stores-a")))
-        made.append(dict(state))
-        state["tmp_factory"] = tmp_path_factory
+        state.update(with_servers(shared_cluster.take(SIZE)))
+        state["shared"] = shared_cluster
         yield state
     finally:
-        for item in made + [state]:
-            if item.get("name"):
-                remove(item)
+        stop_servers(state)
 
 
 def train(cluster, tmp_path, scheme, run_id, steps):
@@ -141,10 +137,11 @@ def test_checkpoints_go_to_each_store_and_a_new_cluster_resumes_from_it(cluster,
 
     # the buckets outlive the cluster: tear it down, provision a new one, carry the objects to new emulators
     run_playbook("playbooks/teardown.yml", inventory=cluster["inventory"], timeout=600)
-    remove(cluster)
-    fresh = new_cluster(cluster["tmp_factory"].mktemp("ckpt-stores-b"))
-    cluster["made"].append(dict(fresh))
-    cluster.update(fresh)
+    stop_servers(cluster)
+    old = cluster["name"]
+    assert cluster_leftovers(old) == []
+    cluster.update(with_servers(cluster["shared"].rebuild(SIZE)))
+    assert cluster["name"] != old
     for scheme in STORES:
         store = Objects(scheme, cluster["servers"][scheme])
         for key, (body, meta) in saved[scheme].items():

@@ -2,7 +2,8 @@
 200 objects (three of them multipart uploads) staged onto 2 local nodes, whole and sharded by rank, checksums
 verified on the nodes; a re-run transfers nothing (changed false); check mode lists what would move; bad input
 fails with a clear message before anything is copied, and nothing corrupt is left under a final name; the
-storage secret never appears in ansible-playbook's -vvv output. One cluster and one S3 server for the module."""
+storage secret never appears in ansible-playbook's -vvv output. One cluster (the worker's shared one) and one S3
+server for the module."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import KEY, destroy_cluster, podman, run_playbook, unique_name, write_inventory
+from conftest import KEY, podman, run_playbook, write_inventory
 from s3_server import S3Server
 
 MiB = 1024 * 1024
@@ -25,20 +26,17 @@ STAGE = "aiinfra.gpu_cluster.dataset : Stage the dataset"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """A 2-node cluster, a moto server on its gateway holding s3://datasets/corpus/v1 (200 objects), the inventory."""
-    cluster = unique_name("dst")
+def env(shared_cluster, tmp_path_factory):
+    """2 local nodes (the worker's shared cluster, tests/conftest.py SharedCluster: no staged data, no storage
+    client), a moto server on its gateway holding s3://datasets/corpus/v1 (200 objects), the inventory."""
+    cluster = shared_cluster.take(2)["name"]
     tmp = tmp_path_factory.mktemp("dataset")
-    try:
-        run_playbook("playbooks/provision.yml", inventory=write_inventory(tmp, cluster, size=2))
-        with S3Server(cluster, secret=SECRET) as s3:
-            inv = write_inventory(tmp, cluster, size=2, extra={"gpu_cluster_storage_options": s3.options()})
-            expected = _fill(s3.client(), tmp)
-            hosts = dict((name, podman("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                                       name).stdout.strip()) for name in ("%s-0" % cluster, "%s-1" % cluster))
-            yield dict(cluster=cluster, inv=inv, s3=s3, expected=expected, hosts=hosts, tmp=tmp)
-    finally:
-        destroy_cluster(cluster)
+    with S3Server(cluster, secret=SECRET) as s3:
+        inv = write_inventory(tmp, cluster, size=2, extra={"gpu_cluster_storage_options": s3.options()})
+        expected = _fill(s3.client(), tmp)
+        hosts = dict((name, podman("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                                   name).stdout.strip()) for name in ("%s-0" % cluster, "%s-1" % cluster))
+        yield dict(cluster=cluster, inv=inv, s3=s3, expected=expected, hosts=hosts, tmp=tmp)
 
 
 def _fill(client, tmp):

@@ -3,8 +3,8 @@ Azure's (Azurite) on the cluster network's gateway, as test_dataset.py does with
 nodes: the whole set and sharded by rank, each object verified on the node (by the sha256 it was uploaded with, or
 the service's own checksum: md5Hash/crc32c, Content-MD5, per-range MD5 for a blob written in blocks); a re-run
 transfers nothing; check mode lists what would move; a corrupt object is never placed; bad input fails naming the
-cause before anything is copied; the account key never appears in -vvv output. One cluster and both emulators for
-the module, the stores as a parameter."""
+cause before anything is copied; the account key never appears in -vvv output. One cluster (the worker's shared one)
+and both emulators for the module, the stores as a parameter."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import random
 
 import pytest
 
-from conftest import destroy_cluster, podman, run_playbook, unique_name, write_inventory
+from conftest import podman, run_playbook, write_inventory
 from store_servers import AZ_ACCOUNT, AzuriteServer, GCSServer
 from test_dataset import node_files, results, ssh
 
@@ -25,21 +25,18 @@ STORES = ["gs", "az"]
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """A 2-node cluster; both emulators on its gateway, each holding <scheme>://datasets/corpus/v1."""
-    cluster = unique_name("dss")
+def env(shared_cluster, tmp_path_factory):
+    """2 local nodes (the worker's shared cluster, tests/conftest.py SharedCluster: no staged data, no storage
+    client); both emulators on its gateway, each holding <scheme>://datasets/corpus/v1."""
+    cluster = shared_cluster.take(2)["name"]
     tmp = tmp_path_factory.mktemp("dataset-stores")
-    try:
-        run_playbook("playbooks/provision.yml", inventory=write_inventory(tmp, cluster, size=2))
-        with GCSServer(cluster) as gcs, AzuriteServer(cluster) as az:
-            servers = {"gs": gcs, "az": az}
-            expected = dict((scheme, _fill(scheme, server)) for scheme, server in servers.items())
-            hosts = dict((name, podman("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                                       name).stdout.strip()) for name in ("%s-0" % cluster, "%s-1" % cluster))
-            yield dict(cluster=cluster, inv=write_inventory(tmp, cluster, size=2), servers=servers, expected=expected,
-                       hosts=hosts, tmp=tmp)
-    finally:
-        destroy_cluster(cluster)
+    with GCSServer(cluster) as gcs, AzuriteServer(cluster) as az:
+        servers = {"gs": gcs, "az": az}
+        expected = dict((scheme, _fill(scheme, server)) for scheme, server in servers.items())
+        hosts = dict((name, podman("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                                   name).stdout.strip()) for name in ("%s-0" % cluster, "%s-1" % cluster))
+        yield dict(cluster=cluster, inv=write_inventory(tmp, cluster, size=2), servers=servers, expected=expected,
+                   hosts=hosts, tmp=tmp)
 
 
 @pytest.fixture(scope="module", params=STORES)

@@ -1,6 +1,6 @@
 """Recovery from a lost node on real local nodes: train.yml with torchrun_max_recoveries.
 
-One cluster for the module (2 nodes, provisioned, then the real pytorch role) and a moto S3 server on its network
+One cluster (2 nodes, provisioned, then the real pytorch role: the worker's shared cluster) and a moto S3 server on its network
 for the checkpoints (torchrun_checkpoint_uri). A node's container is stopped mid-run: with one recovery allowed,
 only that node is replaced (a new container under the same name, configured by the recovery's roles alone) and the
 job runs again from the latest checkpoint to the end - the node lost is rank 0, the one that held the rendezvous
@@ -19,8 +19,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, VENV_BIN, ansible_env, destroy_cluster, events, podman, run_playbook, unique_name, \
-    write_inventory
+from conftest import ROOT, VENV_BIN, ansible_env, events, podman
 from s3_server import S3Server
 
 TRAIN = "playbooks/train.yml"
@@ -28,22 +27,17 @@ BUCKET = "rcv"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """2 local nodes with PyTorch from the pytorch role; removed at the end, pass or fail."""
-    name = unique_name("rcv")
-    tmp = tmp_path_factory.mktemp("recover-cluster")
-    s3 = None
+def cluster(shared_cluster):
+    """2 local nodes with PyTorch from the pytorch role (this worker's shared cluster, tests/conftest.py
+    SharedCluster: the node the first test replaces is checked and configured again before the next module takes
+    it), and a moto S3 server on its network; the server is stopped at the end, pass or fail."""
+    state = shared_cluster.take(2)
+    s3 = S3Server(state["name"]).start()
     try:
-        inventory = write_inventory(tmp, name, 2)
-        run_playbook("playbooks/provision.yml", inventory=inventory, timeout=900)
-        run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=1500)
-        s3 = S3Server(name).start()
         s3.client().create_bucket(Bucket=BUCKET)
-        yield {"name": name, "inventory": inventory, "nodes": ["%s-%d" % (name, r) for r in range(2)], "s3": s3}
+        yield dict(state, s3=s3)
     finally:
-        if s3 is not None:
-            s3.stop()
-        destroy_cluster(name)
+        s3.stop()
 
 
 def container_id(node):

@@ -1,6 +1,6 @@
 """train.yml (the torchrun role) on 3 real local nodes: real torchrun processes, real network.
 
-One cluster for the module (provisioned, then the real pytorch role), used by the scenarios in turn;
+One cluster (provisioned, then the real pytorch role: the worker's shared cluster), used by the scenarios in turn;
 after each test every node is brought back to a clean state (node running, no run left, no
 blackhole route), so the tests do not depend on each other's outcome. Each train.yml run is a
 second ansible-playbook invocation that finds the nodes with the inventory plugin.
@@ -19,8 +19,7 @@ import time
 import pytest
 
 from s3_server import S3Server
-from conftest import ROOT, VENV_BIN, ansible_env, destroy_cluster, events, podman, run_playbook, unique_name, \
-    write_inventory
+from conftest import ROOT, VENV_BIN, ansible_env, events, podman, run_playbook, unique_name, write_inventory
 
 pytestmark = pytest.mark.slow
 
@@ -30,17 +29,10 @@ JOB_PROCS = ("torchrun", "train_example.py", "allreduce_check.py")
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """3 local nodes with PyTorch from the pytorch role; removed at the end, pass or fail."""
-    name = unique_name("trn")
-    tmp = tmp_path_factory.mktemp("train-cluster")
-    try:
-        inventory = write_inventory(tmp, name, SIZE)
-        run_playbook("playbooks/provision.yml", inventory=inventory, timeout=900)
-        run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=1500)
-        yield {"name": name, "inventory": inventory, "nodes": ["%s-%d" % (name, r) for r in range(SIZE)]}
-    finally:
-        destroy_cluster(name)
+def cluster(shared_cluster):
+    """3 local nodes with PyTorch from the pytorch role: this worker's shared cluster (tests/conftest.py
+    SharedCluster), handed over with no job state on any node; removed at the session's end, pass or fail."""
+    return shared_cluster.take(SIZE)
 
 
 @pytest.fixture(autouse=True)
