@@ -43,8 +43,8 @@ options:
     default: started
   spec:
     description:
-      - Required with O(state=started). This node's launch spec, as the P(aiinfra.gpu_cluster.torchrun_plan#filter)
-        filter builds it from the torchrun role's settings (its C(specs[host])); see that filter for its keys
+      - Required with O(state=started). This node's launch spec, as the M(aiinfra.gpu_cluster.torchrun_plan) action
+        builds it from the torchrun role's settings (its C(specs[host]), a C(LaunchSpec)); its keys are
         (C(job_name), C(workdir), C(checkpoint_dir), C(torchrun), C(script) or C(module), C(script_args), C(nnodes),
         C(node_rank), C(nproc_per_node), C(cpu_nproc_per_node), C(rdzv_host), C(rdzv_port), C(rdzv_is_host),
         C(rdzv_timeout), C(local_addr), C(max_restarts), C(env), C(nccl_debug), C(agent_log_level),
@@ -96,23 +96,24 @@ notes:
     root on a path under a directory the job can write opens it without following a symbolic link.
 seealso:
   - module: aiinfra.gpu_cluster.torchrun_watch
-  - plugin: aiinfra.gpu_cluster.torchrun_plan
-    plugin_type: filter
+  - module: aiinfra.gpu_cluster.torchrun_plan
 """
 
 EXAMPLES = r"""
 - name: Plan the job once (every node's launch spec)
-  ansible.builtin.set_fact:
-    job: >-
-      {{ ansible_play_hosts_all | map('extract', hostvars) | aiinfra.gpu_cluster.torchrun_plan({
-           'script': 'train.py', 'module': '', 'script_args': '--steps 300', 'job_name': 'example',
-           'workdir': '/var/lib/aiinfra/torchrun/jobs/example', 'bin': '/opt/aiinfra/pytorch/bin/torchrun',
-           'user': 'gpuadmin'}) }}
+  aiinfra.gpu_cluster.torchrun_plan:
+    settings:
+      script: train.py
+      script_args: --steps 300
+      job_name: example
+      workdir: /var/lib/aiinfra/torchrun/jobs/example
+      bin: /opt/aiinfra/pytorch/bin/torchrun
+  register: job
   run_once: true
 
 - name: Start this node's part of the run
   aiinfra.gpu_cluster.torchrun_job:
-    run_id: 20260101-120000-ab12cd
+    run_id: "{{ job.run_id }}"
     spec: "{{ job.specs[inventory_hostname] }}"
     script_content: "{{ lookup('ansible.builtin.file', job.script) }}"
   become: true
