@@ -103,7 +103,7 @@ specs:
   returned: success
   type: dict
 settings:
-  description: The settings, checked and converted (no C(secret_env): its names are in C(secret_env_names)).
+  description: The settings, checked and converted (no C(secret_env), only its names, C(secret_env_names)).
   returned: success
   type: dict
 script:

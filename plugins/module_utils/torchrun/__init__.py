@@ -24,3 +24,5 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.comma
     HOSTS_BEGIN, HOSTS_END, build_command, docker_argv, env_file_text, hosts_block, job_dirs, job_env,
     launch_script, poststop_script, resolve_nproc, torchrun_argv, uploader_argv, with_hosts_block)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.spec import LaunchSpec  # noqa: F401
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.job import (  # noqa: F401
+    JobError, JobManager, Node)

@@ -11,7 +11,7 @@ import os
 import shlex
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.layout import (
-    ENV_NAME_RE, UPLOADER_USER, SpecError, unit_name, uploader_unit, validate_run_id)
+    ENV_NAME_RE, UPLOADER_USER, SpecError, container_label, validate_run_id)
 
 def env_file_text(env, docker=False):
     """An environment file: systemd's EnvironmentFile format (double quotes, backslash escapes), or Docker's
@@ -155,7 +155,7 @@ def docker_argv(spec, env, inner, gpu_count):
     docker = spec.get("docker") or {}
     gpus = docker.get("gpus") or "auto"
     argv = ["docker", "run", "--rm", "--name", docker["name"], "--network", "host", "--ipc", "host",
-            "--init", "--label", "aiinfra-torchrun-run=%s" % spec["run_id"]]
+            "--init", "--label", container_label(spec["run_id"])]
     if spec.get("uid") is not None:
         argv += ["--user", "%d:%d" % (int(spec["uid"]), int(spec.get("gid", spec["uid"])))]
     if gpus == "auto":
@@ -251,9 +251,9 @@ def uploader_argv(spec, run):
     not pushed back). Its status file (``checkpoints.json``) holds what it uploaded, ``final`` once its last push
     is done."""
     ckpt = spec["checkpoint"]
-    job_unit = unit_name(spec["run_id"])
+    job_unit = run.unit
     what = "aiinfra.gpu_cluster checkpoint uploader of job %s run %s" % (spec["job_name"], spec["run_id"])
-    return ["systemd-run", "--unit", uploader_unit(spec["run_id"]), "--collect", "--quiet", "--description", what,
+    return ["systemd-run", "--unit", run.uploader_unit, "--collect", "--quiet", "--description", what,
             "-p", "BindsTo=%s" % job_unit, "-p", "Before=%s" % job_unit,
             "-p", "User=%s" % (ckpt.get("user") or UPLOADER_USER),
             "-p", "EnvironmentFile=-%s" % ckpt["env_file"],

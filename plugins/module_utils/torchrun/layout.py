@@ -69,6 +69,10 @@ def uploader_unit(run_id):
     return "%s%s.service" % (UPLOADER_PREFIX, run_id)
 
 
+def container_label(run_id):
+    return "aiinfra-torchrun-run=%s" % run_id
+
+
 def storage_env_path(job_name):
     """The job's object-store credentials on a node, as the uploader's unit reads them (root only)."""
     return "%s/%s.storage.env" % (STORAGE_ENV_DIR, job_name)
@@ -85,6 +89,9 @@ class RunDir(object):
         self.unit = unit_name(run_id)
         # the checkpoint uploader's unit, beside the job's
         self.uploader_unit = uploader_unit(run_id)
+        # Docker mode: the job's container, and the label every container of the run carries
+        self.container = self.unit[:-len(".service")]
+        self.container_label = container_label(run_id)
 
     @property
     def log(self):
