@@ -13,6 +13,7 @@ import shlex
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.layout import (
     ENV_NAME_RE, UPLOADER_USER, SpecError, container_label, validate_run_id)
 
+
 def env_file_text(env, docker=False):
     """An environment file: systemd's EnvironmentFile format (double quotes, backslash escapes), or Docker's
     ``--env-file`` format (``K=V``, taken literally). A value with a newline or NUL fits neither and is refused."""

@@ -60,7 +60,6 @@ def secret_looking(name):
     return any(fnmatch.fnmatchcase(str(name).upper(), pattern) for pattern in SECRET_NAME_PATTERNS)
 
 
-
 def unit_name(run_id):
     return "%s%s.service" % (UNIT_PREFIX, run_id)
 

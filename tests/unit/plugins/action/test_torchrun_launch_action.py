@@ -23,8 +23,8 @@ def plan(tmp_path):
     script = tmp_path / "train.py"
     script.write_text("print('x')\n")
     return {"run_id": "r1", "rdzv_id": "r1-abc", "script": str(script),
-            "hosts": dict((h, i) for i, h in enumerate(HOSTS)), "specs": dict((h, {"node_rank": i})
-                                                                               for i, h in enumerate(HOSTS))}
+            "hosts": dict((h, i) for i, h in enumerate(HOSTS)),
+            "specs": dict((h, {"node_rank": i}) for i, h in enumerate(HOSTS))}
 
 
 class FakeModuleRunner(object):
