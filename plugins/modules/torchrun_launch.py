@@ -58,7 +58,6 @@ options:
         (mode 0600) in the run directory, never a command line, a result or a log.
     type: dict
     default: {}
-    no_log: true
   restart_finished:
     description: Start a run that already ran to its end again (see M(aiinfra.gpu_cluster.torchrun_job)).
     type: bool
