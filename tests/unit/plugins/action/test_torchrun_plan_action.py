@@ -82,7 +82,7 @@ def test_run_id_given_or_a_recovery_of_the_first(tmp_path):
 
 
 def test_fresh_run_ids_differ(tmp_path):
-    ids = set(run_plan({"settings": settings(tmp_path)}, hostvars(1))["run_id"] for _ in range(5))
+    ids = set(run_plan({"settings": settings(tmp_path)}, hostvars(1))["run_id"] for dummy in range(5))
     assert len(ids) == 5
 
 
