@@ -1,20 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiinfra platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the torchrun role: torchrun_layout, torchrun_plan, torchrun_rerun_plan, torchrun_attempt,
+"""Filters of the torchrun role: torchrun_layout, torchrun_rerun_plan, torchrun_attempt,
 torchrun_checkpoints. Each one's documentation is the YAML file of its name beside this file (ansible-doc reads it
 there because this file carries no DOCUMENTATION of its own)."""
 
 from __future__ import annotations
-
-import os
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import SpecError
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.recovery import attempt_record
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.checkpoints import gather
-from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.plan import layout, plan, rerun_plan
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.plan import layout, rerun_plan
 
 
 def _items(hostvars_list):
@@ -31,20 +29,6 @@ def torchrun_layout(hostvars_list):
         return layout(_items(hostvars_list))
     except SpecError as exc:
         raise AnsibleFilterError("torchrun_layout: %s" % exc)
-
-
-def torchrun_plan(hostvars_list, settings):
-    """Check the role's settings (all problems at once), lay out the nodes, build each node's launch spec."""
-    # the role's variables (torchrun_inputs) or the same without the prefix
-    settings = dict((k[len("torchrun_"):] if k.startswith("torchrun_") else k, v) for k, v in (settings or {}).items())
-    script = settings.get("script") or ""
-    path = os.path.abspath(os.path.expanduser(script)) if script else ""
-    try:
-        result = plan(_items(hostvars_list), settings, os.path.isfile(path) if path else None)
-    except SpecError as exc:
-        raise AnsibleFilterError("torchrun: %s" % exc)
-    result["script"] = path
-    return result
 
 
 def torchrun_rerun_plan(states):
@@ -66,6 +50,5 @@ def torchrun_checkpoints(hostvars_list, uri):
 
 class FilterModule(object):
     def filters(self):
-        return {"torchrun_layout": torchrun_layout, "torchrun_plan": torchrun_plan,
-                "torchrun_rerun_plan": torchrun_rerun_plan, "torchrun_attempt": torchrun_attempt,
+        return {"torchrun_layout": torchrun_layout, "torchrun_rerun_plan": torchrun_rerun_plan, "torchrun_attempt": torchrun_attempt,
                 "torchrun_checkpoints": torchrun_checkpoints}

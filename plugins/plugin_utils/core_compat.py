@@ -21,7 +21,8 @@ import re
 from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.loader import connection_loader
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.loader import become_loader, connection_loader
 from ansible.release import __version__ as CORE_VERSION
 
 #: the ansible-core minor versions this adapter knows, lowest and highest (both tested in CI)
@@ -78,11 +79,13 @@ def connection_option_variables(connection, variables, templar, version=None):
     return connection._resolve_option_variables(variables, templar)
 
 
-def host_connection(action, host, task_vars):
+def host_connection(action, host, task_vars, become=False):
     """A connection to ``host`` made as Ansible makes a task's connection: the connection plugin and its options
     from the host's own inventory variables (ansible_connection, ansible_host, ansible_port, ansible_user, keys,
-    ssh args ...), the task's keywords and the configuration. Polls run as the login user (no become).
-    ``action`` is the running action plugin (its play context, task and templar)."""
+    ssh args ...), the task's keywords and the configuration. Polls run as the login user (no become); with
+    ``become`` (the launch: the task's ``become``) the become plugin is set up as the task executor sets it up (the
+    host's ``ansible_become*`` variables win over the task's keywords). ``action`` is the running action plugin (its
+    play context, task and templar)."""
     version = require_known("torchrun_watch")
     hostvars = task_vars["hostvars"][host]
 
@@ -117,4 +120,27 @@ def host_connection(action, host, task_vars):
                            var_options=connection_option_variables(connection, variables, action._templar, version))
     connection._shell.set_options(task_keys=task_keys, var_options=dict(
         (k, variables[k]) for k in shell_vars if k in variables))
+    if var("ansible_become") is not None:
+        become = boolean(var("ansible_become"))
+    if become:
+        connection.set_become_plugin(host_become(action, var, task_keys))
     return connection
+
+
+def host_become(action, var, task_keys):
+    """The become plugin of a task on a host (what TaskExecutor._set_become_plugin and _set_plugin_options do): the
+    method from ``ansible_become_method`` or the task, its options from the host's variables and the task's
+    keywords, the become password of the play context (``--ask-become-pass``) when there is one."""
+    name = var("ansible_become_method") or action._task.become_method or "sudo"
+    plugin = become_loader.get(name)
+    if plugin is None:
+        raise AnsibleError("no become plugin %r" % (name,))
+    options = {}
+    for key in C.config.get_plugin_vars("become", plugin._load_name):
+        value = var(key, options)
+        if value is not options:
+            options[key] = value
+    plugin.set_options(task_keys=task_keys, var_options=options)
+    if getattr(action._play_context, "become_pass", None) and not plugin.get_option("become_pass"):
+        plugin.set_option("become_pass", action._play_context.become_pass)
+    return plugin

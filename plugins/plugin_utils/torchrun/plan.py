@@ -11,14 +11,17 @@ passed whole to ``torchrun_job`` (whose :func:`build_command` turns it into the 
 
 from __future__ import annotations
 
+import datetime
 import os
+import random
 import re
 
 from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._storage.base import StorageError, parse_uri
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import (
-    ENV_NAME_RE, JOB_USER, RUN_ID_RE, UPLOADER_USER, USER_RE, SpecError, exit_code, secret_looking, storage_env_path)
+    ACTIVE_STATES, ENV_NAME_RE, JOB_USER, RUN_ID_RE, UPLOADER_USER, USER_RE, LaunchSpec, RunDir, SpecError, exit_code,
+    secret_looking, storage_env_path)
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.role_inputs import RoleInputError, shell_words
 
 RANK_HOST_PREFIX = "aiinfra-rank-"
@@ -295,8 +298,9 @@ def launch_specs(nodes, settings):
             raise SpecError("torchrun_docker_mounts: %r is not SRC:DEST[:OPTIONS]" % (item,))
     specs = {}
     for node in nodes:
-        specs[node["host"]] = dict(common, node_rank=node["node_rank"], rdzv_is_host=node["node_rank"] == 0,
-                                   local_addr=node["rank_host"], private_address=node["address"])
+        specs[node["host"]] = LaunchSpec(node_rank=node["node_rank"], rdzv_is_host=node["node_rank"] == 0,
+                                         local_addr=node["rank_host"], private_address=node["address"],
+                                         **common).to_dict()
     return specs
 
 
@@ -314,6 +318,32 @@ def plan(items, settings, script_exists=None):
     return {"layout": nodes, "specs": specs, "settings": clean}
 
 
+def make_run_id(given="", attempts=(), now=None, rand=None):
+    """The run id: a recovery's attempt is the first attempt's id and ``-r<attempt>``; else the one given
+    (torchrun_run_id); else a new one, ``YYYYmmdd-HHMMSS-xxxxxx`` (UTC, 6 random hex digits)."""
+    if attempts:
+        return validate_id("%s-r%d" % (attempts[0]["run_id"], len(attempts)))
+    if given:
+        return validate_id(str(given))
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return "%s-%06x" % (now.strftime("%Y%m%d-%H%M%S"), (rand or random.SystemRandom()).randrange(1 << 24))
+
+
+def validate_id(run_id):
+    if not RUN_ID_RE.fullmatch(run_id):
+        raise SpecError("the run id %r must be 1-64 letters, digits, '.', '_' or '-'" % (run_id,))
+    return run_id
+
+
+def node_paths(base_dir, run_id):
+    """Where the run lives on every node (RunDir's names, for the steps that read them: the report, the outputs, the
+    checkpoint uploader's record)."""
+    run = RunDir(base_dir, run_id)
+    return {"run_dir": run.path, "unit": run.unit, "uploader_unit": run.uploader_unit, "log": run.log,
+            "outputs": run.outputs, "outputs_archive": run.outputs_archive, "checkpoints": run.checkpoints,
+            "active_states": list(ACTIVE_STATES)}
+
+
 def rerun_plan(states):
     """What a run id that may have run before means, from every node's status (a poll's node states).
 
@@ -329,3 +359,29 @@ def rerun_plan(states):
     if all(exit_code(s.get("exit")) == 0 and (s.get("exit") or {}).get("result") == "success" for s in states):
         return "report"
     return "restart"
+
+
+def plan_record(items, settings, attempts=(), cwd=".", rand=None, now=None):
+    """The job's one plan record (what the ``torchrun_plan`` action returns): the settings checked (every problem
+    at once), the run id, a fresh rendezvous id, the nodes by rank, each node's launch spec, where the run lives on
+    the nodes and on the controller. ``settings``: the role's ``torchrun_*`` values (the prefix may be left out);
+    ``items``: the nodes (``host``, ``rank``, ``address``); ``attempts``: a recovery's earlier attempts."""
+    settings = dict((k[len("torchrun_"):] if k.startswith("torchrun_") else k, v) for k, v in (settings or {}).items())
+    script = settings.get("script") or ""
+    path = os.path.abspath(os.path.join(cwd, os.path.expanduser(script))) if script else ""
+    record = plan(items, settings, os.path.isfile(path) if path else None)
+    clean = record["settings"]
+    run_id = make_run_id(clean.get("run_id") or "", attempts or (), now=now, rand=rand)
+    rand = rand or random.SystemRandom()
+    base_dir = clean.get("base_dir") or None
+    runs_dir = clean.get("runs_dir") or "runs"
+    run_dir = clean.get("run_dir") or os.path.join(runs_dir, run_id)
+    rank0 = record["layout"][0]
+    record.update(
+        run_id=run_id, rdzv_id="%s-%06x" % (run_id, rand.randrange(1 << 24)), script=path,
+        run_dir=os.path.realpath(os.path.join(cwd, os.path.expanduser(run_dir))),
+        hosts=dict((n["host"], n["node_rank"]) for n in record["layout"]),
+        addresses=dict((n["host"], n["address"]) for n in record["layout"]),
+        rdzv_endpoint="%s:%s" % (rank0["address"], clean.get("rdzv_port", 29400)),
+        node=node_paths(base_dir, run_id))
+    return record

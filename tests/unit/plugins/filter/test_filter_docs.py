@@ -50,7 +50,7 @@ def docs():
 
 
 def test_the_collection_has_filters():
-    assert len(FILTERS) >= 13, [name for name, _f in FILTERS]
+    assert len(FILTERS) >= 12, [name for name, _f in FILTERS]
 
 
 @pytest.mark.parametrize("name,func", FILTERS, ids=[name for name, _f in FILTERS])

@@ -138,7 +138,7 @@ def test_plan_converts_what_users_typed_and_builds_each_nodes_spec():
     assert (spec_a["node_rank"], spec_a["rdzv_is_host"], spec_b["node_rank"], spec_b["rdzv_is_host"]) == (
         0, True, 1, False)
     assert spec_b["rdzv_host"] == "10.0.0.2" and spec_b["local_addr"] == "aiinfra-rank-00001"
-    assert "docker" not in spec_a
+    assert spec_a["docker"] is None  # a LaunchSpec: every field, Docker off
 
 
 def test_plan_names_every_bad_setting():

@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, aiinfra platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action for aiinfra.gpu_cluster.torchrun_launch (documented in plugins/modules/torchrun_launch.py).
+
+Runs once for the whole job (``run_once``): every node's part of the run starts in one parallel round, one thread a
+node, each over that node's own connection (plugin_utils ``core_compat.host_connection``, the watch's connections,
+with the task's ``become``), running the node-side ``torchrun_job`` module there (built and sent the way Ansible
+sends a module: pipelined, no_log for the secret environment) - not a per-host task batched by ``forks``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.plugins.loader import action_loader
+from ansible.template import Templar
+from ansible.utils.display import Display
+
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.argspec import argument_spec_for
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.core_compat import host_connection, require_known
+
+display = Display()
+
+ARGUMENT_SPEC = argument_spec_for("torchrun_launch")
+# documented as never shown (module documentation has no no_log key): its values are masked out of the result
+ARGUMENT_SPEC["secret_env"]["no_log"] = True
+JOB_MODULE = "aiinfra.gpu_cluster.torchrun_job"
+# what the node-side module needs of a node's variables (its interpreter, as Ansible found it before)
+MODULE_VARS = ("inventory_hostname", "ansible_python_interpreter", "ansible_syslog_facility")
+# Ansible's plugin loaders import plugins lazily and are not made for threads: a second thread could see a plugin's
+# module half imported. Making a node's connection and its module runner takes this lock (no I/O happens there: the
+# connection connects on its first command, in the node's own thread, unlocked).
+LOADERS = threading.Lock()
+# building the module's payload (module_common: the module and its module_utils, zipped once and cached, then this
+# node's arguments) imports through the collection loader too: one at a time (milliseconds once the zip is cached)
+BUILD = threading.Lock()
+
+
+def locked(func, lock):
+    def call(*args, **kwargs):
+        with lock:
+            return func(*args, **kwargs)
+    return call
+
+
+def module_vars(hostvars, host):
+    """The variables a module run on ``host`` reads (its interpreter, discovered or set), as a plain dict."""
+    hv = hostvars[host]
+    out = {}
+    for name in MODULE_VARS:
+        if name in hv:
+            out[name] = hv[name]
+    facts = hv["ansible_facts"] if "ansible_facts" in hv else {}
+    out["ansible_facts"] = dict((k, v) for k, v in (facts or {}).items() if k.startswith("discovered_interpreter_"))
+    return out
+
+
+def clean(result):
+    """A node's module result without what is no business of the play (the invocation, internal keys)."""
+    return dict((k, v) for k, v in result.items() if k != "invocation" and not k.startswith("_ansible"))
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        plan = args["plan"]
+        hosts = args["hosts"] if args["hosts"] is not None else sorted(plan["hosts"], key=lambda h: plan["hosts"][h])
+        if not hosts:
+            raise AnsibleError("torchrun_launch: no nodes to launch on")
+        require_known("torchrun_launch")  # an unknown ansible-core fails here, before any node is touched
+        script_content = None
+        if args["state"] == "started" and plan.get("script"):
+            try:
+                with open(plan["script"], "rb") as handle:
+                    script_content = to_text(handle.read(), errors="surrogate_or_strict")
+            except (IOError, OSError) as exc:
+                raise AnsibleError("torchrun_launch: cannot read the training script %s: %s" % (plan["script"], exc))
+        boxes = dict((host, {}) for host in hosts)
+        threads = []
+        started = time.time()
+        for host in hosts:
+            if args["state"] == "started":
+                module_args = {"run_id": plan["run_id"], "base_dir": args["base_dir"], "spec": plan["specs"][host],
+                               "rdzv_id": plan.get("rdzv_id") or plan["run_id"],
+                               "restart_finished": args["restart_finished"], "hosts_file": args["hosts_file"],
+                               "secret_env": args["secret_env"] or {}}
+                if script_content is not None:
+                    module_args["script_content"] = script_content
+            else:
+                module_args = {"run_id": plan["run_id"], "base_dir": args["base_dir"], "state": "stopped"}
+            thread = threading.Thread(target=self._one, name="torchrun-launch-%s" % host,
+                                      args=(host, module_args, task_vars, boxes[host]))
+            thread.daemon = True  # a node that hangs cannot keep the controller from deciding
+            thread.start()
+            threads.append(thread)
+        deadline = started + args["timeout"]
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.time()))
+        nodes = {}
+        for host in hosts:
+            box = boxes[host]
+            if "result" in box:
+                nodes[host] = box["result"]
+            else:
+                nodes[host] = {"failed": True, "unreachable": bool(box.get("unreachable")),
+                               "msg": box.get("error") or "it did not answer within %d s" % args["timeout"]}
+        # the nodes mask the secret environment themselves; nothing a node or a connection said may carry it either
+        secrets = set(str(v) for v in (args["secret_env"] or {}).values() if v not in (None, ""))
+        if secrets:
+            nodes = remove_values(nodes, secrets)
+        for host in hosts:  # what a node's module warned of, as its own task would have shown it
+            for warning in nodes[host].pop("warnings", None) or []:
+                display.warning("%s: %s" % (host, warning))
+        failed = [h for h in hosts if nodes[h].get("failed") or nodes[h].get("unreachable")
+                  or (args["state"] == "started" and "action" not in nodes[h])]
+        result.update(changed=any(n.get("changed") for n in nodes.values()), nodes=nodes, failed_hosts=failed,
+                      started=started, ended=time.time())
+        return result
+
+    def _one(self, host, module_args, task_vars, box):
+        """One node's launch, in its own thread: its connection (with become), the module run over it."""
+        connection = None
+        try:
+            with LOADERS:
+                connection = host_connection(self, host, task_vars, become=self._task.become)
+                variables = module_vars(task_vars["hostvars"], host)
+                action = action_loader.get(
+                    "ansible.legacy.normal", task=self._task, connection=connection, play_context=self._play_context,
+                    loader=self._loader, templar=Templar(loader=self._loader, variables=variables),
+                    shared_loader_obj=self._shared_loader_obj)
+                action._configure_module = locked(action._configure_module, BUILD)
+            res = action._execute_module(module_name=JOB_MODULE, module_args=dict(module_args), task_vars=variables)
+            if connection._shell.tmpdir:  # not pipelined: the module's temporary directory goes
+                action._remove_tmp_path(connection._shell.tmpdir)
+            box["result"] = clean(res)
+        except AnsibleConnectionFailure as exc:
+            box.update(unreachable=True, error=to_text(exc).strip().splitlines()[0] if to_text(exc).strip()
+                       else repr(exc))
+        except Exception as exc:  # one node's failure is its own: the others still start
+            text = to_text(exc).strip()
+            box["error"] = text.splitlines()[0] if text else repr(exc)
+        finally:
+            if connection is not None:
+                try:
+                    connection.close()
+                except Exception:
+                    pass
