@@ -175,8 +175,8 @@ def test_nsg_rules_are_deterministic_and_read_back_as_the_same_rules():
     for r in old:
         r["properties"].pop("sourceApplicationSecurityGroups")
         r["properties"].pop("destinationApplicationSecurityGroups")
-    assert shapes.rules_from_nsg({"properties": {"securityRules": old}}) == [RuleSpec("ingress", "all", -1, -1,
-                                                                                       "self")]
+    back = shapes.rules_from_nsg({"properties": {"securityRules": old}})
+    assert back == [RuleSpec("ingress", "all", -1, -1, "self")]
 
 
 # -- errors -----------------------------------------------------------------------------------------------------
