@@ -311,7 +311,7 @@ def inbound_allowed(arm, source, dest_nic, port, protocol="tcp"):
                 continue
             ports = p.get("destinationPortRange") or "*"
             if ports != "*":
-                low, _, high = ports.partition("-")
+                low, _dash, high = ports.partition("-")
                 if not int(low) <= port <= int(high or low):
                     continue
             if not _matches(p.get("sourceAddressPrefix"), p.get("sourceApplicationSecurityGroups"), who, arm,
