@@ -27,9 +27,9 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.core_compat im
 
 display = Display()
 
-ARGUMENT_SPEC = argument_spec_for("torchrun_launch")
-# documented as never shown (module documentation has no no_log key): its values are masked out of the result
-ARGUMENT_SPEC["secret_env"]["no_log"] = True
+# secret_env: documented as never shown (module documentation has no no_log key); its values are masked out of the
+# result too
+ARGUMENT_SPEC = argument_spec_for("torchrun_launch", no_log=("secret_env",))
 JOB_MODULE = "aiinfra.gpu_cluster.torchrun_job"
 # what the node-side module needs of a node's variables (its interpreter, as Ansible found it before)
 MODULE_VARS = ("inventory_hostname", "ansible_python_interpreter", "ansible_syslog_facility")
