@@ -33,9 +33,9 @@ if COLLECTIONS not in sys.path:
 # start on the long files and the short ones fill in at the end, instead of one worker finishing a long file alone.
 # A file not listed counts as short (it keeps its place among the short ones).
 INTEGRATION_SECONDS = {
-    "test_train.py": 780, "test_checkpoints_stores.py": 560, "test_checkpoints.py": 520, "test_job_isolation.py": 510,
-    "test_recover.py": 480, "test_gcp.py": 300, "test_dataset_stores.py": 250, "test_train_site.py": 230,
-    "test_roles_configure.py": 200, "test_monitoring.py": 180, "test_dataset.py": 150, "test_azure.py": 150,
+    "test_train.py": 780, "test_checkpoints_stores.py": 330, "test_checkpoints.py": 520, "test_job_isolation.py": 510,
+    "test_recover.py": 480, "test_gcp.py": 300, "test_dataset_stores.py": 250, "test_train_site.py": 300,
+    "test_monitoring.py": 180, "test_dataset.py": 150, "test_azure.py": 150,
     "test_roles_pytorch.py": 100, "test_roles_docker.py": 90, "test_roles_repository.py": 80,
     "test_roles_nvidia_driver.py": 70,
 }

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -193,15 +194,14 @@ def planted_links(cluster, run_id, job):
 
 def refused(cluster, text, node, link):
     """The verdict names the node and, in what it says of that node (up to the next node named), the link it
-    refused; the nodes are named in any order."""
-    at = text.find(node + ":")
-    if at < 0:
-        at = text.find(node + " ")
-    if at < 0:
-        return False
-    ends = [text.find(other, at + len(node)) for other in cluster["nodes"] if other != node]
-    part = text[at:min([e for e in ends if e >= 0] or [len(text)])]
-    return any(form % link in part for form in ("%s: a symbolic link", "%s is a symbolic link"))
+    refused; the nodes are named in any order, and the node's name may also appear earlier in the play's output."""
+    starts = sorted(set(m.start() for form in (r"%s:", r"%s ") for m in re.finditer(form % re.escape(node), text)))
+    for at in starts:
+        ends = [text.find(other, at + len(node)) for other in cluster["nodes"] if other != node]
+        part = text[at:min([e for e in ends if e >= 0] or [len(text)])]
+        if any(form % link in part for form in ("%s: a symbolic link", "%s is a symbolic link")):
+            return True
+    return False
 
 
 # -- 1 ------------------------------------------------------------------------------------------------------------

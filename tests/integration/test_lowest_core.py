@@ -64,7 +64,7 @@ def node_steps(node, run_id):
     return [e["step"] for e in events(out, "step")]
 
 
-def test_a_node_stopped_mid_run_is_named_and_only_it(cluster, tmp_path):
+def test_a_node_stopped_mid_run_is_named_as_the_cause(cluster, tmp_path):
     nodes = cluster["nodes"]
     params = {"torchrun_runs_dir": str(tmp_path / "runs"), "torchrun_run_id": "low", "torchrun_progress_interval": 5,
               "torchrun_job_name": "low", "torchrun_cpu_nproc_per_node": 1,
@@ -96,7 +96,9 @@ def test_a_node_stopped_mid_run_is_named_and_only_it(cluster, tmp_path):
     assert "_resolve_option_variables" not in out and "is not a version aiinfra.gpu_cluster knows" not in out
     summary = json.loads((tmp_path / "runs" / "low" / "summary.json").read_text())
     assert summary["status"] == "failed", summary
-    assert summary["failed_nodes"] == [nodes[1]], summary
+    # the stopped node is the cause, named first; the survivor may follow it (its workers failed a moment later,
+    # "connection closed by peer") or still be running when the verdict came, depending on timing
+    assert summary["failed_nodes"] in ([nodes[1]], [nodes[1], nodes[0]]), summary
     assert summary["message"].startswith("%s (node rank 1) failed: " % nodes[1]), summary["message"]
     assert summary["report_uri"] == "s3://reports/low/low/", summary
     # the whole run directory reached the bucket: every file the report left there (the survivor's log is its fetched

@@ -1,7 +1,8 @@
 """site.yml end to end on 2 fresh local nodes: provision -> configure -> verify -> train, run as AWX runs it
 (ansible-runner over the collection's example AWX project, the collection installed from the built tarball,
 survey answers as strings, the Machine key in an ssh-agent, no ansible.cfg of ours), then a teardown job;
-and the torchrun role's Docker mode on nodes configure.yml gave Docker.
+configure.yml run again on those nodes from the checkout changes nothing (the roles are idempotent on nodes they
+configured from scratch); and the torchrun role's Docker mode on nodes configure.yml gave Docker.
 
 The run report must show world size = nodes x processes and a loss that went down; verify.yml must
 have checked that every node runs the same torch and that an all-reduce over every rank is right; the job
@@ -23,6 +24,17 @@ import awx_job
 from conftest import KEY, ROOT, VENV_BIN, ansible_env, cluster_leftovers, podman, run_playbook, write_inventory
 
 pytestmark = pytest.mark.slow
+
+RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+                   r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)", re.M)
+
+
+def play_recap(output):
+    """{host: {ok, changed, unreachable, failed, skipped}} from the PLAY RECAP."""
+    tail = output[output.rindex("PLAY RECAP"):]
+    return dict((m.group("host"), dict((k, int(v)) for k, v in m.groupdict().items() if k != "host"))
+                for m in RECAP.finditer(tail))
+
 
 # issue 19 (a run that reads well): of a clean run's output lines at most this share are skips
 SKIP_SHARE_MAX = 0.05
@@ -131,10 +143,25 @@ def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name, monkeypatch)
     report = text[text.rindex("TASK [The run's report]"):text.rindex("PLAY RECAP")]
     assert "torchrun run %s (job example): SUCCEEDED" % train["run_id"] in report
 
-    # the same nodes, which configure.yml gave Docker: the job inside containers (from the checkout, the
-    # inventory plugin finding the nodes)
+    # what the configure roles said they did on the fresh nodes, once per node
+    assert [p["changed"] for p in plays if p["play"] == "Configure the nodes"][0] > 0, plays
+    assert out.count("nvidia_driver: no NVIDIA GPU here; nothing installed") == 2
+    assert out.count("pytorch: torch 2.13.0+cpu works in /opt/aiinfra/pytorch: gloo process group of 2 all-reduced") == 2
+    assert len(re.findall(r"docker: \S+ running", out)) == 2
+
+    # configure.yml again on the nodes site.yml configured, from the checkout with default forks: nothing changes
     inventory = write_inventory(tmp_path, cluster_name, 2, extra={
         "torchrun_cpu_nproc_per_node": 2, "torchrun_runs_dir": str(runs)})
+    again = run_playbook("playbooks/configure.yml", inventory=inventory)
+    recap = dict((h, r) for h, r in play_recap(again.stdout).items() if h.startswith(cluster_name + "-"))
+    assert sorted(recap) == nodes, again.stdout[-3000:]
+    for host, counts in recap.items():
+        assert counts["failed"] == 0 and counts["unreachable"] == 0, (host, counts)
+        assert counts["changed"] == 0, "configure.yml again changed %s on %s:\n%s" % (
+            counts["changed"], host, "\n".join(ln for ln in again.stdout.splitlines() if ln.startswith("changed")))
+
+    # the same nodes, which configure.yml gave Docker: the job inside containers (from the checkout, the
+    # inventory plugin finding the nodes)
     docker_mode(inventory, runs, cluster_name)
 
     # the teardown job template, its survey's answers: nothing carrying the cluster id is left
