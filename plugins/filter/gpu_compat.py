@@ -1,12 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, aiinfra platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""GPU, driver, CUDA and PyTorch compatibility filters: they read the collection's compatibility table
+"""GPU, driver, CUDA, PyTorch and TensorFlow compatibility filters: they read the collection's compatibility table
 (data/gpu_compat.yml) and decide what fits together on a node, so roles never compare versions themselves.
 
-gpu_facts, gpu_os_support, gpu_driver_plan, gpu_cuda_plan, gpu_pytorch_plan, gpu_loaded_driver_version: each one's
-documentation is the YAML file of its name beside this file (ansible-doc reads it there because this file carries
-no DOCUMENTATION of its own)."""
+gpu_facts, gpu_os_support, gpu_driver_plan, gpu_cuda_plan, gpu_pytorch_plan, gpu_tensorflow_plan,
+gpu_loaded_driver_version: each one's documentation is the YAML file of its name beside this file (ansible-doc reads
+it there because this file carries no DOCUMENTATION of its own)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,13 @@ def gpu_pytorch_plan(torch_version, index="auto", driver_branch="", architecture
                                    gpu_present=gpu_present)
 
 
+def gpu_tensorflow_plan(tf_version, variant="auto", driver_branch="", architectures=None, gpu_present=False,
+                        python_version=""):
+    return gpu_compat.tensorflow_plan(tf_version, variant=variant, driver_branch=driver_branch,
+                                      architectures=architectures, gpu_present=gpu_present,
+                                      python_version=python_version)
+
+
 def gpu_loaded_driver_version(proc_version):
     return gpu_compat.loaded_driver_version(proc_version)
 
@@ -66,5 +73,6 @@ class FilterModule(object):
             "gpu_driver_plan": _wrap(gpu_driver_plan),
             "gpu_cuda_plan": _wrap(gpu_cuda_plan),
             "gpu_pytorch_plan": _wrap(gpu_pytorch_plan),
+            "gpu_tensorflow_plan": _wrap(gpu_tensorflow_plan),
             "gpu_loaded_driver_version": gpu_loaded_driver_version,
         }

@@ -439,3 +439,56 @@ def pytorch_plan(torch_version, index="auto", driver_branch="", architectures=No
     plan["torchvision"] = "%s.%s" % (rel["torchvision"], version_tuple(torch_version)[2]) if len(
         version_tuple(torch_version)) > 2 else rel["torchvision"]
     return plan
+
+
+def tensorflow_plan(tf_version, variant="auto", driver_branch="", architectures=None, gpu_present=False,
+                    python_version="", data=None):
+    """Which TensorFlow package fits ``tf_version`` on a node with this driver, these GPUs and this Python:
+    C(tensorflow[and-cuda]) (CUDA and cuDNN as wheels; the node needs only the driver) or C(tensorflow-cpu)."""
+    data = data or load()
+    table = data["tensorflow_releases"]
+    plan = {"errors": [], "warnings": [], "version": str(tf_version), "variant": "", "package": "", "cuda": "",
+            "cudnn": "", "requirement": "", "driver_branch": str(driver_branch or "")}
+    release = torch_release(tf_version)
+    rel = table["releases"].get(release)
+    if rel is None:
+        plan["errors"].append("TensorFlow %s is not in the compatibility data (known releases: %s)" % (
+            tf_version, ", ".join(sorted(table["releases"], key=version_tuple))))
+        return plan
+    if python_version:
+        low, high = rel["python"]
+        if not version_tuple(low) <= version_tuple(python_version)[:2] <= version_tuple(high):
+            plan["errors"].append("TensorFlow %s has wheels for Python %s to %s; the node's Python is %s: pick another "
+                                  "tensorflow_version or tensorflow_python" % (tf_version, low, high, python_version))
+    variant = str(variant or "auto")
+    if variant == "auto":
+        variant = "cuda" if gpu_present else "cpu"
+    if variant not in ("cpu", "cuda"):
+        plan["errors"].append("unknown tensorflow_variant '%s' (auto, cpu or cuda)" % variant)
+        return plan
+    archs = [a for a in (architectures or []) if a != "unknown"]
+    if variant == "cuda":
+        if driver_branch and version_tuple(driver_branch) < version_tuple(rel["min_driver"]):
+            plan["errors"].append(
+                "TensorFlow %s is built for CUDA %s, which needs driver branch %s or newer; the node's driver is %s: "
+                "set nvidia_driver_branch to %s or newer" % (tf_version, rel["cuda"], rel["min_driver"], driver_branch,
+                                                             rel["min_driver"]))
+        newer = [a for a in archs if a not in table["architectures"]]
+        if newer:
+            note = "TensorFlow %s carries no kernels built for %s GPUs: they run its PTX through the driver's JIT " \
+                   "compiler (a slow first start)" % (tf_version, "/".join(newer))
+            if driver_branch and version_tuple(driver_branch) < version_tuple(rel["ptx_min_driver"]):
+                plan["errors"].append("%s, which needs driver branch %s or newer; the node's is %s" % (
+                    note, rel["ptx_min_driver"], driver_branch))
+            else:
+                plan["warnings"].append(note)
+        if not gpu_present:
+            plan["warnings"].append("CUDA TensorFlow on a node without an NVIDIA GPU: it will run on the CPU")
+        plan.update(cuda=rel["cuda"], cudnn=rel["cudnn"], package=table["gpu_package"],
+                    requirement="%s[%s]==%s" % (table["gpu_package"], table["gpu_extra"], tf_version))
+    else:
+        if gpu_present:
+            plan["warnings"].append("tensorflow-cpu on a node with NVIDIA GPUs: TensorFlow will not use them")
+        plan.update(package=table["cpu_package"], requirement="%s==%s" % (table["cpu_package"], tf_version))
+    plan["variant"] = variant
+    return plan

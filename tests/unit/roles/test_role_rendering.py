@@ -450,28 +450,93 @@ def test_pytorch_wheelhouse_mode():
                      pytorch_pip_extra_args="--no-cache-dir")
     assert v["pytorch_requirements"] == ["torch==2.13.0+cpu", "numpy==2.3.*"]
     assert v["pytorch_pip_args"] == ["--no-index", "--find-links", "/opt/aiinfra/wheelhouse", "--no-cache-dir"]
-    wheelhouse = tasks("pytorch", "wheelhouse.yml")
-    assert wheelhouse["Download the missing wheels"]["ansible.builtin.include_tasks"] == "wheelhouse_download.yml"
-    # the included file runs in the scope of the block that includes it (its vars: pytorch_pip_download)
+    # the shared wheelhouse role does the staging, with pytorch's settings
+    include = tasks("pytorch", "apply.yml")["Stage the wheelhouse from the controller"]
+    assert include["ansible.builtin.include_role"]["name"] == "aiinfra.gpu_cluster.wheelhouse"
+    given = dict((key, render(value, v)) for key, value in include["vars"].items())
+    assert given["wheelhouse_path"] == "/srv/wheels" and given["wheelhouse_requirements"] == v["pytorch_requirements"]
+    assert given["wheelhouse_remote_path"] == "/opt/aiinfra/wheelhouse"
+    assert given["wheelhouse_index_url"] == "https://download.pytorch.org/whl/cpu" and given["wheelhouse_index_url_secret"] is False
+    secret = dict((key, render(value, dict(v, pytorch_index_url="https://ci:s3cret@mirror.internal/whl/cpu")))
+                  for key, value in include["vars"].items())
+    assert secret["wheelhouse_index_url_secret"] is True
+    assert render(include["vars"]["wheelhouse_index_url"], dict(v, pytorch_wheelhouse_use_index=False)) == ""
+    wheelhouse_download_renders(dict(role_vars("wheelhouse", "ubuntu-22.04"), **given), v["pytorch_requirements"])
+
+
+def wheelhouse_download_renders(given, requirements):
+    """The wheelhouse role's download and offline check, rendered with what a framework role gives it."""
+    wheelhouse = tasks("wheelhouse", "main.yml")
+    assert wheelhouse["Download the missing wheels"]["ansible.builtin.include_tasks"] == "download.yml"
+    # the included file runs in the scope of the block that includes it (its vars: wheelhouse_pip_download)
     block_vars = wheelhouse["Download the missing wheels"]["vars"]
     wheelhouse.update((name, dict(task, vars=dict(block_vars, **task["vars"])))
-                      for name, task in tasks("pytorch", "wheelhouse_download.yml").items())
-    scope = dict(v, ansible_playbook_python="/venv/bin/python", pytorch_wheelhouse_tmp={"path": "/srv/.wheelhouse-download-x"},
+                      for name, task in tasks("wheelhouse", "download.yml").items())
+    scope = dict(given, ansible_playbook_python="/venv/bin/python", wheelhouse_tmp={"path": "/srv/.wheelhouse-download-x"},
                  ansible_facts=dict(FACTS["ubuntu-22.04"], python={"version": {"major": 3, "minor": 11}}))
     download = wheelhouse["Download the wheels with the controller's pip"]
-    argv = render(download["ansible.builtin.command"]["argv"], dict(scope, **download["vars"]))
+    local = dict(scope, **download["vars"])
+    local["wheelhouse_manylinux"] = render(local["wheelhouse_manylinux"], local)
+    argv = render(download["ansible.builtin.command"]["argv"], local)
     assert argv[:4] == ["/venv/bin/python", "-m", "pip", "download"]
     assert argv[argv.index("--python-version") + 1] == "3.11"
-    assert argv[argv.index("--platform") + 1] == "manylinux_2_28_x86_64"
+    # pip matches platform tags exactly: every manylinux tag up to 2.28 (tensorflow-cpu is manylinux_2_27, others 2_17,
+    # 2010, 1), in both spellings
+    platforms = [a[len("--platform="):] for a in argv if a.startswith("--platform=")]
+    assert platforms[0] == "manylinux_2_28_x86_64" and "manylinux_2_27_x86_64" in platforms, platforms
+    assert {"manylinux_2_5_x86_64", "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(platforms)
     assert argv[argv.index("--dest") + 1] == "/srv/.wheelhouse-download-x"  # moved into the wheelhouse whole
-    assert argv[argv.index("--extra-index-url") + 1] == "https://download.pytorch.org/whl/cpu"
-    assert argv[-2:] == ["torch==2.13.0+cpu", "numpy==2.3.*"]
-    assert render(download["no_log"], scope) is False
-    assert render(download["no_log"], dict(scope, pytorch_index_url="https://ci:s3cret@mirror.internal/whl/cpu")) is True
+    if given["wheelhouse_index_url"]:
+        assert argv[argv.index("--extra-index-url") + 1] == given["wheelhouse_index_url"]
+    assert argv[-len(requirements):] == requirements
+    assert render(download["no_log"], local) is given["wheelhouse_index_url_secret"]
+    mine = dict(local, wheelhouse_platform="manylinux_2_34_aarch64")
+    argv = render(download["ansible.builtin.command"]["argv"], mine)
+    assert argv[argv.index("--platform") + 1] == "manylinux_2_34_aarch64" and not [a for a in argv if a.startswith("--platform=")]
     # the offline completeness check ignores the controller's own pip configuration
     check = wheelhouse["Check the wheelhouse alone satisfies the requirements (offline)"]
-    argv = render(check["ansible.builtin.command"]["argv"], dict(scope, **check["vars"]))
-    assert argv[argv.index("--find-links") + 1] == "/srv/wheels" and "--isolated" in argv and "--no-index" in argv
+    argv = render(check["ansible.builtin.command"]["argv"], local)
+    assert argv[argv.index("--find-links") + 1] == given["wheelhouse_path"] and "--isolated" in argv and "--no-index" in argv
+
+
+# -- tensorflow ------------------------------------------------------------------------------------
+def tensorflow_vars(gpu=None, python="3.11", **extra):
+    gpu = gpu or NO_GPU
+    variables = role_vars("tensorflow", "ubuntu-22.04", preflight_gpu=gpu,
+                          tensorflow_python_version={"rc": 0, "stdout": python + "\n"}, **extra)
+    run_set_fact("tensorflow", "plan.yml", "Plan the package from the compatibility data", variables)
+    return run_set_fact("tensorflow", "plan.yml", "Decide the requirements and pip's arguments", variables)
+
+
+def test_tensorflow_cpu_node_gets_tensorflow_cpu_and_a_gpu_node_the_cuda_wheels():
+    v = tensorflow_vars()
+    assert v["tensorflow_plan"]["errors"] == [] and v["tensorflow_requirements"] == ["tensorflow-cpu==2.21.0"]
+    assert v["tensorflow_pip_args"] == []  # pip's own configuration on the node
+    v = tensorflow_vars(gpu=H100_HGX, preflight_nvidia_loaded_version="570.133.20",
+                        tensorflow_extra_packages="tensorflow-datasets", tensorflow_index_url="https://mirror/simple")
+    assert v["tensorflow_plan"]["cuda"] == "12.5"
+    assert v["tensorflow_requirements"] == ["tensorflow[and-cuda]==2.21.0", "tensorflow-datasets"]
+    assert v["tensorflow_pip_args"] == ["--index-url", "https://mirror/simple"]
+
+
+def test_tensorflow_plan_follows_the_planned_driver_and_the_interpreter():
+    v = tensorflow_vars(gpu=H100_HGX, preflight_nvidia_loaded_version="570.133.20",
+                        nvidia_driver_plan={"branch": "470", "install": True, "adopt": False})
+    assert "needs driver branch 525 or newer; the node's driver is 470" in v["tensorflow_plan"]["errors"][0]
+    v = tensorflow_vars(python="3.9")
+    assert "has wheels for Python 3.10 to 3.13; the node's Python is 3.9" in v["tensorflow_plan"]["errors"][0]
+
+
+def test_tensorflow_wheelhouse_mode():
+    v = tensorflow_vars(tensorflow_wheelhouse="/srv/tf-wheels", tensorflow_wheelhouse_build="yes",
+                        tensorflow_pip_extra_args="--no-cache-dir")
+    assert v["tensorflow_pip_args"] == ["--no-index", "--find-links", "/opt/aiinfra/wheelhouse-tensorflow", "--no-cache-dir"]
+    include = tasks("tensorflow", "apply.yml")["Stage the wheelhouse from the controller"]
+    assert include["ansible.builtin.include_role"]["name"] == "aiinfra.gpu_cluster.wheelhouse"
+    given = dict((key, render(value, v)) for key, value in include["vars"].items())
+    assert given["wheelhouse_path"] == "/srv/tf-wheels" and given["wheelhouse_build"] is True
+    assert given["wheelhouse_requirements"] == ["tensorflow-cpu==2.21.0"] and given["wheelhouse_index_url"] == ""
+    wheelhouse_download_renders(dict(role_vars("wheelhouse", "ubuntu-22.04"), **given), ["tensorflow-cpu==2.21.0"])
 
 
 def test_pytorch_cu130_on_a_535_driver_is_refused():
@@ -482,7 +547,7 @@ def test_pytorch_cu130_on_a_535_driver_is_refused():
 
 def test_argument_specs_match_defaults():
     """Every role documents each default in meta/argument_specs.yml, with the same default value."""
-    for role in ("preflight", "nvidia_driver", "cuda", "docker", "pytorch"):
+    for role in ("preflight", "nvidia_driver", "cuda", "docker", "pytorch", "tensorflow"):
         with open(role_file(role, "defaults", "main.yml")) as handle:
             defaults = yaml.safe_load(handle)
         with open(role_file(role, "meta", "argument_specs.yml")) as handle:

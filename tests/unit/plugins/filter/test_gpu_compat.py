@@ -305,11 +305,63 @@ def test_pytorch_plan_refuses(version, kwargs, message):
     assert any(message in err for err in plan["errors"]), plan["errors"]
 
 
+# -- TensorFlow ------------------------------------------------------------------------------------
+TF_OK = [
+    ("cpu-node", "2.21.0", {"python_version": "3.11"},
+     {"variant": "cpu", "package": "tensorflow-cpu", "requirement": "tensorflow-cpu==2.21.0", "cuda": ""}),
+    ("h100-550", "2.21.0", {"driver_branch": "550", "architectures": ["hopper"], "gpu_present": True},
+     {"variant": "cuda", "requirement": "tensorflow[and-cuda]==2.21.0", "cuda": "12.5", "cudnn": "9.3"}),
+    ("a100-535-2.16", "2.16.2", {"driver_branch": "535", "architectures": ["ampere"], "gpu_present": True,
+                                 "python_version": "3.12"}, {"cuda": "12.3", "cudnn": "8.9"}),
+    ("explicit-cpu-on-gpu", "2.21.0", {"variant": "cpu", "driver_branch": "580", "architectures": ["hopper"],
+                                       "gpu_present": True}, {"requirement": "tensorflow-cpu==2.21.0"}),
+    ("bake-cuda-no-gpu", "2.21.0", {"variant": "cuda"}, {"requirement": "tensorflow[and-cuda]==2.21.0"}),
+    ("blackwell-ptx-580", "2.21.0", {"driver_branch": "580", "architectures": ["blackwell"], "gpu_present": True},
+     {"variant": "cuda"}),
+]
+
+
+@pytest.mark.parametrize("version, kwargs, expected", [c[1:] for c in TF_OK], ids=[c[0] for c in TF_OK])
+def test_tensorflow_plan(version, kwargs, expected):
+    plan = compat.tensorflow_plan(version, **kwargs)
+    assert plan["errors"] == []
+    for key, value in expected.items():
+        assert plan[key] == value, key
+
+
+def test_tensorflow_plan_warns_what_fits_but_is_worth_knowing():
+    assert "tensorflow-cpu on a node with NVIDIA GPUs" in compat.tensorflow_plan(
+        "2.21.0", variant="cpu", gpu_present=True)["warnings"][0]
+    assert "no kernels built for blackwell GPUs" in compat.tensorflow_plan(
+        "2.21.0", driver_branch="580", architectures=["blackwell"], gpu_present=True)["warnings"][0]
+
+
+TF_BAD = [
+    ("unknown-release", "3.0.0", {}, "TensorFlow 3.0.0 is not in the compatibility data"),
+    ("python-too-old", "2.21.0", {"python_version": "3.9"},
+     "TensorFlow 2.21.0 has wheels for Python 3.10 to 3.13; the node's Python is 3.9"),
+    ("python-too-new", "2.15.1", {"python_version": "3.12"}, "has wheels for Python 3.9 to 3.11"),
+    ("old-driver", "2.21.0", {"driver_branch": "470", "gpu_present": True},
+     "TensorFlow 2.21.0 is built for CUDA 12.5, which needs driver branch 525 or newer; the node's driver is 470"),
+    ("blackwell-ptx-old-driver", "2.21.0", {"driver_branch": "535", "architectures": ["blackwell"],
+                                            "gpu_present": True},
+     "carries no kernels built for blackwell GPUs: they run its PTX through the driver's JIT compiler (a slow first "
+     "start), which needs driver branch 555 or newer; the node's is 535"),
+    ("unknown-variant", "2.21.0", {"variant": "rocm"}, "unknown tensorflow_variant 'rocm'"),
+]
+
+
+@pytest.mark.parametrize("version, kwargs, message", [c[1:] for c in TF_BAD], ids=[c[0] for c in TF_BAD])
+def test_tensorflow_plan_refuses(version, kwargs, message):
+    plan = compat.tensorflow_plan(version, **kwargs)
+    assert any(message in err for err in plan["errors"]), plan["errors"]
+
+
 # -- the filter plugin -----------------------------------------------------------------------------
 def test_filter_plugin_exposes_the_decisions():
     filters = gpu_filter.FilterModule().filters()
     assert sorted(filters) == ["gpu_cuda_plan", "gpu_driver_plan", "gpu_facts", "gpu_loaded_driver_version",
-                               "gpu_os_support", "gpu_pytorch_plan"]
+                               "gpu_os_support", "gpu_pytorch_plan", "gpu_tensorflow_plan"]
     assert filters["gpu_loaded_driver_version"]("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.309.01  Thu") == \
         "535.309.01"
     assert filters["gpu_loaded_driver_version"]("") == ""
@@ -318,6 +370,7 @@ def test_filter_plugin_exposes_the_decisions():
     assert filters["gpu_driver_plan"]("debian-12", gpu=NO_GPU)["branch"] == "535"
     assert filters["gpu_cuda_plan"]("debian-12", version="auto")["version"] == "11.8"
     assert filters["gpu_pytorch_plan"]("2.13.0")["index"] == "cpu"
+    assert filters["gpu_tensorflow_plan"]("2.21.0")["requirement"] == "tensorflow-cpu==2.21.0"
 
 
 def test_filter_plugin_reports_a_broken_data_file(tmp_path, monkeypatch):

@@ -79,7 +79,7 @@ def test_what_cannot_be_typed_is_refused_naming_the_variable(values, message):
 
 def test_every_role_has_its_options_typed_in_vars():
     """Each role reads its variables through <role>_inputs, made by the one lookup, for every entry point."""
-    for role in ("preflight", "nvidia_driver", "cuda", "docker", "pytorch"):
+    for role in ("preflight", "nvidia_driver", "cuda", "docker", "pytorch", "tensorflow"):
         role_dir = os.path.join(ROOT, "roles", role)
         options = load_options(role_dir)
         assert options and all(name.startswith(role + "_") for name in options)
