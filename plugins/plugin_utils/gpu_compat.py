@@ -447,9 +447,10 @@ def tensorflow_plan(tf_version, variant="auto", driver_branch="", architectures=
     C(tensorflow[and-cuda]) (CUDA and cuDNN as wheels; the node needs only the driver) or C(tensorflow-cpu)."""
     data = data or load()
     table = data["tensorflow_releases"]
-    plan = {"errors": [], "warnings": [], "version": str(tf_version), "variant": "", "package": "", "cuda": "",
-            "cudnn": "", "requirement": "", "driver_branch": str(driver_branch or "")}
     release = torch_release(tf_version)
+    plan = {"errors": [], "warnings": [], "version": str(tf_version), "variant": "", "package": "", "cuda": "",
+            "cudnn": "", "requirement": "", "driver_branch": str(driver_branch or ""),
+            "keras2": "%s~=%s.0" % (table["keras2_package"], release)}
     rel = table["releases"].get(release)
     if rel is None:
         plan["errors"].append("TensorFlow %s is not in the compatibility data (known releases: %s)" % (

@@ -16,7 +16,8 @@ def test_tensorflow_role_molecule(tmp_path):
     converge = assert_scenario_passed(run, ["tensorflow-node"])
     assert converge["tensorflow-node"] > 0
     text = " ".join(run.output.split())
-    assert "tensorflow: TensorFlow 2.21.0 works in /opt/aiinfra/tensorflow: a matmul on /CPU:0; no GPUs" in text, \
+    assert "tensorflow: TensorFlow 2.21.0 works in /opt/aiinfra/tensorflow: a matmul on /CPU:0; Keras 2 (tf-keras) " \
+        "2.21.0; no GPUs" in text, \
         run.output[-3000:]
 
 

@@ -6,6 +6,7 @@
 - tensorflow imports and is the expected version
 - a matmul runs on every device it sees (the CPU, and each GPU) and gives the right answer
 - with --gpu: TensorFlow sees as many GPUs as nvidia-smi lists, and it is a CUDA build
+- with --keras2: tf_keras (Keras 2) imports and is the release's own (same major.minor)
 """
 
 import argparse
@@ -32,6 +33,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--expect-version", default="")
     parser.add_argument("--gpu", action="store_true")
+    parser.add_argument("--keras2", action="store_true")
     args = parser.parse_args()
     report = {"ok": False, "python": sys.executable}
     try:
@@ -40,6 +42,12 @@ def main():
         report.update(tensorflow=tf.__version__, cuda_build=bool(tf.test.is_built_with_cuda()))
         if args.expect_version and tf.__version__ != args.expect_version:
             raise RuntimeError("TensorFlow is %s, expected %s" % (tf.__version__, args.expect_version))
+        if args.keras2:
+            import tf_keras
+
+            report["keras2"] = tf_keras.__version__
+            if tf_keras.__version__.split(".")[:2] != tf.__version__.split(".")[:2]:
+                raise RuntimeError("tf_keras is %s, not of TensorFlow %s" % (tf_keras.__version__, tf.__version__))
         gpus = tf.config.list_physical_devices("GPU")
         report["gpus"] = len(gpus)
         devices = ["/CPU:0"] + ["/GPU:%d" % i for i in range(len(gpus))]

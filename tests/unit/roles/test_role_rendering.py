@@ -477,6 +477,11 @@ def wheelhouse_download_renders(given, requirements):
     download = wheelhouse["Download the wheels with the controller's pip"]
     local = dict(scope, **download["vars"])
     local["wheelhouse_manylinux"] = render(local["wheelhouse_manylinux"], local)
+    sets = render(local["wheelhouse_sets"], local)
+    assert sets[0] == {"requirements": requirements, "args": []}
+    no_deps = given.get("wheelhouse_requirements_no_deps") or []
+    assert sets[1:] == ([{"requirements": no_deps, "args": ["--no-deps"]}] if no_deps else [])
+    local["item"] = sets[0]
     argv = render(download["ansible.builtin.command"]["argv"], local)
     assert argv[:4] == ["/venv/bin/python", "-m", "pip", "download"]
     assert argv[argv.index("--python-version") + 1] == "3.11"
@@ -497,6 +502,10 @@ def wheelhouse_download_renders(given, requirements):
     check = wheelhouse["Check the wheelhouse alone satisfies the requirements (offline)"]
     argv = render(check["ansible.builtin.command"]["argv"], local)
     assert argv[argv.index("--find-links") + 1] == given["wheelhouse_path"] and "--isolated" in argv and "--no-index" in argv
+    if no_deps:
+        local["item"] = sets[1]
+        argv = render(download["ansible.builtin.command"]["argv"], local)
+        assert argv[-len(no_deps) - 1:] == ["--no-deps"] + no_deps
 
 
 # -- tensorflow ------------------------------------------------------------------------------------
@@ -511,6 +520,8 @@ def tensorflow_vars(gpu=None, python="3.11", **extra):
 def test_tensorflow_cpu_node_gets_tensorflow_cpu_and_a_gpu_node_the_cuda_wheels():
     v = tensorflow_vars()
     assert v["tensorflow_plan"]["errors"] == [] and v["tensorflow_requirements"] == ["tensorflow-cpu==2.21.0"]
+    assert v["tensorflow_requirements_no_deps"] == ["tf-keras~=2.21.0"]
+    assert tensorflow_vars(tensorflow_keras2="no")["tensorflow_requirements_no_deps"] == []
     assert v["tensorflow_pip_args"] == []  # pip's own configuration on the node
     v = tensorflow_vars(gpu=H100_HGX, preflight_nvidia_loaded_version="570.133.20",
                         tensorflow_extra_packages="tensorflow-datasets", tensorflow_index_url="https://mirror/simple")
@@ -536,6 +547,7 @@ def test_tensorflow_wheelhouse_mode():
     given = dict((key, render(value, v)) for key, value in include["vars"].items())
     assert given["wheelhouse_path"] == "/srv/tf-wheels" and given["wheelhouse_build"] is True
     assert given["wheelhouse_requirements"] == ["tensorflow-cpu==2.21.0"] and given["wheelhouse_index_url"] == ""
+    assert given["wheelhouse_requirements_no_deps"] == ["tf-keras~=2.21.0"]  # Keras 2, which names `tensorflow`
     wheelhouse_download_renders(dict(role_vars("wheelhouse", "ubuntu-22.04"), **given), ["tensorflow-cpu==2.21.0"])
 
 

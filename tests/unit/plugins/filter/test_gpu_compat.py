@@ -308,7 +308,8 @@ def test_pytorch_plan_refuses(version, kwargs, message):
 # -- TensorFlow ------------------------------------------------------------------------------------
 TF_OK = [
     ("cpu-node", "2.21.0", {"python_version": "3.11"},
-     {"variant": "cpu", "package": "tensorflow-cpu", "requirement": "tensorflow-cpu==2.21.0", "cuda": ""}),
+     {"variant": "cpu", "package": "tensorflow-cpu", "requirement": "tensorflow-cpu==2.21.0", "cuda": "",
+      "keras2": "tf-keras~=2.21.0"}),
     ("h100-550", "2.21.0", {"driver_branch": "550", "architectures": ["hopper"], "gpu_present": True},
      {"variant": "cuda", "requirement": "tensorflow[and-cuda]==2.21.0", "cuda": "12.5", "cudnn": "9.3"}),
     ("a100-535-2.16", "2.16.2", {"driver_branch": "535", "architectures": ["ampere"], "gpu_present": True,
