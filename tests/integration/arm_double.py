@@ -827,6 +827,31 @@ class ArmDouble(object):
         self.resources[rid.lower()] = res
         return 200, {}, res  # ARM answers 200 for a new availability set too
 
+    @staticmethod
+    def _check_priority(p):
+        """The Spot rules of the VirtualMachineProperties text: ``evictionPolicy`` ("For Azure Spot virtual machines,
+        both 'Deallocate' and 'Delete' are supported") and ``billingProfile`` ("the billing related details of a
+        Azure Spot VM") belong to Spot VMs only, and ``maxPrice`` is -1 ("the VM should not be evicted for price
+        reasons") or a price above zero with up to 5 decimals."""
+        priority = p.get("priority") or "Regular"
+        if priority not in ("Regular", "Low", "Spot"):
+            raise ArmError(400, "InvalidParameter", "The value '%s' of parameter 'priority' is not valid." % priority)
+        spot = priority in ("Spot", "Low")
+        if p.get("evictionPolicy") is not None:
+            if not spot:
+                raise ArmError(400, "InvalidParameter", "Eviction policy can be set only on Spot virtual machines.")
+            if p["evictionPolicy"] not in ("Deallocate", "Delete"):
+                raise ArmError(400, "InvalidParameter", "The value '%s' of parameter 'evictionPolicy' is not valid."
+                               % p["evictionPolicy"])
+        billing = p.get("billingProfile")
+        if billing is not None:
+            if not spot:
+                raise ArmError(400, "InvalidParameter", "Billing profile can be set only on Spot virtual machines.")
+            price = billing.get("maxPrice")
+            if price is not None and price != -1 and (price <= 0 or round(price, 5) != price):
+                raise ArmError(400, "InvalidMaxPrice", "The max price %s is not valid: -1, or a price above zero "
+                                                       "with up to 5 decimals." % price)
+
     def _put_virtualmachines(self, rid, res, existing):
         p = _props(res)
         location = res.get("location")
@@ -835,6 +860,7 @@ class ArmDouble(object):
             raise ArmError(409, "SkuNotAvailable", "The requested VM size for resource '%s' is currently not "
                                                    "available in location '%s'." % (size, location))
         family, vcpus, accel, _zones = SIZES[size]
+        self._check_priority(p)
         os_profile = p.get("osProfile")
         if existing is not None:
             if os_profile != _props(existing).get("osProfile"):

@@ -642,6 +642,7 @@ class ComputeDouble(object):
         if gpus and scheduling.get("onHostMaintenance", "MIGRATE") != "TERMINATE":
             raise ApiError(400, "Invalid value for field 'resource.scheduling.onHostMaintenance': 'MIGRATE'. "
                                 "Instances with guest accelerators do not support live migration.")
+        self._check_scheduling(scheduling)
         for disk in props.get("disks") or []:
             source = (disk.get("initializeParams") or {}).get("sourceImage")
             if disk.get("boot") and not source and not disk.get("source"):
@@ -669,6 +670,40 @@ class ComputeDouble(object):
             if not re.match(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", name):
                 raise ApiError(400, "Invalid value for field 'resource.name': '%s'." % name)
         return gpus
+
+    @staticmethod
+    def _check_scheduling(scheduling):
+        """The scheduling rules of the Compute v1 schema text (``Scheduling``): Spot VMs cannot restart on their own
+        or live-migrate (like preemptible ones: "Scheduling must have preemptible be false when AutomaticRestart is
+        true"), ``instanceTerminationAction`` means something only for Spot VMs and VMs with a run time limit, and a
+        run time limit (``maxRunDuration`` / ``terminationTime``) needs the action to take at its end."""
+        spot = scheduling.get("provisioningModel") == "SPOT" or scheduling.get("preemptible")
+        limited = scheduling.get("maxRunDuration") or scheduling.get("terminationTime")
+        if spot and scheduling.get("automaticRestart") is True:
+            raise ApiError(400, "Invalid value for field 'resource.scheduling.automaticRestart': 'true'. Scheduling "
+                                "must have automaticRestart be false when provisioningModel is SPOT.")
+        if spot and scheduling.get("onHostMaintenance", "TERMINATE") != "TERMINATE":
+            raise ApiError(400, "Invalid value for field 'resource.scheduling.onHostMaintenance': '%s'. Spot VMs "
+                                "cannot live-migrate." % scheduling["onHostMaintenance"])
+        action = scheduling.get("instanceTerminationAction")
+        if action is not None and action not in ("STOP", "DELETE"):
+            raise ApiError(400, "Invalid value for field 'resource.scheduling.instanceTerminationAction': '%s'."
+                           % action)
+        if action and not spot and not limited:
+            raise ApiError(400, "Invalid value for field 'resource.scheduling.instanceTerminationAction': '%s'. "
+                                "It can be set only for Spot VMs or VMs with maxRunDuration or terminationTime."
+                           % action)
+        if limited and not action:
+            raise ApiError(400, "Invalid value for field 'resource.scheduling.instanceTerminationAction': ''. "
+                                "maxRunDuration and terminationTime need an instanceTerminationAction.")
+        duration = scheduling.get("maxRunDuration")
+        if duration is not None:
+            seconds = int((duration or {}).get("seconds") or 0)
+            # "Span of time at a resolution of a second. Must be from 0 to 315,576,000,000 inclusive"; the
+            # documented range of a run duration is 30 seconds to 120 days
+            if not 30 <= seconds <= 120 * 86400:
+                raise ApiError(400, "Invalid value for field 'resource.scheduling.maxRunDuration.seconds': '%s'. "
+                                    "Must be between 30 seconds and 120 days." % seconds)
 
     def _capacity_error(self, zone, props, count, gpus):
         if zone in self.stockout:
