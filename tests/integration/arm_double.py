@@ -277,6 +277,58 @@ class ArmDouble(object):
                                    "addressPrefix": prefix, "provisioningState": "Succeeded"}}]}}
             return subnet_id
 
+    def add_capacity_reservation_group(self, group, name, location, reservations):
+        """A capacity reservation group made by hand in ``group`` (created if missing), with ``reservations``:
+        ``[(size, zones, capacity)]``; returns the group's id."""
+        with self.lock:
+            if group.lower() not in self.groups:
+                self.groups[group.lower()] = {"id": self.rg_id(group), "name": group, "location": location,
+                                              "tags": {}, "type": "Microsoft.Resources/resourceGroups",
+                                              "properties": {"provisioningState": "Succeeded"}}
+            gid = self.res_id(group, "Microsoft.Compute/capacityReservationGroups", name)
+            refs = []
+            zones = sorted(set(z for _s, zs, _c in reservations for z in zs))
+            for i, (size, rzones, capacity) in enumerate(reservations):
+                rid = "%s/capacityReservations/r%d" % (gid, i)
+                refs.append({"id": rid})
+                self.resources[rid.lower()] = {
+                    "id": rid, "name": "r%d" % i, "type": "Microsoft.Compute/capacityReservationGroups/"
+                                                          "capacityReservations",
+                    "location": location, "sku": {"name": size, "capacity": capacity}, "zones": list(rzones),
+                    "properties": {"provisioningState": "Succeeded", "virtualMachinesAssociated": []}}
+            self.resources[gid.lower()] = {
+                "id": gid, "name": name, "type": "Microsoft.Compute/capacityReservationGroups", "location": location,
+                "zones": zones, "tags": {}, "properties": {"capacityReservations": refs,
+                                                           "virtualMachinesAssociated": []}}
+            return gid
+
+    def _reserve(self, rid, p, size, location, zones):
+        """A VM naming a capacity reservation group takes an instance of a reservation of its size and zone: an
+        error when the group does not exist or has none free (the allocation fails)."""
+        ref = ((p.get("capacityReservation") or {}).get("capacityReservationGroup") or {}).get("id")
+        if not ref:
+            return None
+        group = self.resources.get(ref.lower())
+        if group is None or group["type"] != "Microsoft.Compute/capacityReservationGroups":
+            raise ArmError(404, "NotFound", "The capacity reservation group %s was not found." % ref)
+        if group["location"] != location:
+            raise ArmError(400, "InvalidParameter", "The capacity reservation group %s is in %s, not %s."
+                           % (ref, group["location"], location))
+        for cref in _props(group)["capacityReservations"]:
+            res = self.resources[cref["id"].lower()]
+            if res["sku"]["name"].lower() != size.lower() or sorted(res["zones"]) != sorted(zones):
+                continue
+            held = _props(res)["virtualMachinesAssociated"]
+            if {"id": rid} in held:
+                return None
+            if len(held) < res["sku"]["capacity"]:
+                held.append({"id": rid})
+                return None
+            raise ArmError(409, "AllocationFailed", "Allocation failed. The capacity reservation group %s has no "
+                                                    "capacity left for %s." % (ref, size))
+        raise ArmError(400, "InvalidParameter", "The capacity reservation group %s has no reservation of %s in "
+                                                "zone(s) %s." % (ref, size, ", ".join(zones) or "none"))
+
     def reset_counts(self):
         with self.lock:
             self.calls.clear()
@@ -452,6 +504,8 @@ class ArmDouble(object):
             return self._resource(method, rg, rtype, name, body, query)
         if len(parts) == 7 and low[6] == "start" and method == "POST":
             return self._vm_start(rg, name)
+        if len(parts) == 8 and low[6] == "capacityreservations" and method == "GET":
+            return 200, {}, self._get("%s/capacityReservations/%s" % (self.res_id(rg, rtype, name), parts[7]))
         if len(parts) == 8 and low[6] == "subnets":
             vnet = self._get(self.res_id(rg, rtype, name))
             if method == "PUT":
@@ -915,6 +969,8 @@ class ArmDouble(object):
                                    "quota. Additional details - Deployment Model: Resource Manager, Location: %s, "
                                    "Current Limit: %d, Current Usage: %d, Additional Required: %d, (Minimum) New "
                                    "Limit Required: %d." % (family, location, limit, used, vcpus, used + vcpus))
+        if existing is None or _props(existing).get("provisioningState") == "Failed":
+            self._reserve(rid, p, size, location, zones)
         for nic in nics:
             _props(nic)["virtualMachine"] = {"id": rid}
         if avset:

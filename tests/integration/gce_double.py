@@ -244,6 +244,7 @@ class ComputeDouble(object):
         self.instances = {}
         self.firewalls = {}
         self.policies = {}
+        self.reservations = {}  # (zone, name) -> reservation (see add_reservation)
         self.operations = {}
         self.request_ids = {}
         self.networks = {"default": self._network("default")}
@@ -705,6 +706,50 @@ class ComputeDouble(object):
                 raise ApiError(400, "Invalid value for field 'resource.scheduling.maxRunDuration.seconds': '%s'. "
                                     "Must be between 30 seconds and 120 days." % seconds)
 
+    # -- reservations (made by hand in a project: the collection only reads them) -----------------------------------
+    def add_reservation(self, zone, name, machine_type, count, in_use=0, status="READY"):
+        with self.lock:
+            self.reservations[(zone, name)] = {
+                "kind": "compute#reservation", "id": str(next(self.ids)), "name": name, "status": status,
+                "zone": self._p("zones", zone), "selfLink": self._p("zones", zone, "reservations", name),
+                "creationTimestamp": now_iso(), "specificReservationRequired": True,
+                "specificReservation": {"count": str(count), "inUseCount": str(in_use),
+                                        "instanceProperties": {"machineType": machine_type}}}
+
+    def do_reservations_get(self, params, query, body):
+        found = self.reservations.get((params["zone"], params["reservation"]))
+        if found is None:
+            raise not_found("reservation", "projects/%s/zones/%s/reservations/%s"
+                            % (self.project, params["zone"], params["reservation"]))
+        return copy.deepcopy(found)
+
+    def _reservation_error(self, zone, props, count):
+        """A launch that must consume a specific reservation: refused at once (400) when the reservation is not in
+        the zone or not of the machine type; an operation error when it has too few free instances. Else ``None``,
+        and the instances are counted in its ``inUseCount``."""
+        affinity = props.get("reservationAffinity") or {}
+        if affinity.get("consumeReservationType") != "SPECIFIC_RESERVATION":
+            return None
+        if affinity.get("key") not in ("compute.googleapis.com/reservation-name", "googleapis.com/reservation-name"):
+            raise ApiError(400, "Invalid value for field 'resource.reservationAffinity.key': '%s'."
+                           % affinity.get("key"))
+        names = affinity.get("values") or []
+        found = self.reservations.get((zone, names[0].rsplit("/", 1)[-1])) if len(names) == 1 else None
+        if found is None:
+            raise ApiError(400, "Invalid value for field 'resource.reservationAffinity.values': '%s'. The specified "
+                                "reservation does not exist in zone %s." % (names, zone))
+        sku = found["specificReservation"]
+        mname = props.get("machineType", "").rsplit("/", 1)[-1]
+        if sku["instanceProperties"]["machineType"] != mname:
+            raise ApiError(400, "Invalid value for field 'resource.machineType': '%s'. The instance properties do "
+                                "not match reservation %s." % (mname, found["name"]))
+        if int(sku["count"]) - int(sku["inUseCount"]) < count:
+            return [{"code": "RESERVATION_CAPACITY_EXCEEDED",
+                     "message": "Specified reservations [%s] do not have available resources for the request."
+                                % found["name"]}]
+        sku["inUseCount"] = str(int(sku["inUseCount"]) + count)
+        return None
+
     def _capacity_error(self, zone, props, count, gpus):
         if zone in self.stockout:
             return [{"code": "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
@@ -773,7 +818,7 @@ class ComputeDouble(object):
         if int(body.get("minCount") or count) > count:
             raise ApiError(400, "Invalid value for field 'resource.minCount': greater than count")
         gpus = self._check_properties(zone, props, names)
-        error = self._capacity_error(zone, props, count, gpus)
+        error = self._capacity_error(zone, props, count, gpus) or self._reservation_error(zone, props, count)
         if error is None:
             taken = [n for n in names if self._key(zone, n) in self.instances]
             if taken:

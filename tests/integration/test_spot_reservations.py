@@ -174,3 +174,176 @@ def test_the_arm_double_refuses_what_arm_refuses_for_spot(props, code):
     with pytest.raises(ArmError) as err:
         ArmDouble._check_priority(props)  # pylint: disable=protected-access
     assert err.value.code == code
+
+
+# -- reservations: aws -----------------------------------------------------------------------------------------------
+def run_requests(proxy):
+    return [r for r in proxy.requests if r.get("Action") == "RunInstances"]
+
+
+def test_aws_launch_into_a_capacity_reservation_targets_it_first_and_takes_its_instances(proxy):
+    rid = proxy.add_capacity_reservation("p4d.24xlarge", "us-east-1b", 4)
+    result = aws_present(proxy, unique_name("spot"), 2, reservation={"id": rid})
+    run = run_requests(proxy)
+    # the reservation's placement first, though us-east-1a is listed before it
+    assert [r["Placement.AvailabilityZone"] for r in run] == ["us-east-1b"]
+    assert run[0]["CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId"] == rid
+    assert "InstanceMarketOptions.MarketType" not in run[0]
+    assert proxy.capacity_reservations[rid]["AvailableInstanceCount"] == 2
+    assert result["cluster"]["landed"]["availability_zone"] == "us-east-1b"
+
+
+def test_aws_capacity_block_is_launched_with_the_capacity_block_market(proxy):
+    rid = proxy.add_capacity_reservation("p5.48xlarge", "us-east-1a", 2, kind="capacity-block")
+    aws_present(proxy, unique_name("spot"), 2, instance_type="p5.48xlarge", reservation={"id": rid},
+                placements=[{"availability_zone": "us-east-1a"}])
+    run = run_requests(proxy)[-1]
+    assert run["InstanceMarketOptions.MarketType"] == "capacity-block"
+    assert run["CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId"] == rid
+
+
+def test_aws_reservation_group_is_targeted_by_its_arn(proxy):
+    arn = "arn:aws:resource-groups:us-east-1:123456789012:group/my-p4d"
+    aws_present(proxy, unique_name("spot"), 1, reservation={"group_arn": arn})
+    run = run_requests(proxy)[-1]
+    assert run["CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationResourceGroupArn"] == arn
+
+
+@pytest.mark.parametrize("case, reservation, placements, count, message", [
+    ("wrong type", ("g6e.xlarge", "us-east-1a", 4), None, 2, "fits none of the placements"),
+    ("wrong zone", ("p4d.24xlarge", "us-east-1c", 4), None, 2, "the reservation is in us-east-1c"),
+    ("too few", ("p4d.24xlarge", "us-east-1a", 1), [{"availability_zone": "us-east-1a"}], 2,
+     "has 1 free instance(s), 2 needed"),
+    ("not active", ("p4d.24xlarge", "us-east-1a", 4, None, "default", "expired"), None, 2, "is expired, not active"),
+    ("unknown", None, None, 2, "does not exist"),
+])
+def test_aws_reservation_that_does_not_fit_is_an_error_before_anything_is_created(proxy, case, reservation,
+                                                                                 placements, count, message):
+    rid = proxy.add_capacity_reservation(*reservation) if reservation else "cr-0123456789abcdef0"
+    opts = {"reservation": {"id": rid}}
+    if placements:
+        opts["placements"] = placements
+    with pytest.raises(ConfigError) as err:
+        aws_present(proxy, unique_name("spot"), count, **opts)
+    assert message in str(err.value), case
+    assert run_requests(proxy) == []
+
+
+def test_aws_full_reservation_fails_over_like_a_stockout(proxy):
+    rid = proxy.add_capacity_reservation("p4d.24xlarge", "us-east-1a", 4)
+    proxy.capacity_reservations[rid].update(AvailableInstanceCount=0, reported=4)  # taken since the look-up
+    result = aws_present(proxy, unique_name("spot"), 2, reservation={"id": rid})
+    run = run_requests(proxy)
+    assert [(r["Placement.AvailabilityZone"],
+             r.get("CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId")) for r in run] \
+        == [("us-east-1a", rid), ("us-east-1b", None)]
+    assert result["cluster"]["failover"][0]["availability_zone"] == "us-east-1a"
+    assert "ReservationCapacityExceeded" in result["cluster"]["failover"][0]["error"]
+
+
+def test_aws_too_small_reservation_with_other_placements_is_skipped_like_a_stockout(proxy):
+    rid = proxy.add_capacity_reservation("p4d.24xlarge", "us-east-1a", 1)
+    aws_present(proxy, unique_name("spot"), 2, reservation={"id": rid})
+    run = run_requests(proxy)
+    assert [r["Placement.AvailabilityZone"] for r in run] == ["us-east-1b"]
+    assert "CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId" not in run[0]
+
+
+# -- reservations: gcp -----------------------------------------------------------------------------------------------
+def test_gcp_launch_into_a_specific_reservation_names_it_and_its_zone_goes_first(gce):
+    gce.add_reservation("us-central1-b", "a3-res", "a3-highgpu-8g", 4)
+    result = gcp_present(gce, unique_name("spot"), 2, reservation={"id": "a3-res"})
+    inserts = gce.mutations("compute.instances.bulkInsert")
+    assert [m["path"].split("/zones/")[1].split("/")[0] for m in inserts] == ["us-central1-b"]
+    assert inserts[0]["body"]["instanceProperties"]["reservationAffinity"] == {
+        "consumeReservationType": "SPECIFIC_RESERVATION", "key": "compute.googleapis.com/reservation-name",
+        "values": ["a3-res"]}
+    assert gce.reservations[("us-central1-b", "a3-res")]["specificReservation"]["inUseCount"] == "2"
+    assert result["cluster"]["landed"]["reservation"] == "a3-res"
+
+
+@pytest.mark.parametrize("case, reservation, placements, count, message", [
+    ("wrong type", ("us-central1-a", "r1", "a2-highgpu-1g", 4), None, 2, "the reservation is for a2-highgpu-1g"),
+    ("wrong zone", ("us-central1-c", "r1", "a3-highgpu-8g", 4), None, 2, "does not exist in any placement's zone"),
+    ("too few", ("us-central1-a", "r1", "a3-highgpu-8g", 3, 2), [{"zone": "us-central1-a"}], 2,
+     "has 1 free instance(s), 2 needed"),
+])
+def test_gcp_reservation_that_does_not_fit_is_an_error_before_anything_is_created(gce, case, reservation, placements,
+                                                                                 count, message):
+    gce.add_reservation(*reservation)
+    opts = {"reservation": {"id": "r1"}}
+    if placements:
+        opts["placements"] = placements
+    with pytest.raises(ConfigError) as err:
+        gcp_present(gce, unique_name("spot"), count, **opts)
+    assert message in str(err.value), case
+    assert gce.mutations("compute.instances.bulkInsert") == []
+
+
+def test_gcp_full_reservation_fails_over_like_a_stockout(gce):
+    gce.add_reservation("us-central1-a", "r1", "a3-highgpu-8g", 4)
+    looked_up = gce.do_reservations_get
+
+    def taken_since(params, query, body):  # someone takes the reservation after the look-up
+        answer = looked_up(params, query, body)
+        gce.reservations[("us-central1-a", "r1")]["specificReservation"]["inUseCount"] = "4"
+        return answer
+    gce.do_reservations_get = taken_since
+    result = gcp_present(gce, unique_name("spot"), 2, reservation={"id": "r1"})
+    inserts = [m["body"]["instanceProperties"] for m in gce.mutations("compute.instances.bulkInsert")]
+    assert [p.get("reservationAffinity", {}).get("values") for p in inserts] == [["r1"], None]
+    assert result["cluster"]["landed"]["zone"] == "us-central1-b"
+    assert "do not have available resources" in result["cluster"]["failover"][0]["error"]
+
+
+# -- reservations: azure ---------------------------------------------------------------------------------------------
+def test_azure_launch_into_a_capacity_reservation_group_names_it_on_each_vm(arm):
+    gid = arm.add_capacity_reservation_group("crg-rg", "nd-h100", "eastus", [(AZ_SIZE, [], 4)])
+    result = azure_present(arm, unique_name("spot"), 2, reservation={"id": gid})
+    vms = arm_vms(arm)
+    assert len(vms) == 2
+    assert all(v["properties"]["capacityReservation"] == {"capacityReservationGroup": {"id": gid}} for v in vms)
+    held = arm.resources[(gid + "/capacityReservations/r0").lower()]["properties"]["virtualMachinesAssociated"]
+    assert len(held) == 2
+    assert result["cluster"]["landed"]["reservation"] is True
+
+
+@pytest.mark.parametrize("case, group, placements, count, message", [
+    ("wrong type", ("eastus", [("Standard_NC24ads_A100_v4", [], 4)]), None, 2, "the group reserves "
+                                                                                "Standard_NC24ads_A100_v4"),
+    ("wrong zone", ("eastus", [(AZ_SIZE, ["2"], 4)]), [{"location": "eastus", "zone": "1"}], 2,
+     "reservations are in zone(s) 2"),
+    ("wrong location", ("westus2", [(AZ_SIZE, [], 4)]), None, 2, "the group is in westus2"),
+    ("too few", ("eastus", [(AZ_SIZE, [], 1)]), None, 2, "has 1 free instance(s), 2 needed"),
+])
+def test_azure_reservation_that_does_not_fit_is_an_error_before_anything_is_created(arm, case, group, placements,
+                                                                                   count, message):
+    gid = arm.add_capacity_reservation_group("crg-rg", "crg", group[0], group[1])
+    opts = {"reservation": {"id": gid}}
+    if placements:
+        opts["placements"] = placements
+    cluster = unique_name("spot")
+    with pytest.raises(ConfigError) as err:
+        azure_present(arm, cluster, count, **opts)
+    assert message in str(err.value), case
+    assert arm_vms(arm) == []
+
+
+def test_azure_full_reservation_group_fails_over_like_a_stockout(arm):
+    gid = arm.add_capacity_reservation_group("crg-rg", "crg", "eastus", [(AZ_SIZE, ["1"], 2)])
+    looked_up = arm.resources[(gid + "/capacityReservations/r0").lower()]
+    prov = azure(arm, reservation={"id": gid},
+                 placements=[{"location": "eastus", "zone": "2"}, {"location": "eastus", "zone": "1"}])
+    cluster = unique_name("spot")
+    prov.ensure_firewall(cluster, desired_rules(ADMIN))
+    spec = base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type=AZ_SIZE, image=AZ_IMAGE)
+    prepared = prov.preflight_create(spec, [0, 1])
+    assert [(t["zone"], t["reservation"]) for t in prepared.tries] == [("1", True), ("2", False)]
+    # taken by someone else between the look-up and the launch
+    looked_up["properties"]["virtualMachinesAssociated"] = [{"id": "/other/vm1"}, {"id": "/other/vm2"}]
+    launch = prov.create_nodes(spec, [0, 1], prepared=prepared, timeout=60)
+    assert launch.info["landed"]["zone"] == "2" and launch.info["landed"]["reservation"] is False
+    assert "AllocationFailed" in launch.info["failover"][0]["error"] or "no capacity left" in \
+        launch.info["failover"][0]["error"]
+    zones = [(v.get("zones"), "capacityReservation" in v["properties"]) for v in arm_vms(arm)]
+    assert zones[0] == (["1"], True) and zones[-1] == (["2"], False)

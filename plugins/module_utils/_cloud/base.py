@@ -149,6 +149,38 @@ class Prepared:
         return self.facts.get(key, default)
 
 
+def fit_reservation(tries, name, fits, free, needed, where):
+    """Settle which placements launch into a reservation, before anything is created.
+
+    ``tries``: the placements in order; ``fits(trial)``: ``None`` when the reservation can serve the placement (same
+    instance type and zone), else why not; ``free``: its free instances; ``needed``: how many the launch needs;
+    ``where``: the reservation's type and zone, for the messages. The placements it fits get ``reservation: True`` and
+    come first; the others follow in their order and launch outside it. A reservation that fits no placement is a :class:`ConfigError`; one with fewer than
+    ``needed`` free is one too, unless other placements can take the nodes - then its placements are skipped like a
+    stockout (and a reservation found full at launch fails over to the next placement the same way).
+    Returns ``(tries, skipped)``.
+    """
+    marked, misfits = [], []
+    for trial in tries:
+        why = fits(trial)
+        if why:
+            misfits.append(why)
+        marked.append(dict(trial, reservation=not why))
+    inside = [t for t in marked if t["reservation"]]
+    if not inside:
+        raise ConfigError("reservation %s (%s) fits none of the placements: %s" % (name, where, "; ".join(misfits)),
+                          hint="Launch the reservation's instance type in its zone (instance_type, placements), or "
+                               "name a reservation of the type and zone you launch")
+    if free < needed:
+        outside = [t for t in marked if not t["reservation"]]
+        why = "reservation %s has %d free instance(s), %d needed" % (name, free, needed)
+        if not outside:
+            raise ConfigError(why, hint="Launch fewer nodes, free instances of the reservation, or add placements "
+                                        "outside it to fall back to")
+        return outside, [dict(t, error=why) for t in inside]
+    return inside + [t for t in marked if not t["reservation"]], []
+
+
 @dataclass(frozen=True)
 class RuleSpec:
     """One firewall rule. ``source`` is a CIDR (IPv4 or IPv6), ``self`` (members of the cluster's own

@@ -20,6 +20,8 @@ STATE_MAP = {"pending": "pending", "running": "running", "stopping": "stopping",
              "shutting-down": "terminating", "terminated": "terminated"}
 AMI_ID_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+RESERVATION_ID_RE = re.compile(r"^cr-[0-9a-f]{8,17}$")
+RESERVATION_GROUP_RE = re.compile(r"^arn:aws[a-z-]*:resource-groups:[a-z0-9-]+:[0-9]{12}:group/[A-Za-z0-9_.-]{1,128}$")
 ROOT_VOLUME_TYPES = ("gp3", "gp2", "io1", "io2")
 MAX_TOKEN_GENERATIONS = 16
 

@@ -25,6 +25,8 @@ RG_RE = re.compile(r"^[-\w._()]{1,89}[-\w_()]$")
 SUBNET_ID_RE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Network/"
                           r"virtualNetworks/([^/]+)/subnets/([^/]+)$", re.I)
 ZONE_RE = re.compile(r"^[1-3]$")
+CRG_ID_RE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/"
+                       r"capacityReservationGroups/([^/]+)$", re.I)
 # NSG priorities: admin SSH from 100, cluster traffic 1000, the explicit internet deny last
 PRIORITY_SSH = 100
 PRIORITY_SELF = 1000
@@ -224,7 +226,7 @@ def nic_body(location, tags, subnet_id, public_ip_id=None, nsg_id=None, accelera
 
 
 def vm_body(location, tags, size, image_ref, name, ssh_user, ssh_public_key, nic_id, zone=None, avset_id=None,
-            ppg_id=None, root_volume_size=None, spot=False):
+            ppg_id=None, root_volume_size=None, spot=False, reservation_group=None):
     """A Linux VM: key-only login for ``ssh_user``, NIC and OS disk deleted with the VM."""
     os_disk = {"createOption": "FromImage", "deleteOption": "Delete", "caching": "ReadWrite",
                "managedDisk": {"storageAccountType": "Premium_LRS"}}
@@ -251,6 +253,8 @@ def vm_body(location, tags, size, image_ref, name, ssh_user, ssh_public_key, nic
         props["proximityPlacementGroup"] = {"id": ppg_id}
     if spot:
         props.update(priority="Spot", evictionPolicy="Delete", billingProfile={"maxPrice": -1})
+    if reservation_group:
+        props["capacityReservation"] = {"capacityReservationGroup": {"id": reservation_group}}
     body = {"location": location, "tags": dict(tags), "properties": props}
     if zone:
         body["zones"] = [zone]

@@ -133,7 +133,16 @@ def ssh_keys_value(ssh_user, public_key):
     return "%s:%s" % (ssh_user, public_key.strip()) if public_key else ""
 
 
-def bulk_insert_body(spec, ranks, zone, res, minimum, policy=None):
+RESERVATION_KEY = "compute.googleapis.com/reservation-name"
+RESERVATION_RE = re.compile(r"^(projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/reservations/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def reservation_affinity(name):
+    """``reservationAffinity`` of an instance that must consume the reservation ``name``."""
+    return {"consumeReservationType": "SPECIFIC_RESERVATION", "key": RESERVATION_KEY, "values": [name]}
+
+
+def bulk_insert_body(spec, ranks, zone, res, minimum, policy=None, reservation=None):
     """The ``instances.bulkInsert`` body for ``ranks`` of ``spec``'s cluster in ``zone``.
 
     ``res`` is what preflight resolved: ``machine_type``, ``gpus`` (built-in or attached), ``image`` (self link),
@@ -174,6 +183,8 @@ def bulk_insert_body(spec, ranks, zone, res, minimum, policy=None):
     if res.get("accelerators"):
         props["guestAccelerators"] = [{"acceleratorType": a["type"], "acceleratorCount": int(a["count"])}
                                       for a in res["accelerators"]]
+    if reservation:
+        props["reservationAffinity"] = reservation_affinity(reservation)
     if policy:
         # "Resource policies (names, not URLs) applied to instances created from these properties"
         props["resourcePolicies"] = [last(policy)]
