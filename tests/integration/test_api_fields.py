@@ -55,6 +55,7 @@ GCP_FIELDS = {
         "instanceProperties.scheduling.automaticRestart": (VALUE, None),
         "instanceProperties.scheduling.provisioningModel": (VALUE, None),
         "instanceProperties.scheduling.instanceTerminationAction": (VALUE, None),
+        "instanceProperties.scheduling.maxRunDuration.seconds": (VALUE, None),
         "instanceProperties.reservationAffinity.consumeReservationType": (VALUE, None),
         "instanceProperties.reservationAffinity.key": (VALUE, None),
         # "This can be either a name to a reservation in the same project or
@@ -239,7 +240,7 @@ def gce_requests(tmp_path_factory):
                                       accelerators=[{"type": "nvidia-tesla-t4", "count": 1}]), n1, 1, wait_timeout=60)
         double.add_reservation("us-central1-a", "fld-a3", "a3-highgpu-8g", 2)
         reserved = base.NodeSpec(cluster=unique_name("fld"), ssh_public_key=PUBKEY, instance_type="a3-highgpu-8g",
-                                 image=image)
+                                 image=image, ttl_minutes=60)
         reconcile.ensure_present(prov(reservation={"id": "fld-a3"}), reserved, 1, wait_timeout=60)
         yield [e for e in double.log if e["body"] is not None and e["id"] in GCP_FIELDS or e["method"] != "GET"]
     finally:

@@ -347,3 +347,44 @@ def test_azure_full_reservation_group_fails_over_like_a_stockout(arm):
         launch.info["failover"][0]["error"]
     zones = [(v.get("zones"), "capacityReservation" in v["properties"]) for v in arm_vms(arm)]
     assert zones[0] == (["1"], True) and zones[-1] == (["2"], False)
+
+
+# -- lifetime (gpu_cluster_ttl, gpu_cluster_idle_minutes) ------------------------------------------------------------
+def lifetime_spec(cluster, instance_type, image, ttl_minutes=0, self_stop=False):
+    return base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type=instance_type, image=image,
+                         ttl_minutes=ttl_minutes, self_stop=self_stop)
+
+
+def test_aws_nodes_that_stop_themselves_are_terminated_and_carry_their_ttl(proxy):
+    prov = aws(proxy)
+    cluster = unique_name("spot")
+    prov.ensure_firewall(cluster, desired_rules(ADMIN))
+    spec = lifetime_spec(cluster, "p4d.24xlarge", "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*",
+                         ttl_minutes=90, self_stop=True)
+    result = reconcile.ensure_present(prov, spec, 1, wait_timeout=60)
+    run = run_requests(proxy)[-1]
+    assert run["InstanceInitiatedShutdownBehavior"] == "terminate"
+    node = result["nodes"][0]
+    assert node["ttl_minutes"] == 90 and node["deadline"]
+    launched = boto3.client("ec2", region_name="us-east-1", endpoint_url=proxy.url, aws_access_key_id="testing",
+                            aws_secret_access_key="testing").describe_instances(InstanceIds=[node["id"]])
+    inst = launched["Reservations"][0]["Instances"][0]
+    assert {"Key": "aiinfra-ttl-minutes", "Value": "90"} in inst["Tags"]
+    assert base.epoch_of(node["deadline"]) == base.epoch_of(inst["LaunchTime"].isoformat()) + 90 * 60
+    # without a TTL or self_stop the image's default shutdown behaviour (stop) stays
+    plain = lifetime_spec(unique_name("spot"), "p4d.24xlarge", spec.image)
+    prov.ensure_firewall(plain.cluster, desired_rules(ADMIN))
+    reconcile.ensure_present(prov, plain, 1, wait_timeout=60)
+    assert "InstanceInitiatedShutdownBehavior" not in run_requests(proxy)[-1]
+
+
+def test_gcp_ttl_is_compute_engines_max_run_duration_then_deleted(gce):
+    prov = gcp(gce)
+    spec = lifetime_spec(unique_name("spot"), "a3-highgpu-8g", GCE_IMAGE, ttl_minutes=150)
+    result = reconcile.ensure_present(prov, spec, 2, wait_timeout=60)
+    scheduling = gce_inserts(gce)[-1]["scheduling"]
+    assert scheduling["maxRunDuration"] == {"seconds": "9000"}
+    assert scheduling["instanceTerminationAction"] == "DELETE"
+    assert scheduling["onHostMaintenance"] == "TERMINATE"  # a GPU VM, accepted by the double with the run limit
+    assert gce_inserts(gce)[-1]["labels"]["aiinfra-ttl-minutes"] == "150"
+    assert all(n["ttl_minutes"] == 150 and n["deadline"] for n in result["nodes"])

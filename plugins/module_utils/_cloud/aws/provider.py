@@ -491,6 +491,9 @@ class AwsProvider(SecurityGroupFirewall, Provider):
             request["InstanceMarketOptions"] = {
                 "MarketType": "spot",
                 "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}}
+        if spec.ttl_minutes or spec.self_stop:
+            # the node stops itself at its deadline or when idle (the lifetime timer): a shutdown from inside terminates
+            request["InstanceInitiatedShutdownBehavior"] = "terminate"
         reservation = res.get("reservation")
         if reservation and trial.get("reservation"):
             if reservation.get("group_arn"):

@@ -10,7 +10,7 @@ import json
 import re
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (  # noqa: F401 (UNRANKED)
-    UNRANKED, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
+    UNRANKED, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name, ttl_minutes_of)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 RANKS_TAG = "aiinfra-gpu-ranks"
@@ -225,7 +225,7 @@ def node_from_instance(inst, cluster, rank=None):
         launch_time=inst["LaunchTime"].isoformat() if hasattr(inst.get("LaunchTime"), "isoformat")
         else str(inst.get("LaunchTime") or ""),
         market="spot" if inst.get("InstanceLifecycle") == "spot" else "on_demand",
-        owner=tags.get(OWNER_TAG, ""),
+        owner=tags.get(OWNER_TAG, ""), ttl_minutes=ttl_minutes_of(tags),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
+    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name, ttl_minutes_of)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 SSH_USER_TAG = "aiinfra-gpu-ssh-user"
@@ -307,7 +307,8 @@ def node_from_vm(vm, cluster, nics, pips):
                 instance_type=(props.get("hardwareProfile") or {}).get("vmSize", ""),
                 zone="%s-%s" % (vm.get("location", ""), zones[0]) if zones else vm.get("location", ""),
                 labels=labels, launch_time=props.get("timeCreated") or "",
-                market="spot" if props.get("priority") == "Spot" else "on_demand", owner=tags.get(OWNER_TAG, ""))
+                market="spot" if props.get("priority") == "Spot" else "on_demand", owner=tags.get(OWNER_TAG, ""),
+                ttl_minutes=ttl_minutes_of(tags))
 
 
 def owned(resource, cluster):

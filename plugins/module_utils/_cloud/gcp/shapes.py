@@ -10,7 +10,7 @@ import re
 import uuid
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (  # noqa: F401 (UNRANKED)
-    UNRANKED, CLUSTER_TAG, MANAGED_TAG, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
+    UNRANKED, CLUSTER_TAG, MANAGED_TAG, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name, ttl_minutes_of)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 DEFAULT_ENDPOINT = "https://compute.googleapis.com/compute/v1/"
@@ -178,6 +178,10 @@ def bulk_insert_body(spec, ranks, zone, res, minimum, policy=None, reservation=N
     if res.get("spot"):
         scheduling.update(provisioningModel="SPOT", instanceTerminationAction="DELETE", automaticRestart=False,
                           onHostMaintenance="TERMINATE")
+    ttl = int(getattr(spec, "ttl_minutes", 0) or 0)
+    if ttl:
+        # "If specified, the instance termination action will be performed at the end of the run duration"
+        scheduling.update(maxRunDuration={"seconds": str(ttl * 60)}, instanceTerminationAction="DELETE")
     if scheduling:
         props["scheduling"] = scheduling
     if res.get("accelerators"):
@@ -233,7 +237,7 @@ def node_from_instance(inst, cluster):
         labels=dict((k, v) for k, v in labels.items() if not k.startswith("aiinfra-")),
         launch_time=inst.get("lastStartTimestamp") or inst.get("creationTimestamp") or "",
         market="spot" if (inst.get("scheduling") or {}).get("provisioningModel") == "SPOT" else "on_demand",
-        owner=labels.get(OWNER_TAG, ""),
+        owner=labels.get(OWNER_TAG, ""), ttl_minutes=ttl_minutes_of(labels),
     )
 
 
