@@ -130,7 +130,8 @@ options:
       id:
         description:
           - On O(cloud=aws), A capacity reservation's or Capacity Block's id (C(cr-...)).
-          - On O(cloud=azure), the capacity reservation group's resource id (C(/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/capacityReservationGroups/NAME)).
+          - On O(cloud=azure), the capacity reservation group's resource id, C(/subscriptions/SUB/resourceGroups/RG/...)
+            ending in C(.../providers/Microsoft.Compute/capacityReservationGroups/NAME).
           - On O(cloud=gcp), the reservation's name (of the project), or C(projects/PROJECT/reservations/NAME)
             for a reservation shared by another project.
           - For O(cloud=aws), O(cloud=azure), O(cloud=gcp).

@@ -20,7 +20,7 @@ from gce_double import ApiError, ComputeDouble, service_account_file
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import base, reconcile
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.provider import AwsProvider
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.provider import AzureProvider
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CapacityError, ConfigError
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.firewall import desired_rules
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.provider import GcpProvider
 
@@ -217,8 +217,8 @@ def test_aws_reservation_group_is_targeted_by_its_arn(proxy):
     ("not active", ("p4d.24xlarge", "us-east-1a", 4, None, "default", "expired"), None, 2, "is expired, not active"),
     ("unknown", None, None, 2, "does not exist"),
 ])
-def test_aws_reservation_that_does_not_fit_is_an_error_before_anything_is_created(proxy, case, reservation,
-                                                                                 placements, count, message):
+def test_aws_reservation_that_does_not_fit_is_an_error_before_anything_is_created(
+        proxy, case, reservation, placements, count, message):
     rid = proxy.add_capacity_reservation(*reservation) if reservation else "cr-0123456789abcdef0"
     opts = {"reservation": {"id": rid}}
     if placements:
@@ -268,8 +268,8 @@ def test_gcp_launch_into_a_specific_reservation_names_it_and_its_zone_goes_first
     ("too few", ("us-central1-a", "r1", "a3-highgpu-8g", 3, 2), [{"zone": "us-central1-a"}], 2,
      "has 1 free instance(s), 2 needed"),
 ])
-def test_gcp_reservation_that_does_not_fit_is_an_error_before_anything_is_created(gce, case, reservation, placements,
-                                                                                 count, message):
+def test_gcp_reservation_that_does_not_fit_is_an_error_before_anything_is_created(
+        gce, case, reservation, placements, count, message):
     gce.add_reservation(*reservation)
     opts = {"reservation": {"id": "r1"}}
     if placements:
@@ -309,15 +309,15 @@ def test_azure_launch_into_a_capacity_reservation_group_names_it_on_each_vm(arm)
 
 
 @pytest.mark.parametrize("case, group, placements, count, message", [
-    ("wrong type", ("eastus", [("Standard_NC24ads_A100_v4", [], 4)]), None, 2, "the group reserves "
-                                                                                "Standard_NC24ads_A100_v4"),
+    ("wrong type", ("eastus", [("Standard_NC24ads_A100_v4", [], 4)]), None, 2,
+     "the group reserves Standard_NC24ads_A100_v4"),
     ("wrong zone", ("eastus", [(AZ_SIZE, ["2"], 4)]), [{"location": "eastus", "zone": "1"}], 2,
      "reservations are in zone(s) 2"),
     ("wrong location", ("westus2", [(AZ_SIZE, [], 4)]), None, 2, "the group is in westus2"),
     ("too few", ("eastus", [(AZ_SIZE, [], 1)]), None, 2, "has 1 free instance(s), 2 needed"),
 ])
-def test_azure_reservation_that_does_not_fit_is_an_error_before_anything_is_created(arm, case, group, placements,
-                                                                                   count, message):
+def test_azure_reservation_that_does_not_fit_is_an_error_before_anything_is_created(
+        arm, case, group, placements, count, message):
     gid = arm.add_capacity_reservation_group("crg-rg", "crg", group[0], group[1])
     opts = {"reservation": {"id": gid}}
     if placements:

@@ -46,8 +46,8 @@ CLOUD = Cloud("azure", requirements=(
         "VMs), with enough free instances (its capacity less the VMs associated). Placements it does not fit launch "
         "outside it, after those it fits; a group found full fails over to them like a stockout. Not with O(spot).",
     ), type="dict", scope="instance", suboptions=(
-        Option("id", ("The capacity reservation group's resource id (C(/subscriptions/SUB/resourceGroups/RG/"
-                      "providers/Microsoft.Compute/capacityReservationGroups/NAME)).",)),)),
+        Option("id", ("The capacity reservation group's resource id, C(/subscriptions/SUB/resourceGroups/RG/...) "
+                      "ending in C(.../providers/Microsoft.Compute/capacityReservationGroups/NAME).",)),)),
     Option("root_volume_size", ("OS disk size in GiB (default the image's). Deleted with the node.",),
            type="int", scope="instance"),
     Option("public_ip", ("A Standard static public IP per node (deleted with the node); unset means yes. Set C(false) "

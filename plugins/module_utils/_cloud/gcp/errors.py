@@ -28,6 +28,7 @@ RESERVATION_FULL_RE = re.compile(r"(?i)reservations? .*do(es)? not have (enough 
 def reservation_full(item):
     return bool(RESERVATION_FULL_RE.search((item or {}).get("message") or ""))
 
+
 TRANSIENT_REASONS = frozenset((
     "rateLimitExceeded", "userRateLimitExceeded", "backendError", "internalError", "RESOURCE_OPERATION_RATE_EXCEEDED",
     "resourceNotReady",

@@ -192,8 +192,8 @@ class GcpProvider(GcpFirewall, Provider):
         for trial in tries:
             path = "projects/%s/zones/%s/reservations/%s" % (project, trial["zone"], short)
             try:
-                found[trial["zone"]] = self.api.get(path, context={"resource": "reservation %s in %s"
-                                                                                % (name, trial["zone"])})
+                what = "reservation %s in %s" % (name, trial["zone"])
+                found[trial["zone"]] = self.api.get(path, context={"resource": what})
             except NotFoundError:
                 continue
         if not found:
