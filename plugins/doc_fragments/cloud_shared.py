@@ -100,6 +100,52 @@ options:
         private addresses.
       - For O(cloud=aws), O(cloud=azure), O(cloud=gcp).
     type: bool
+  reservation:
+    description:
+      - 'On O(cloud=aws), launch into reserved capacity: an On-Demand Capacity Reservation (O(reservation.id)),
+        a Capacity Block (O(reservation.id) of a C(capacity-block) reservation: C(InstanceMarketOptions.MarketType:
+        capacity-block)), or a capacity reservation resource group (O(reservation.group_arn); its members
+        are not looked up).'
+      - 'Before anything is created the reservation is looked up (C(DescribeCapacityReservations)): it
+        must be active, of the instance type, in a placement''s availability zone, with enough free instances.
+        Placements it does not fit launch outside it; a reservation found full fails over to them like
+        a stockout.'
+      - Not with O(spot).
+      - On O(cloud=azure), launch into a capacity reservation group (C(capacityReservation.capacityReservationGroup.id)),
+        named by O(reservation.id).
+      - 'Before anything is created the group and its reservations are looked up: one must be of the VM
+        size, in a placement''s location and zone (a zonal group''s reservations take zonal VMs, a regional
+        one''s regional VMs), with enough free instances (its capacity less the VMs associated). Placements
+        it does not fit launch outside it, after those it fits; a group found full fails over to them
+        like a stockout. Not with O(spot).'
+      - On O(cloud=gcp), launch into a specific reservation (C(reservationAffinity) C(SPECIFIC_RESERVATION),
+        key C(compute.googleapis.com/reservation-name)), named by O(reservation.id).
+      - 'Before anything is created it is looked up in each placement''s zone (C(reservations.get)): it
+        must be of the machine type with enough free instances (C(count) - C(inUseCount)). Zones without
+        it launch outside it, after the zones with it; a reservation found full fails over to them like
+        a stockout. Not with O(spot).'
+      - For O(cloud=aws), O(cloud=azure), O(cloud=gcp).
+    type: dict
+    suboptions:
+      id:
+        description:
+          - On O(cloud=aws), A capacity reservation's or Capacity Block's id (C(cr-...)).
+          - On O(cloud=azure), the capacity reservation group's resource id, C(/subscriptions/SUB/resourceGroups/RG/...)
+            ending in C(.../providers/Microsoft.Compute/capacityReservationGroups/NAME).
+          - On O(cloud=gcp), the reservation's name (of the project), or C(projects/PROJECT/reservations/NAME)
+            for a reservation shared by another project.
+          - For O(cloud=aws), O(cloud=azure), O(cloud=gcp).
+        type: str
+      group_arn:
+        description:
+          - A capacity reservation resource group's ARN (C(arn:aws:resource-groups:...)), instead of O(reservation.id).
+          - Only for O(cloud=aws).
+        type: str
+      capacity_block:
+        description:
+          - The reservation is a Capacity Block for ML; unset, read from the reservation's C(ReservationType).
+          - Only for O(cloud=aws).
+        type: bool
   root_volume_size:
     description:
       - On O(cloud=aws), root volume size in GiB (default the image's). Deleted with the node.

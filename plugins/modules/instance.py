@@ -107,6 +107,26 @@ options:
       - The nodes of a cluster made by another owner are never deleted (O(state=absent), a lower O(count), or
         O(replace)) without O(force). Nodes without the tag (made before owners were recorded) belong to nobody.
     type: str
+  ttl:
+    description:
+      - Hours each new node lives (the C(aiinfra-ttl-minutes) tag, whole minutes); C(0) - no limit. The node's
+        deadline (its launch time + the TTL) is in the result's C(nodes[].deadline) and M(aiinfra.gpu_cluster.instance_info)'s.
+      - gcp - C(scheduling.maxRunDuration) with C(instanceTerminationAction=DELETE) - Compute Engine deletes the VM at the
+        deadline whatever happens on it. aws, azure, local - the node stops itself at the deadline (the C(gpu_cluster)
+        role's lifetime timer, which C(provision.yml) installs with C(gpu_cluster_ttl)); on aws that terminates it
+        (O(self_stop) is implied).
+      - Nodes that exist keep the TTL they were made with.
+    type: float
+    default: 0
+  self_stop:
+    description:
+      - The nodes may stop themselves (the lifetime timer of C(gpu_cluster_ttl) / C(gpu_cluster_idle_minutes)), and a
+        node that stops itself should cost nothing more. aws - C(InstanceInitiatedShutdownBehavior=terminate) (a
+        shutdown from inside the instance terminates it). gcp - a VM shut down from inside is C(TERMINATED) (stopped,
+        no more compute billed, its boot disk until teardown). azure - a VM shut down from inside stays allocated
+        (billed) until teardown; see the README (Spot, reservations and health).
+    type: bool
+    default: false
   force:
     description:
       - Delete, shrink or replace nodes another O(owner) made. Leave off unless the cluster is yours to change.
@@ -227,6 +247,9 @@ nodes:
                   type: str, sample: '2026-12-01T00:40:01+00:00'}
     market: {description: 'C(on_demand) or C(spot) where the cloud says (aws); empty otherwise.', type: str}
     owner: {description: 'The node''s C(aiinfra-owner) tag (empty on nodes made before owners were recorded).', type: str}
+    ttl_minutes: {description: 'The node''s time to live in minutes (its C(aiinfra-ttl-minutes) tag); 0 - no limit.', type: int}
+    deadline: {description: 'When the node''s time to live ends (ISO 8601, UTC) - its launch time + O(ttl); empty without a TTL.',
+               type: str, sample: '2026-12-01T08:40:01Z'}
     hostvars:
       description:
         - The node's host variables, as the C(aiinfra.gpu_cluster.cluster) inventory plugin sets them - C(ansible_host),

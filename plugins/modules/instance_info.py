@@ -45,7 +45,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 nodes:
-  description: The cluster's nodes ordered by rank (same fields as M(aiinfra.gpu_cluster.instance) returns, launch time and hourly price included).
+  description:
+    - The cluster's nodes ordered by rank (same fields as M(aiinfra.gpu_cluster.instance) returns, launch time and hourly
+      price included).
+    - C(deadline) - the end of the node's time to live (its launch time + its TTL), ISO 8601 UTC; empty without one.
   returned: always
   type: list
   elements: dict

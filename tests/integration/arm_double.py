@@ -277,6 +277,58 @@ class ArmDouble(object):
                                    "addressPrefix": prefix, "provisioningState": "Succeeded"}}]}}
             return subnet_id
 
+    def add_capacity_reservation_group(self, group, name, location, reservations):
+        """A capacity reservation group made by hand in ``group`` (created if missing), with ``reservations``:
+        ``[(size, zones, capacity)]``; returns the group's id."""
+        with self.lock:
+            if group.lower() not in self.groups:
+                self.groups[group.lower()] = {"id": self.rg_id(group), "name": group, "location": location,
+                                              "tags": {}, "type": "Microsoft.Resources/resourceGroups",
+                                              "properties": {"provisioningState": "Succeeded"}}
+            gid = self.res_id(group, "Microsoft.Compute/capacityReservationGroups", name)
+            refs = []
+            zones = sorted(set(z for _s, zs, _c in reservations for z in zs))
+            for i, (size, rzones, capacity) in enumerate(reservations):
+                rid = "%s/capacityReservations/r%d" % (gid, i)
+                refs.append({"id": rid})
+                self.resources[rid.lower()] = {
+                    "id": rid, "name": "r%d" % i, "type": "Microsoft.Compute/capacityReservationGroups/"
+                                                          "capacityReservations",
+                    "location": location, "sku": {"name": size, "capacity": capacity}, "zones": list(rzones),
+                    "properties": {"provisioningState": "Succeeded", "virtualMachinesAssociated": []}}
+            self.resources[gid.lower()] = {
+                "id": gid, "name": name, "type": "Microsoft.Compute/capacityReservationGroups", "location": location,
+                "zones": zones, "tags": {}, "properties": {"capacityReservations": refs,
+                                                           "virtualMachinesAssociated": []}}
+            return gid
+
+    def _reserve(self, rid, p, size, location, zones):
+        """A VM naming a capacity reservation group takes an instance of a reservation of its size and zone: an
+        error when the group does not exist or has none free (the allocation fails)."""
+        ref = ((p.get("capacityReservation") or {}).get("capacityReservationGroup") or {}).get("id")
+        if not ref:
+            return None
+        group = self.resources.get(ref.lower())
+        if group is None or group["type"] != "Microsoft.Compute/capacityReservationGroups":
+            raise ArmError(404, "NotFound", "The capacity reservation group %s was not found." % ref)
+        if group["location"] != location:
+            raise ArmError(400, "InvalidParameter", "The capacity reservation group %s is in %s, not %s."
+                           % (ref, group["location"], location))
+        for cref in _props(group)["capacityReservations"]:
+            res = self.resources[cref["id"].lower()]
+            if res["sku"]["name"].lower() != size.lower() or sorted(res["zones"]) != sorted(zones):
+                continue
+            held = _props(res)["virtualMachinesAssociated"]
+            if {"id": rid} in held:
+                return None
+            if len(held) < res["sku"]["capacity"]:
+                held.append({"id": rid})
+                return None
+            raise ArmError(409, "AllocationFailed", "Allocation failed. The capacity reservation group %s has no "
+                                                    "capacity left for %s." % (ref, size))
+        raise ArmError(400, "InvalidParameter", "The capacity reservation group %s has no reservation of %s in "
+                                                "zone(s) %s." % (ref, size, ", ".join(zones) or "none"))
+
     def reset_counts(self):
         with self.lock:
             self.calls.clear()
@@ -452,6 +504,8 @@ class ArmDouble(object):
             return self._resource(method, rg, rtype, name, body, query)
         if len(parts) == 7 and low[6] == "start" and method == "POST":
             return self._vm_start(rg, name)
+        if len(parts) == 8 and low[6] == "capacityreservations" and method == "GET":
+            return 200, {}, self._get("%s/capacityReservations/%s" % (self.res_id(rg, rtype, name), parts[7]))
         if len(parts) == 8 and low[6] == "subnets":
             vnet = self._get(self.res_id(rg, rtype, name))
             if method == "PUT":
@@ -827,6 +881,31 @@ class ArmDouble(object):
         self.resources[rid.lower()] = res
         return 200, {}, res  # ARM answers 200 for a new availability set too
 
+    @staticmethod
+    def _check_priority(p):
+        """The Spot rules of the VirtualMachineProperties text: ``evictionPolicy`` ("For Azure Spot virtual machines,
+        both 'Deallocate' and 'Delete' are supported") and ``billingProfile`` ("the billing related details of a
+        Azure Spot VM") belong to Spot VMs only, and ``maxPrice`` is -1 ("the VM should not be evicted for price
+        reasons") or a price above zero with up to 5 decimals."""
+        priority = p.get("priority") or "Regular"
+        if priority not in ("Regular", "Low", "Spot"):
+            raise ArmError(400, "InvalidParameter", "The value '%s' of parameter 'priority' is not valid." % priority)
+        spot = priority in ("Spot", "Low")
+        if p.get("evictionPolicy") is not None:
+            if not spot:
+                raise ArmError(400, "InvalidParameter", "Eviction policy can be set only on Spot virtual machines.")
+            if p["evictionPolicy"] not in ("Deallocate", "Delete"):
+                raise ArmError(400, "InvalidParameter", "The value '%s' of parameter 'evictionPolicy' is not valid."
+                               % p["evictionPolicy"])
+        billing = p.get("billingProfile")
+        if billing is not None:
+            if not spot:
+                raise ArmError(400, "InvalidParameter", "Billing profile can be set only on Spot virtual machines.")
+            price = billing.get("maxPrice")
+            if price is not None and price != -1 and (price <= 0 or round(price, 5) != price):
+                raise ArmError(400, "InvalidMaxPrice", "The max price %s is not valid: -1, or a price above zero "
+                                                       "with up to 5 decimals." % price)
+
     def _put_virtualmachines(self, rid, res, existing):
         p = _props(res)
         location = res.get("location")
@@ -835,6 +914,7 @@ class ArmDouble(object):
             raise ArmError(409, "SkuNotAvailable", "The requested VM size for resource '%s' is currently not "
                                                    "available in location '%s'." % (size, location))
         family, vcpus, accel, _zones = SIZES[size]
+        self._check_priority(p)
         os_profile = p.get("osProfile")
         if existing is not None:
             if os_profile != _props(existing).get("osProfile"):
@@ -889,6 +969,8 @@ class ArmDouble(object):
                                    "quota. Additional details - Deployment Model: Resource Manager, Location: %s, "
                                    "Current Limit: %d, Current Usage: %d, Additional Required: %d, (Minimum) New "
                                    "Limit Required: %d." % (family, location, limit, used, vcpus, used + vcpus))
+        if existing is None or _props(existing).get("provisioningState") == "Failed":
+            self._reserve(rid, p, size, location, zones)
         for nic in nics:
             _props(nic)["virtualMachine"] = {"id": rid}
         if avset:

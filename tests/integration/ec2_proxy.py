@@ -155,6 +155,9 @@ class Ec2Proxy(object):
         self.tokens = {}
         self.token_locks = collections.defaultdict(threading.Lock)
         self.placement_groups = {}
+        # capacity reservations (moto has none): id -> {InstanceType, AvailabilityZone, TotalInstanceCount,
+        # AvailableInstanceCount, State, ReservationType}; see add_capacity_reservation
+        self.capacity_reservations = {}
         self.group_instances = collections.defaultdict(set)
         self.hidden = set()
         self._subnet_az = {}
@@ -286,6 +289,62 @@ class Ec2Proxy(object):
             return _error("InternalError", "An internal error has occurred.", 500)
         return result
 
+    def add_capacity_reservation(self, itype, zone, total, available=None, kind="default", state="active"):
+        """A capacity reservation (``kind`` default or capacity-block) as if made by hand; returns its id."""
+        rid = "cr-%017x" % random.Random(len(self.capacity_reservations) + 7).getrandbits(68)
+        self.capacity_reservations[rid] = {
+            "InstanceType": itype, "AvailabilityZone": zone, "TotalInstanceCount": total,
+            "AvailableInstanceCount": total if available is None else available, "State": state,
+            "ReservationType": kind, "InstanceMatchCriteria": "targeted" if kind == "capacity-block" else "open"}
+        return rid
+
+    def _do_DescribeCapacityReservations(self, path, headers, params):  # noqa: N802
+        wanted = [v for k, v in sorted(params.items()) if k.startswith("CapacityReservationId.")]
+        missing = [w for w in wanted if w not in self.capacity_reservations]
+        if missing:
+            return _error("InvalidCapacityReservationId.NotFound",
+                          "The capacity reservation ID '%s' does not exist" % missing[0])
+        items = []
+        for rid in wanted or sorted(self.capacity_reservations):
+            cr = self.capacity_reservations[rid]
+            # "reported": what a look-up sees when someone else takes the reservation before the launch
+            shown = dict((k, v) for k, v in cr.items() if k != "reported")
+            shown["AvailableInstanceCount"] = cr.get("reported", cr["AvailableInstanceCount"])
+            fields = "".join("<%s%s>%s</%s%s>" % (k[0].lower(), k[1:], escape(str(v)), k[0].lower(), k[1:])
+                             for k, v in sorted(shown.items()))
+            items.append("<item><capacityReservationId>%s</capacityReservationId>%s</item>" % (rid, fields))
+        return _ok("DescribeCapacityReservations",
+                   "<capacityReservationSet>%s</capacityReservationSet>" % "".join(items))
+
+    def _reservation_error(self, params, itype, zone):
+        """What EC2 answers for a launch into a capacity reservation that cannot take it, or None (and the
+        reservation's free count is taken)."""
+        rid = params.get("CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId")
+        market = params.get("InstanceMarketOptions.MarketType")
+        if not rid:
+            if market == "capacity-block":
+                return _error("InvalidParameterCombination", "A capacity-block launch needs a Capacity Block target.")
+            return None
+        cr = self.capacity_reservations.get(rid)
+        if cr is None:
+            return _error("InvalidCapacityReservationId.NotFound", "The capacity reservation ID '%s' does not exist"
+                          % rid)
+        if market == "spot":
+            return _error("InvalidParameterCombination", "Spot instances cannot launch into a capacity reservation.")
+        if (cr["ReservationType"] == "capacity-block") != (market == "capacity-block"):
+            return _error("InvalidParameterCombination", "Capacity Blocks are launched into with MarketType "
+                                                         "capacity-block, and only they.")
+        if cr["InstanceType"] != itype or cr["AvailabilityZone"] != zone:
+            return _error("InvalidParameterValue", "The instance's type or Availability Zone does not match capacity "
+                                                   "reservation %s (%s in %s)." % (rid, cr["InstanceType"],
+                                                                                   cr["AvailabilityZone"]))
+        count = int(params.get("MaxCount", "1"))
+        if cr["AvailableInstanceCount"] < count:
+            return _error("ReservationCapacityExceeded", "There is not enough capacity in capacity reservation %s "
+                                                         "for %d instance(s)." % (rid, count))
+        cr["AvailableInstanceCount"] -= count
+        return None
+
     def _do_RunInstances(self, path, headers, params):  # noqa: N802
         self.requests.append(dict(params))
         itype = params.get("InstanceType", "m1.small")
@@ -320,6 +379,9 @@ class Ec2Proxy(object):
                               "(%s). Our system will be working on provisioning additional capacity. You can currently "
                               "get %s capacity by not specifying an Availability Zone in your request or choosing "
                               "another Availability Zone." % (itype, zone, itype), 500)
+            refused = self._reservation_error(params, itype, zone)
+            if refused:
+                return refused
             count = int(params.get("MaxCount", "1"))
             if self.vcpu_quota is not None and vcpus * int(params.get("MinCount", "1")) > self.vcpu_quota:
                 return _error("VcpuLimitExceeded",

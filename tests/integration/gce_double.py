@@ -244,6 +244,7 @@ class ComputeDouble(object):
         self.instances = {}
         self.firewalls = {}
         self.policies = {}
+        self.reservations = {}  # (zone, name) -> reservation (see add_reservation)
         self.operations = {}
         self.request_ids = {}
         self.networks = {"default": self._network("default")}
@@ -642,6 +643,7 @@ class ComputeDouble(object):
         if gpus and scheduling.get("onHostMaintenance", "MIGRATE") != "TERMINATE":
             raise ApiError(400, "Invalid value for field 'resource.scheduling.onHostMaintenance': 'MIGRATE'. "
                                 "Instances with guest accelerators do not support live migration.")
+        self._check_scheduling(scheduling)
         for disk in props.get("disks") or []:
             source = (disk.get("initializeParams") or {}).get("sourceImage")
             if disk.get("boot") and not source and not disk.get("source"):
@@ -669,6 +671,84 @@ class ComputeDouble(object):
             if not re.match(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", name):
                 raise ApiError(400, "Invalid value for field 'resource.name': '%s'." % name)
         return gpus
+
+    @staticmethod
+    def _check_scheduling(scheduling):
+        """The scheduling rules of the Compute v1 schema text (``Scheduling``): Spot VMs cannot restart on their own
+        or live-migrate (like preemptible ones: "Scheduling must have preemptible be false when AutomaticRestart is
+        true"), ``instanceTerminationAction`` means something only for Spot VMs and VMs with a run time limit, and a
+        run time limit (``maxRunDuration`` / ``terminationTime``) needs the action to take at its end."""
+        spot = scheduling.get("provisioningModel") == "SPOT" or scheduling.get("preemptible")
+        limited = scheduling.get("maxRunDuration") or scheduling.get("terminationTime")
+        if spot and scheduling.get("automaticRestart") is True:
+            raise ApiError(400, "Invalid value for field 'resource.scheduling.automaticRestart': 'true'. Scheduling "
+                                "must have automaticRestart be false when provisioningModel is SPOT.")
+        if spot and scheduling.get("onHostMaintenance", "TERMINATE") != "TERMINATE":
+            raise ApiError(400, "Invalid value for field 'resource.scheduling.onHostMaintenance': '%s'. Spot VMs "
+                                "cannot live-migrate." % scheduling["onHostMaintenance"])
+        action = scheduling.get("instanceTerminationAction")
+        if action is not None and action not in ("STOP", "DELETE"):
+            raise ApiError(400, "Invalid value for field 'resource.scheduling.instanceTerminationAction': '%s'."
+                           % action)
+        if action and not spot and not limited:
+            raise ApiError(400, "Invalid value for field 'resource.scheduling.instanceTerminationAction': '%s'. "
+                                "It can be set only for Spot VMs or VMs with maxRunDuration or terminationTime."
+                           % action)
+        if limited and not action:
+            raise ApiError(400, "Invalid value for field 'resource.scheduling.instanceTerminationAction': ''. "
+                                "maxRunDuration and terminationTime need an instanceTerminationAction.")
+        duration = scheduling.get("maxRunDuration")
+        if duration is not None:
+            seconds = int((duration or {}).get("seconds") or 0)
+            # "Span of time at a resolution of a second. Must be from 0 to 315,576,000,000 inclusive"; the
+            # documented range of a run duration is 30 seconds to 120 days
+            if not 30 <= seconds <= 120 * 86400:
+                raise ApiError(400, "Invalid value for field 'resource.scheduling.maxRunDuration.seconds': '%s'. "
+                                    "Must be between 30 seconds and 120 days." % seconds)
+
+    # -- reservations (made by hand in a project: the collection only reads them) -----------------------------------
+    def add_reservation(self, zone, name, machine_type, count, in_use=0, status="READY"):
+        with self.lock:
+            self.reservations[(zone, name)] = {
+                "kind": "compute#reservation", "id": str(next(self.ids)), "name": name, "status": status,
+                "zone": self._p("zones", zone), "selfLink": self._p("zones", zone, "reservations", name),
+                "creationTimestamp": now_iso(), "specificReservationRequired": True,
+                "specificReservation": {"count": str(count), "inUseCount": str(in_use),
+                                        "instanceProperties": {"machineType": machine_type}}}
+
+    def do_reservations_get(self, params, query, body):
+        found = self.reservations.get((params["zone"], params["reservation"]))
+        if found is None:
+            raise not_found("reservation", "projects/%s/zones/%s/reservations/%s"
+                            % (self.project, params["zone"], params["reservation"]))
+        return copy.deepcopy(found)
+
+    def _reservation_error(self, zone, props, count):
+        """A launch that must consume a specific reservation: refused at once (400) when the reservation is not in
+        the zone or not of the machine type; an operation error when it has too few free instances. Else ``None``,
+        and the instances are counted in its ``inUseCount``."""
+        affinity = props.get("reservationAffinity") or {}
+        if affinity.get("consumeReservationType") != "SPECIFIC_RESERVATION":
+            return None
+        if affinity.get("key") not in ("compute.googleapis.com/reservation-name", "googleapis.com/reservation-name"):
+            raise ApiError(400, "Invalid value for field 'resource.reservationAffinity.key': '%s'."
+                           % affinity.get("key"))
+        names = affinity.get("values") or []
+        found = self.reservations.get((zone, names[0].rsplit("/", 1)[-1])) if len(names) == 1 else None
+        if found is None:
+            raise ApiError(400, "Invalid value for field 'resource.reservationAffinity.values': '%s'. The specified "
+                                "reservation does not exist in zone %s." % (names, zone))
+        sku = found["specificReservation"]
+        mname = props.get("machineType", "").rsplit("/", 1)[-1]
+        if sku["instanceProperties"]["machineType"] != mname:
+            raise ApiError(400, "Invalid value for field 'resource.machineType': '%s'. The instance properties do "
+                                "not match reservation %s." % (mname, found["name"]))
+        if int(sku["count"]) - int(sku["inUseCount"]) < count:
+            return [{"code": "RESERVATION_CAPACITY_EXCEEDED",
+                     "message": "Specified reservations [%s] do not have available resources for the request."
+                                % found["name"]}]
+        sku["inUseCount"] = str(int(sku["inUseCount"]) + count)
+        return None
 
     def _capacity_error(self, zone, props, count, gpus):
         if zone in self.stockout:
@@ -738,7 +818,7 @@ class ComputeDouble(object):
         if int(body.get("minCount") or count) > count:
             raise ApiError(400, "Invalid value for field 'resource.minCount': greater than count")
         gpus = self._check_properties(zone, props, names)
-        error = self._capacity_error(zone, props, count, gpus)
+        error = self._capacity_error(zone, props, count, gpus) or self._reservation_error(zone, props, count)
         if error is None:
             taken = [n for n in names if self._key(zone, n) in self.instances]
             if taken:

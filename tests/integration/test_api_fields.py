@@ -55,6 +55,12 @@ GCP_FIELDS = {
         "instanceProperties.scheduling.automaticRestart": (VALUE, None),
         "instanceProperties.scheduling.provisioningModel": (VALUE, None),
         "instanceProperties.scheduling.instanceTerminationAction": (VALUE, None),
+        "instanceProperties.scheduling.maxRunDuration.seconds": (VALUE, None),
+        "instanceProperties.reservationAffinity.consumeReservationType": (VALUE, None),
+        "instanceProperties.reservationAffinity.key": (VALUE, None),
+        # "This can be either a name to a reservation in the same project or
+        # projects/different-project/reservations/some-reservation-name"
+        "instanceProperties.reservationAffinity.values[]": (VALUE, None),
         "instanceProperties.guestAccelerators[].acceleratorType": (NAME, NAME_TEXT),
         "instanceProperties.guestAccelerators[].acceleratorCount": (VALUE, None),
     },
@@ -136,6 +142,7 @@ AZURE_FIELDS = {
         "properties.networkProfile.networkInterfaces[].properties.deleteOption": VALUE,
         "properties.availabilitySet.id": ID, "properties.proximityPlacementGroup.id": ID,
         "properties.priority": VALUE, "properties.evictionPolicy": VALUE, "properties.billingProfile.maxPrice": VALUE,
+        "properties.capacityReservation.capacityReservationGroup.id": ID,
     },
 }
 GCP_MAPS = ("labels", "perInstanceProperties")
@@ -231,6 +238,10 @@ def gce_requests(tmp_path_factory):
                            image=image)
         reconcile.ensure_present(prov(spot=True, subnetwork="default",
                                       accelerators=[{"type": "nvidia-tesla-t4", "count": 1}]), n1, 1, wait_timeout=60)
+        double.add_reservation("us-central1-a", "fld-a3", "a3-highgpu-8g", 2)
+        reserved = base.NodeSpec(cluster=unique_name("fld"), ssh_public_key=PUBKEY, instance_type="a3-highgpu-8g",
+                                 image=image, ttl_minutes=60)
+        reconcile.ensure_present(prov(reservation={"id": "fld-a3"}), reserved, 1, wait_timeout=60)
         yield [e for e in double.log if e["body"] is not None and e["id"] in GCP_FIELDS or e["method"] != "GET"]
     finally:
         double.stop()
@@ -305,6 +316,12 @@ def arm_requests():
                              image="canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest")
         reconcile.ensure_present(prov(subnet_id=subnet, spot=True, placements=[{"location": "eastus", "zone": "1"}]),
                                  spot, 1, wait_timeout=60)
+        crg = arm.add_capacity_reservation_group("crg-%s" % byo, "nd", "eastus",
+                                                 [("Standard_ND96isr_H100_v5", [], 2)])
+        reserved = base.NodeSpec(cluster=unique_name("fld"), ssh_public_key=PUBKEY,
+                                 instance_type="Standard_ND96isr_H100_v5", image="microsoft-dsvm:ubuntu-hpc:2204:latest")
+        prov().ensure_firewall(reserved.cluster, desired_rules(["198.51.100.0/24"]))
+        reconcile.ensure_present(prov(reservation={"id": crg}), reserved, 1, wait_timeout=60)
         yield list(arm.bodies)
     finally:
         mp.undo()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
+import calendar
 import re
 import struct
 import time
@@ -33,6 +34,8 @@ MANAGED_VALUE = "aiinfra.gpu_cluster"
 UNRANKED = 1000000
 # who made the cluster: the instance module's ``owner`` (user@host, or AWX's launching user)
 OWNER_TAG = "aiinfra-owner"
+# the node's time to live in whole minutes (a GCE label value allows no "."), from its launch: its deadline
+TTL_TAG = "aiinfra-ttl-minutes"
 OWNER_MAX = 128
 
 # One rule for cluster ids, accepted by every cloud once a "-<rank>" suffix is
@@ -65,6 +68,11 @@ class NodeSpec:
     labels: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     owner: str = ""
+    # no forgotten cluster: minutes a node lives from its launch (0: no limit) - the cloud deletes it then where it
+    # can (gcp maxRunDuration); self_stop: the node may stop itself (the gpu_cluster role's lifetime timer), and a
+    # node that stops itself is deleted where the cloud can say so (aws InstanceInitiatedShutdownBehavior)
+    ttl_minutes: int = 0
+    self_stop: bool = False
 
     def tags(self, rank=None):
         """The tags/labels a resource of this cluster carries (user labels first, ours win)."""
@@ -73,6 +81,8 @@ class NodeSpec:
         tags[MANAGED_TAG] = MANAGED_VALUE
         if self.owner:
             tags[OWNER_TAG] = self.owner
+        if self.ttl_minutes:
+            tags[TTL_TAG] = str(int(self.ttl_minutes))
         if rank is not None:
             tags[RANK_TAG] = str(rank)
         return tags
@@ -97,9 +107,15 @@ class Node:
     launch_time: str = ""  # ISO 8601, as the cloud reports it (what a node has cost is counted from it)
     market: str = ""  # on_demand or spot, where the cloud says
     owner: str = ""  # the aiinfra-owner tag: who made the node ("" on nodes made before owners were recorded)
+    ttl_minutes: int = 0  # the aiinfra-ttl-minutes tag (0: no time limit)
+
+    @property
+    def deadline(self):
+        """When the node's time to live ends (ISO 8601, UTC), from its launch time and its TTL tag; "" without."""
+        return deadline_of(self.launch_time, self.ttl_minutes)
 
     def to_dict(self):
-        return dict(asdict(self), hostvars=self.hostvars())
+        return dict(asdict(self), deadline=self.deadline, hostvars=self.hostvars())
 
     def hostvars(self):
         """This node's host variables in an inventory: how Ansible logs in, and what the playbooks read about it.
@@ -116,6 +132,7 @@ class Node:
             "gpu_cluster_instance_type": self.instance_type,
             "gpu_cluster_state": self.state,
             "gpu_cluster_launch_time": self.launch_time,
+            "gpu_cluster_deadline": self.deadline,
         }
 
 
@@ -147,6 +164,70 @@ class Prepared:
 
     def get(self, key, default=None):
         return self.facts.get(key, default)
+
+
+_ISO_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?")
+
+
+def epoch_of(text):
+    """Unix time of an ISO 8601 time as the clouds write launch times (``2026-12-01T00:40:01.000Z``,
+    ``2026-12-01T00:40:01.123-08:00``, podman's ``2026-12-01 00:40:01.5 +0000 UTC``); ``None`` when unreadable."""
+    match = _ISO_RE.match(str(text or "").strip())
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    offset = 0
+    zone = match.group(7)
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset
+
+
+def deadline_of(launch_time, ttl_minutes):
+    """``launch_time`` + ``ttl_minutes`` as ISO 8601 UTC (``...Z``); "" without a TTL or a readable launch time."""
+    start = epoch_of(launch_time)
+    if not ttl_minutes or start is None:
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + int(ttl_minutes) * 60))
+
+
+def ttl_minutes_of(tags):
+    value = str((tags or {}).get(TTL_TAG) or "")
+    return int(value) if value.isdigit() else 0
+
+
+def fit_reservation(tries, name, fits, free, needed, where):
+    """Settle which placements launch into a reservation, before anything is created.
+
+    ``tries``: the placements in order; ``fits(trial)``: ``None`` when the reservation can serve the placement (same
+    instance type and zone), else why not; ``free``: its free instances; ``needed``: how many the launch needs;
+    ``where``: the reservation's type and zone, for the messages. The placements it fits get ``reservation: True`` and
+    come first; the others follow in their order and launch outside it. A reservation that fits no placement is a :class:`ConfigError`; one with fewer than
+    ``needed`` free is one too, unless other placements can take the nodes - then its placements are skipped like a
+    stockout (and a reservation found full at launch fails over to the next placement the same way).
+    Returns ``(tries, skipped)``.
+    """
+    marked, misfits = [], []
+    for trial in tries:
+        why = fits(trial)
+        if why:
+            misfits.append(why)
+        marked.append(dict(trial, reservation=not why))
+    inside = [t for t in marked if t["reservation"]]
+    if not inside:
+        raise ConfigError("reservation %s (%s) fits none of the placements: %s" % (name, where, "; ".join(misfits)),
+                          hint="Launch the reservation's instance type in its zone (instance_type, placements), or "
+                               "name a reservation of the type and zone you launch")
+    if free < needed:
+        outside = [t for t in marked if not t["reservation"]]
+        why = "reservation %s has %d free instance(s), %d needed" % (name, free, needed)
+        if not outside:
+            raise ConfigError(why, hint="Launch fewer nodes, free instances of the reservation, or add placements "
+                                        "outside it to fall back to")
+        return outside, [dict(t, error=why) for t in inside]
+    return inside + [t for t in marked if not t["reservation"]], []
 
 
 @dataclass(frozen=True)

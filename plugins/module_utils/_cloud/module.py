@@ -46,6 +46,8 @@ def instance_argument_spec():
         wait_timeout=dict(type="int", default=600),
         owner=dict(type="str"),
         force=dict(type="bool", default=False),
+        ttl=dict(type="float", default=0),
+        self_stop=dict(type="bool", default=False),
     )
     # each cloud's own (declared next to its provider)
     spec.update(argument_spec("instance"))
@@ -94,6 +96,17 @@ def provider_for(module):
     return get_provider(params["cloud"], options, log=module.log)
 
 
+def ttl_minutes(hours):
+    """``ttl`` (hours) as whole minutes: 0 (no limit), else 1 minute .. 120 days (GCE's maxRunDuration range)."""
+    hours = float(hours or 0)
+    if hours < 0:
+        raise ConfigError("ttl must be 0 (no limit) or more hours, got %s" % hours)
+    minutes = int(round(hours * 60))
+    if hours and not 1 <= minutes <= 120 * 24 * 60:
+        raise ConfigError("ttl must be between 1 minute (0.0167) and 120 days (2880 hours), got %s hours" % hours)
+    return minutes
+
+
 def _labels(labels):
     for key, value in (labels or {}).items():
         if not isinstance(key, str) or not key or key.startswith("aiinfra-"):
@@ -126,6 +139,8 @@ def run_instance(module):
                 image=params["image"] or "",
                 labels=_labels(params["labels"]),
                 owner=owner_of(params),
+                ttl_minutes=ttl_minutes(params.get("ttl")),
+                self_stop=bool(params.get("self_stop")),
             )
             existing_needed = params["count"]
             if not spec.ssh_public_key and existing_needed and not params.get("key_name"):

@@ -15,6 +15,7 @@ CAPACITY_CODES = frozenset((
     "InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity",
     "InsufficientReservedInstanceCapacity", "InsufficientCapacityOnHost", "InsufficientFreeAddressesInSubnet",
     "InsufficientCapacityOnOutpost", "UnfulfillableCapacity", "SpotMaxPriceTooLow", "Unsupported",
+    "ReservationCapacityExceeded",
 ))
 QUOTA_CODES = frozenset((
     "VcpuLimitExceeded", "InstanceLimitExceeded", "MaxSpotInstanceCountExceeded", "PlacementGroupLimitExceeded",

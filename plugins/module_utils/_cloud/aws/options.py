@@ -58,6 +58,21 @@ CLOUD = Cloud("aws", requirements=("boto3 (for O(cloud=aws), on the host that ru
     Option("root_volume_type", ("Root volume type (default C(gp3)).",), choices=("gp3", "gp2", "io1", "io2"),
            scope="instance"),
     Option("spot", ("Launch spot instances (one-time, terminated on interruption).",), type="bool", scope="instance"),
+    Option("reservation", (
+        "Launch into reserved capacity: an On-Demand Capacity Reservation (O(reservation.id)), a Capacity Block "
+        "(O(reservation.id) of a C(capacity-block) reservation: C(InstanceMarketOptions.MarketType: capacity-block)), "
+        "or a capacity reservation resource group (O(reservation.group_arn); its members are not looked up).",
+        "Before anything is created the reservation is looked up (C(DescribeCapacityReservations)): it must be "
+        "active, of the instance type, in a placement's availability zone, with enough free instances. Placements "
+        "it does not fit launch outside it; a reservation found full fails over to them like a stockout.",
+        "Not with O(spot).",
+    ), type="dict", scope="instance", suboptions=(
+        Option("id", ("A capacity reservation's or Capacity Block's id (C(cr-...)).",)),
+        Option("group_arn", ("A capacity reservation resource group's ARN (C(arn:aws:resource-groups:...)), instead "
+                             "of O(reservation.id).",)),
+        Option("capacity_block", ("The reservation is a Capacity Block for ML; unset, read from the reservation's "
+                                  "C(ReservationType).",), type="bool"),
+    )),
     Option("image_owners", ("Owners searched when O(image) is a name pattern (default C(self) and C(amazon)); add e.g. "
                             "Canonical's C(099720109477) for Ubuntu images.",),
            type="list", elements="str", scope="instance"),

@@ -31,11 +31,12 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.err
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.firewall import (
     SecurityGroupFirewall)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.shapes import (
-    AMI_ID_RE, LIVE_STATES, MAX_TOKEN_GENERATIONS, RANKS_TAG, REGION_RE, ROOT_VOLUME_TYPES, SSH_USER_TAG,
+    AMI_ID_RE, LIVE_STATES, MAX_TOKEN_GENERATIONS, RANKS_TAG, REGION_RE, RESERVATION_GROUP_RE, RESERVATION_ID_RE,
+    ROOT_VOLUME_TYPES, SSH_USER_TAG,
     _chunks, client_token, cloud_config, efa_layout, format_ranks, group_name, image_root_size, key_pair_name,
     newest_image, node_from_instance, plan_placements, tag_list)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Prepared, Provider, node_name)
+    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Prepared, Provider, fit_reservation, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     CloudError, ConfigError, NotFoundError)
 
@@ -131,6 +132,7 @@ class AwsProvider(SecurityGroupFirewall, Provider):
                 raise ConfigError("a placement needs subnet_id, availability_zone or instance_type",
                                   hint="e.g. placements: [{availability_zone: us-east-1a}, {subnet_id: subnet-0abc}]")
         self.check_min_count()
+        self._check_reservation()
         size = opts.get("root_volume_size")
         if size is not None and not 8 <= size <= 65536:
             raise ConfigError("root_volume_size must be 8..65536 GiB, got %d" % size)
@@ -142,6 +144,70 @@ class AwsProvider(SecurityGroupFirewall, Provider):
             if len(key) > 128 or len(str(value)) > 256 or key.lower().startswith("aws:"):
                 raise ConfigError("label %r is not a valid EC2 tag" % key,
                                   hint="Keys up to 128 characters not starting with 'aws:', values up to 256")
+
+    def _check_reservation(self):
+        res = dict((k, v) for k, v in (self.opts.get("reservation") or {}).items() if v not in (None, ""))
+        if not res:
+            return
+        if bool(res.get("id")) == bool(res.get("group_arn")):
+            raise ConfigError("reservation needs one of id and group_arn",
+                              hint="e.g. reservation: {id: cr-0123456789abcdef0}")
+        if res.get("id") and not RESERVATION_ID_RE.fullmatch(res["id"]):
+            raise ConfigError("reservation id %r is not a capacity reservation id" % res["id"],
+                              hint="Capacity reservation and Capacity Block ids look like cr-0123456789abcdef0")
+        if res.get("group_arn") and not RESERVATION_GROUP_RE.fullmatch(res["group_arn"]):
+            raise ConfigError("reservation group_arn %r is not a resource group ARN" % res["group_arn"],
+                              hint="e.g. arn:aws:resource-groups:us-east-1:123456789012:group/my-reservations")
+        if res.get("capacity_block") and not res.get("id"):
+            raise ConfigError("a Capacity Block is named by its reservation id (reservation.id), not a group")
+        if self.opts.get("spot"):
+            raise ConfigError("spot instances cannot launch into a capacity reservation",
+                              hint="Set either spot or reservation")
+
+    def _reservation(self, ranks, existing, tries):
+        """Look the reservation up and settle which tries launch into it (:func:`fit_reservation`)."""
+        res = dict((k, v) for k, v in (self.opts.get("reservation") or {}).items() if v not in (None, ""))
+        if not res:
+            return tries, [], None
+        if res.get("group_arn"):
+            # the members of a resource group are the resource-groups service's (not EC2's) to list: no look-up
+            return [dict(t, reservation=True) for t in tries], [], {"group_arn": res["group_arn"]}
+        try:
+            found = self._call("describe_capacity_reservations", context={"resource": "capacity reservation %s"
+                                                                                      % res["id"]},
+                               CapacityReservationIds=[res["id"]]).get("CapacityReservations") or []
+        except CloudError as exc:
+            if exc.kind in ("not_found", "config"):
+                raise ConfigError("capacity reservation %s does not exist in %s" % (res["id"], self.region),
+                                  hint="aws ec2 describe-capacity-reservations --region %s lists yours; EC2 said: %s"
+                                       % (self.region, getattr(exc, "detail", exc.message)), code=exc.code)
+            raise
+        if not found:
+            raise ConfigError("capacity reservation %s does not exist in %s" % (res["id"], self.region))
+        cr = found[0]
+        block = cr.get("ReservationType") == "capacity-block"
+        if res.get("capacity_block") and not block:
+            raise ConfigError("capacity reservation %s is not a Capacity Block (its type is %s)"
+                              % (res["id"], cr.get("ReservationType") or "default"),
+                              hint="Leave reservation.capacity_block unset for an On-Demand Capacity Reservation")
+        if cr.get("State") != "active":
+            raise ConfigError("capacity reservation %s is %s, not active" % (res["id"], cr.get("State")),
+                              hint="A Capacity Block can be launched into from its start date (%s)"
+                                   % cr.get("StartDate", "see the reservation") if block else
+                                   "Launch into an active reservation")
+        itype, zone = cr.get("InstanceType"), cr.get("AvailabilityZone")
+
+        def fits(trial):
+            if trial["instance_type"] != itype:
+                return "%s %s: the reservation is for %s" % (trial["availability_zone"], trial["instance_type"], itype)
+            if trial["availability_zone"] != zone:
+                return "%s: the reservation is in %s" % (trial["availability_zone"], zone)
+            return None
+        tries, skipped = fit_reservation(tries, res["id"], fits, int(cr.get("AvailableInstanceCount") or 0),
+                                         self.minimum_count(ranks, existing),
+                                         "%s in %s" % (itype, zone))
+        return tries, skipped, {"id": res["id"], "capacity_block": block, "instance_type": itype, "zone": zone,
+                                "free": int(cr.get("AvailableInstanceCount") or 0)}
 
     def preflight_create(self, spec, ranks, existing=(), check_mode=False):
         """Everything a launch needs, looked up read-only: nothing is created here. Returned as ``prepared``."""
@@ -191,6 +257,9 @@ class AwsProvider(SecurityGroupFirewall, Provider):
                               hint="Choose availability zones where the type is offered (aws ec2 "
                                    "describe-instance-type-offerings --location-type availability-zone)")
 
+        tries, misfits, reservation = self._reservation(ranks, existing, tries)
+        skipped += misfits
+
         groups = self._security_groups(spec.cluster, check_mode)
         vpcs = set(g["VpcId"] for g in groups)
         for trial in tries:
@@ -229,7 +298,7 @@ class AwsProvider(SecurityGroupFirewall, Provider):
                               hint="Use at least %d, or leave root_volume_size unset" % root_size)
         return Prepared(tries=tries, skipped=skipped, facts={
             "root_size": max(root_size, 8), "infos": infos, "image": image, "groups": [g["GroupId"] for g in groups],
-            "key": key, "efa": efa, "placement_group": placement_group,
+            "key": key, "efa": efa, "placement_group": placement_group, "reservation": reservation,
         })
 
     def _instance_types(self, types):
@@ -422,6 +491,18 @@ class AwsProvider(SecurityGroupFirewall, Provider):
             request["InstanceMarketOptions"] = {
                 "MarketType": "spot",
                 "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}}
+        if spec.ttl_minutes or spec.self_stop:
+            # the node stops itself at its deadline or when idle (the lifetime timer): a shutdown from inside terminates
+            request["InstanceInitiatedShutdownBehavior"] = "terminate"
+        reservation = res.get("reservation")
+        if reservation and trial.get("reservation"):
+            if reservation.get("group_arn"):
+                target = {"CapacityReservationResourceGroupArn": reservation["group_arn"]}
+            else:
+                target = {"CapacityReservationId": reservation["id"]}
+            request["CapacityReservationSpecification"] = {"CapacityReservationTarget": target}
+            if reservation.get("capacity_block"):
+                request["InstanceMarketOptions"] = {"MarketType": "capacity-block"}
         return request
 
     def _run_instances(self, cluster, ranks, request, context):

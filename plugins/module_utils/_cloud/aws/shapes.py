@@ -10,7 +10,7 @@ import json
 import re
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (  # noqa: F401 (UNRANKED)
-    UNRANKED, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
+    UNRANKED, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name, ttl_minutes_of)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 RANKS_TAG = "aiinfra-gpu-ranks"
@@ -20,6 +20,8 @@ STATE_MAP = {"pending": "pending", "running": "running", "stopping": "stopping",
              "shutting-down": "terminating", "terminated": "terminated"}
 AMI_ID_RE = re.compile(r"^ami-[0-9a-f]{8,17}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+RESERVATION_ID_RE = re.compile(r"^cr-[0-9a-f]{8,17}$")
+RESERVATION_GROUP_RE = re.compile(r"^arn:aws[a-z-]*:resource-groups:[a-z0-9-]+:[0-9]{12}:group/[A-Za-z0-9_.-]{1,128}$")
 ROOT_VOLUME_TYPES = ("gp3", "gp2", "io1", "io2")
 MAX_TOKEN_GENERATIONS = 16
 
@@ -223,7 +225,7 @@ def node_from_instance(inst, cluster, rank=None):
         launch_time=inst["LaunchTime"].isoformat() if hasattr(inst.get("LaunchTime"), "isoformat")
         else str(inst.get("LaunchTime") or ""),
         market="spot" if inst.get("InstanceLifecycle") == "spot" else "on_demand",
-        owner=tags.get(OWNER_TAG, ""),
+        owner=tags.get(OWNER_TAG, ""), ttl_minutes=ttl_minutes_of(tags),
     )
 
 

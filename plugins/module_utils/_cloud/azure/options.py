@@ -38,6 +38,16 @@ CLOUD = Cloud("azure", requirements=(
                                "no availability set (Azure allows one or the other); leave unset for ND-series "
                                "InfiniBand clusters.",)),)),
     Option("spot", ("Launch Spot VMs, deleted on eviction.",), type="bool", scope="instance"),
+    Option("reservation", (
+        "Launch into a capacity reservation group (C(capacityReservation.capacityReservationGroup.id)), named by "
+        "O(reservation.id).",
+        "Before anything is created the group and its reservations are looked up: one must be of the VM size, in a "
+        "placement's location and zone (a zonal group's reservations take zonal VMs, a regional one's regional "
+        "VMs), with enough free instances (its capacity less the VMs associated). Placements it does not fit launch "
+        "outside it, after those it fits; a group found full fails over to them like a stockout. Not with O(spot).",
+    ), type="dict", scope="instance", suboptions=(
+        Option("id", ("The capacity reservation group's resource id, C(/subscriptions/SUB/resourceGroups/RG/...) "
+                      "ending in C(.../providers/Microsoft.Compute/capacityReservationGroups/NAME).",)),)),
     Option("root_volume_size", ("OS disk size in GiB (default the image's). Deleted with the node.",),
            type="int", scope="instance"),
     Option("public_ip", ("A Standard static public IP per node (deleted with the node); unset means yes. Set C(false) "

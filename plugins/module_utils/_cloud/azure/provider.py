@@ -33,7 +33,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.e
     classify, quota_details, with_detail)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.azure.firewall import AzureFirewall
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Prepared, Provider, node_name)
+    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, RANK_TAG, Prepared, Provider, fit_reservation, node_name)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, TransientError, WaitTimeout)
 
@@ -314,6 +314,16 @@ class AzureProvider(AzureFirewall, Provider):
             raise ConfigError("subnet_id %r is not a subnet resource id" % opts["subnet_id"],
                               hint="/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Network/"
                                    "virtualNetworks/VNET/subnets/SUBNET")
+        group_id = (opts.get("reservation") or {}).get("id")
+        if opts.get("reservation") and not group_id:
+            raise ConfigError("reservation needs an id on cloud azure (a capacity reservation group's resource id)")
+        if group_id and not shapes.CRG_ID_RE.fullmatch(group_id):
+            raise ConfigError("reservation id %r is not a capacity reservation group's resource id" % group_id,
+                              hint="/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/"
+                                   "capacityReservationGroups/NAME")
+        if group_id and opts.get("spot"):
+            raise ConfigError("Spot VMs cannot be launched into a capacity reservation group",
+                              hint="Set either spot or reservation")
         size = opts.get("root_volume_size")
         if size is not None and not 30 <= size <= 4095:
             raise ConfigError("root_volume_size must be 30..4095 GiB, got %d" % size)
@@ -326,7 +336,54 @@ class AzureProvider(AzureFirewall, Provider):
                                   hint="Keys up to 512 characters without <>%&\\?/, values up to 256")
 
     def preflight_create(self, spec, ranks, existing=(), check_mode=False):
-        return self._resolve(spec, existing, check_mode)
+        prepared = self._resolve(spec, existing, check_mode)
+        tries, skipped, reservation = self._reservation(spec, ranks, existing, prepared.tries)
+        prepared.tries = tries
+        prepared.skipped = list(prepared.skipped) + skipped
+        prepared.facts["reservation"] = reservation
+        return prepared
+
+    def _reservation(self, spec, ranks, existing, tries):
+        """Look the capacity reservation group up; settle which tries launch into it (:func:`fit_reservation`)."""
+        group_id = (self.opts.get("reservation") or {}).get("id")
+        if not group_id:
+            return tries, [], None
+        compute = self.clients()[1]
+        _sub, rg, name = shapes.CRG_ID_RE.fullmatch(group_id).groups()
+        try:
+            group = _plain(self._call(compute.capacity_reservation_groups.get, rg, name))
+        except NotFoundError as exc:
+            raise ConfigError("capacity reservation group %s does not exist" % group_id, code=exc.code,
+                              hint="az capacity reservation group list shows yours")
+        location = (group.get("location") or "").lower().replace(" ", "")
+        reservations = []
+        for ref in (group.get("properties") or {}).get("capacityReservations") or []:
+            rname = ref["id"].rstrip("/").rsplit("/", 1)[-1]
+            found = _plain(self._call(compute.capacity_reservations.get, rg, name, rname))
+            sku = found.get("sku") or {}
+            used = len((found.get("properties") or {}).get("virtualMachinesAssociated") or [])
+            reservations.append({"size": sku.get("name"), "zones": found.get("zones") or [],
+                                 "free": int(sku.get("capacity") or 0) - used})
+        mine = [r for r in reservations if (r["size"] or "").lower() == spec.instance_type.lower()]
+
+        def fits(trial):
+            where = "%s%s" % (trial["location"], " zone %s" % trial["zone"] if trial["zone"] else "")
+            if trial["location"] != location:
+                return "%s: the group is in %s" % (where, location)
+            if not mine:
+                return "%s %s: the group reserves %s" % (where, spec.instance_type,
+                                                         ", ".join(sorted(set(r["size"] for r in reservations)))
+                                                         or "nothing")
+            if not any((trial["zone"] in r["zones"]) if r["zones"] else not trial["zone"] for r in mine):
+                return "%s: the group's %s reservations are in zone(s) %s" % (
+                    where, spec.instance_type, ", ".join(sorted(z for r in mine for z in r["zones"])) or "none "
+                    "(regional: leave the placement's zone unset)")
+            return None
+        zones = set(t["zone"] for t in tries if not fits(t))
+        free = sum(r["free"] for r in mine if (set(r["zones"]) & zones if r["zones"] else None in zones))
+        tries, skipped = fit_reservation(tries, group_id, fits, free, self.minimum_count(ranks, existing),
+                                         "%s in %s" % (spec.instance_type, location))
+        return tries, skipped, {"id": group_id, "location": location, "free": free}
 
     def _resolve(self, spec, existing=(), check_mode=False):
         resource, compute, network = self.clients()
@@ -499,7 +556,9 @@ class AzureProvider(AzureFirewall, Provider):
             body = shapes.vm_body(loc, self._tags(spec, rank), spec.instance_type, res["images"][loc], name,
                                   spec.ssh_user, spec.ssh_public_key, nic_ids[rank], zone=zone, avset_id=avset_id,
                                   ppg_id=ppg_id, root_volume_size=self.opts.get("root_volume_size"),
-                                  spot=bool(self.opts.get("spot")))
+                                  spot=bool(self.opts.get("spot")),
+                                  reservation_group=(res.get("reservation") or {}).get("id")
+                                  if trial.get("reservation") else None)
             restart[rank] = (compute.virtual_machines.begin_create_or_update, (group, name, body))
             try:
                 pollers.append((rank, self._call(compute.virtual_machines.begin_create_or_update, group, name, body,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
+    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name, ttl_minutes_of)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 SSH_USER_TAG = "aiinfra-gpu-ssh-user"
@@ -25,6 +25,8 @@ RG_RE = re.compile(r"^[-\w._()]{1,89}[-\w_()]$")
 SUBNET_ID_RE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Network/"
                           r"virtualNetworks/([^/]+)/subnets/([^/]+)$", re.I)
 ZONE_RE = re.compile(r"^[1-3]$")
+CRG_ID_RE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/"
+                       r"capacityReservationGroups/([^/]+)$", re.I)
 # NSG priorities: admin SSH from 100, cluster traffic 1000, the explicit internet deny last
 PRIORITY_SSH = 100
 PRIORITY_SELF = 1000
@@ -224,7 +226,7 @@ def nic_body(location, tags, subnet_id, public_ip_id=None, nsg_id=None, accelera
 
 
 def vm_body(location, tags, size, image_ref, name, ssh_user, ssh_public_key, nic_id, zone=None, avset_id=None,
-            ppg_id=None, root_volume_size=None, spot=False):
+            ppg_id=None, root_volume_size=None, spot=False, reservation_group=None):
     """A Linux VM: key-only login for ``ssh_user``, NIC and OS disk deleted with the VM."""
     os_disk = {"createOption": "FromImage", "deleteOption": "Delete", "caching": "ReadWrite",
                "managedDisk": {"storageAccountType": "Premium_LRS"}}
@@ -251,6 +253,8 @@ def vm_body(location, tags, size, image_ref, name, ssh_user, ssh_public_key, nic
         props["proximityPlacementGroup"] = {"id": ppg_id}
     if spot:
         props.update(priority="Spot", evictionPolicy="Delete", billingProfile={"maxPrice": -1})
+    if reservation_group:
+        props["capacityReservation"] = {"capacityReservationGroup": {"id": reservation_group}}
     body = {"location": location, "tags": dict(tags), "properties": props}
     if zone:
         body["zones"] = [zone]
@@ -303,7 +307,8 @@ def node_from_vm(vm, cluster, nics, pips):
                 instance_type=(props.get("hardwareProfile") or {}).get("vmSize", ""),
                 zone="%s-%s" % (vm.get("location", ""), zones[0]) if zones else vm.get("location", ""),
                 labels=labels, launch_time=props.get("timeCreated") or "",
-                market="spot" if props.get("priority") == "Spot" else "on_demand", owner=tags.get(OWNER_TAG, ""))
+                market="spot" if props.get("priority") == "Spot" else "on_demand", owner=tags.get(OWNER_TAG, ""),
+                ttl_minutes=ttl_minutes_of(tags))
 
 
 def owned(resource, cluster):

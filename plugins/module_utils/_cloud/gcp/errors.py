@@ -9,6 +9,8 @@ and an Operation that ends ``DONE`` with ``error.errors[]`` (``code`` such as ``
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     CapacityError, CloudError, ConfigError, NotFoundError, QuotaError, TransientError)
 
@@ -18,6 +20,15 @@ CAPACITY_CODES = frozenset((
     "STOCKOUT", "VM_MIN_COUNT_NOT_REACHED", "RESOURCE_AVAILABILITY_EXHAUSTED", "ZONE_RESOURCE_EXHAUSTED",
 ))
 QUOTA_CODES = frozenset(("QUOTA_EXCEEDED", "quotaExceeded", "QUOTA_LIMIT_EXCEEDED"))
+# how a launch into a SPECIFIC_RESERVATION without enough free instances is refused: by its message (the code is
+# not one of the stockout codes)
+RESERVATION_FULL_RE = re.compile(r"(?i)reservations? .*do(es)? not have (enough )?available resources")
+
+
+def reservation_full(item):
+    return bool(RESERVATION_FULL_RE.search((item or {}).get("message") or ""))
+
+
 TRANSIENT_REASONS = frozenset((
     "rateLimitExceeded", "userRateLimitExceeded", "backendError", "internalError", "RESOURCE_OPERATION_RATE_EXCEEDED",
     "resourceNotReady",
@@ -78,10 +89,15 @@ def classify_operation(op, context=None):
     # a capacity error among several decides (a bulkInsert reports one item per zone/instance tried)
     first = items[0]
     for item in items:
-        if item.get("code") in CAPACITY_CODES:
+        if item.get("code") in CAPACITY_CODES or reservation_full(item):
             first = item
             break
     code = first.get("code") or "ERROR"
+    if reservation_full(first):
+        # a specific reservation with too few free instances: another placement (outside it) may take the nodes
+        return CapacityError("reservation full for %s in %s: %s"
+                             % (ctx.get("machine_type") or "the request", ctx.get("zone") or "this zone",
+                                first.get("message")), code=code)
     message = "; ".join(sorted(set(i.get("message") or i.get("code") or "" for i in items)))
     what = ctx.get("what") or "the operation %s" % (op.get("operationType") or "")
     if code in CAPACITY_CODES:

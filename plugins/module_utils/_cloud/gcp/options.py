@@ -28,6 +28,15 @@ CLOUD = Cloud("gcp", requirements=("google-auth and requests (for O(cloud=gcp), 
     Option("min_count", ("Accept a cluster of at least this many nodes when capacity is short (bulkInsert "
                          "C(minCount)). By default the launch is all-or-nothing.",), type="int", scope="instance"),
     Option("spot", ("Launch Spot VMs, deleted when preempted.",), type="bool", scope="instance"),
+    Option("reservation", (
+        "Launch into a specific reservation (C(reservationAffinity) C(SPECIFIC_RESERVATION), key "
+        "C(compute.googleapis.com/reservation-name)), named by O(reservation.id).",
+        "Before anything is created it is looked up in each placement's zone (C(reservations.get)): it must be of "
+        "the machine type with enough free instances (C(count) - C(inUseCount)). Zones without it launch outside "
+        "it, after the zones with it; a reservation found full fails over to them like a stockout. Not with O(spot).",
+    ), type="dict", scope="instance", suboptions=(
+        Option("id", ("The reservation's name (of the project), or C(projects/PROJECT/reservations/NAME) for a "
+                      "reservation shared by another project.",)),)),
     Option("root_volume_size", ("Boot disk size in GiB (default the image's). Deleted with the node.",),
            type="int", scope="instance"),
     Option("subnetwork", ("A subnetwork of O(network) (by name; it must exist in the region of every placement). "

@@ -19,13 +19,14 @@ import time
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.options import CLOUD
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import retry
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, RANK_TAG, Prepared, Provider)
+    CLUSTER_TAG, MANAGED_TAG, RANK_TAG, Prepared, Provider, fit_reservation)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
     CloudError, ConfigError, NotFoundError)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.api import session_for
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.firewall import GcpFirewall
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.gcp.shapes import (
-    MARKER, MAX_REQUEST_GENERATIONS, NAME_RE, OPERATION_TIMEOUT, PROJECT_RE, REGION_RE, ZONE_RE, bulk_insert_body,
+    MARKER, MAX_REQUEST_GENERATIONS, NAME_RE, OPERATION_TIMEOUT, PROJECT_RE, REGION_RE, RESERVATION_RE, ZONE_RE,
+    bulk_insert_body,
     check_labels, compact_policy_body, instance_filter, is_managed, labels_for, last, node_from_instance, owner_label,
     parse_image, policy_name, relative, request_id, supports_compact, zone_region)
 
@@ -83,6 +84,14 @@ class GcpProvider(GcpFirewall, Provider):
             raise ConfigError("placements or region is required on cloud gcp",
                               hint="List the zones to try, e.g. placements: [{zone: us-central1-a}]")
         self.check_min_count()
+        reservation = (opts.get("reservation") or {}).get("id")
+        if opts.get("reservation") and not reservation:
+            raise ConfigError("reservation needs an id on cloud gcp", hint="e.g. reservation: {id: my-a3-reservation}")
+        if reservation and not RESERVATION_RE.fullmatch(reservation):
+            raise ConfigError("reservation %r is not a reservation name" % reservation,
+                              hint="A name of the project (my-a3-reservation) or projects/PROJECT/reservations/NAME")
+        if reservation and opts.get("spot"):
+            raise ConfigError("Spot VMs cannot consume a reservation", hint="Set either spot or reservation")
         size = opts.get("root_volume_size")
         if size is not None and not 10 <= size <= 65536:
             raise ConfigError("root_volume_size must be 10..65536 GB, got %d" % size)
@@ -156,12 +165,15 @@ class GcpProvider(GcpFirewall, Provider):
             raise ConfigError("no placement offers the request: %s" % "; ".join(s["error"] for s in skipped),
                               hint="Choose zones where the machine type and GPUs are offered (gcloud compute "
                                    "machine-types list / accelerator-types list --filter=zone:ZONE)")
+        tries, misfits, reservation = self._reservation(spec, ranks, existing, [{"zone": z} for z in tries])
+        skipped += misfits
         image = self._image(spec.image)
         network = self._network()
-        subnetworks = self._subnetworks(sorted(set(zone_region(z) for z in tries)))
+        subnetworks = self._subnetworks(sorted(set(zone_region(t["zone"]) for t in tries)))
         gpus = sum(a.get("guestAcceleratorCount", 0) for a in machine.get("accelerators") or [])
         gpus += sum(a["count"] for a in accelerators)
-        return Prepared(tries=[{"zone": zone} for zone in tries], skipped=skipped, facts={
+        return Prepared(tries=tries, skipped=skipped, facts={
+            "reservation": reservation,
             "machine_type": spec.instance_type, "gpus": gpus,
             "guest_cpus": machine.get("guestCpus"), "image": image["selfLink"], "image_name": image.get("name"),
             "network": network, "subnetworks": subnetworks, "accelerators": accelerators,
@@ -169,6 +181,41 @@ class GcpProvider(GcpFirewall, Provider):
             "compact": supports_compact(spec.instance_type),
             "public_ip": opts.get("public_ip") is not False,
         })
+
+    def _reservation(self, spec, ranks, existing, tries):
+        """Look the reservation up in each placement's zone; settle which tries consume it (:func:`fit_reservation`)."""
+        name = (self.opts.get("reservation") or {}).get("id")
+        if not name:
+            return tries, [], None
+        project, short = (name.split("/")[1], last(name)) if name.startswith("projects/") else (self.project, name)
+        found = {}
+        for trial in tries:
+            path = "projects/%s/zones/%s/reservations/%s" % (project, trial["zone"], short)
+            try:
+                what = "reservation %s in %s" % (name, trial["zone"])
+                found[trial["zone"]] = self.api.get(path, context={"resource": what})
+            except NotFoundError:
+                continue
+        if not found:
+            raise ConfigError("reservation %s does not exist in any placement's zone (%s)"
+                              % (name, ", ".join(t["zone"] for t in tries)),
+                              hint="gcloud compute reservations list shows yours and their zones")
+        zone, res = sorted(found.items())[0]
+        sku = res.get("specificReservation") or {}
+        mtype = last((sku.get("instanceProperties") or {}).get("machineType") or "")
+        free = int(sku.get("count") or 0) - int(sku.get("inUseCount") or 0)
+        if res.get("status") not in (None, "READY"):
+            raise ConfigError("reservation %s in %s is %s, not READY" % (name, zone, res.get("status")))
+
+        def fits(trial):
+            if trial["zone"] not in found:
+                return "%s: the reservation is in %s" % (trial["zone"], zone)
+            if mtype != spec.instance_type:
+                return "%s %s: the reservation is for %s" % (trial["zone"], spec.instance_type, mtype)
+            return None
+        tries, skipped = fit_reservation(tries, name, fits, free, self.minimum_count(ranks, existing),
+                                         "%s in %s" % (mtype, zone))
+        return tries, skipped, {"id": name, "zone": zone, "machine_type": mtype, "free": free}
 
     def _zone_exists(self, zone):
         try:
@@ -243,13 +290,14 @@ class GcpProvider(GcpFirewall, Provider):
     def _launch_in(self, spec, ranks, trial, prepared, minimum, state):
         zone, deadline = trial["zone"], state["deadline"]
         policy = self._ensure_policy(spec.cluster, zone_region(zone), deadline) if prepared["compact"] else None
-        body = bulk_insert_body(spec, ranks, zone, prepared, minimum, policy)
+        reservation = prepared["reservation"]["id"] if prepared.get("reservation") and trial.get("reservation") else None
+        body = bulk_insert_body(spec, ranks, zone, prepared, minimum, policy, reservation=reservation)
         ctx = {"machine_type": prepared["machine_type"], "zone": zone, "region": zone_region(zone),
                "count": len(ranks), "what": "bulkInsert of %d x %s in %s" % (len(ranks), prepared["machine_type"], zone)}
         instances = self._bulk_insert(spec.cluster, zone, ranks, body, ctx, deadline)
         nodes = self._label_ranks(spec.cluster, instances, deadline)
         return nodes, {"zone": zone, "machine_type": prepared["machine_type"], "count": len(nodes),
-                       "placement_policy": policy and last(policy)}
+                       "placement_policy": policy and last(policy), "reservation": reservation}
 
     def _capacity_what(self, spec, prepared):
         return prepared["machine_type"]

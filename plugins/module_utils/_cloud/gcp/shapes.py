@@ -10,7 +10,7 @@ import re
 import uuid
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (  # noqa: F401 (UNRANKED)
-    UNRANKED, CLUSTER_TAG, MANAGED_TAG, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name)
+    UNRANKED, CLUSTER_TAG, MANAGED_TAG, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name, ttl_minutes_of)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 DEFAULT_ENDPOINT = "https://compute.googleapis.com/compute/v1/"
@@ -133,7 +133,16 @@ def ssh_keys_value(ssh_user, public_key):
     return "%s:%s" % (ssh_user, public_key.strip()) if public_key else ""
 
 
-def bulk_insert_body(spec, ranks, zone, res, minimum, policy=None):
+RESERVATION_KEY = "compute.googleapis.com/reservation-name"
+RESERVATION_RE = re.compile(r"^(projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/reservations/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def reservation_affinity(name):
+    """``reservationAffinity`` of an instance that must consume the reservation ``name``."""
+    return {"consumeReservationType": "SPECIFIC_RESERVATION", "key": RESERVATION_KEY, "values": [name]}
+
+
+def bulk_insert_body(spec, ranks, zone, res, minimum, policy=None, reservation=None):
     """The ``instances.bulkInsert`` body for ``ranks`` of ``spec``'s cluster in ``zone``.
 
     ``res`` is what preflight resolved: ``machine_type``, ``gpus`` (built-in or attached), ``image`` (self link),
@@ -169,11 +178,17 @@ def bulk_insert_body(spec, ranks, zone, res, minimum, policy=None):
     if res.get("spot"):
         scheduling.update(provisioningModel="SPOT", instanceTerminationAction="DELETE", automaticRestart=False,
                           onHostMaintenance="TERMINATE")
+    ttl = int(getattr(spec, "ttl_minutes", 0) or 0)
+    if ttl:
+        # "If specified, the instance termination action will be performed at the end of the run duration"
+        scheduling.update(maxRunDuration={"seconds": str(ttl * 60)}, instanceTerminationAction="DELETE")
     if scheduling:
         props["scheduling"] = scheduling
     if res.get("accelerators"):
         props["guestAccelerators"] = [{"acceleratorType": a["type"], "acceleratorCount": int(a["count"])}
                                       for a in res["accelerators"]]
+    if reservation:
+        props["reservationAffinity"] = reservation_affinity(reservation)
     if policy:
         # "Resource policies (names, not URLs) applied to instances created from these properties"
         props["resourcePolicies"] = [last(policy)]
@@ -222,7 +237,7 @@ def node_from_instance(inst, cluster):
         labels=dict((k, v) for k, v in labels.items() if not k.startswith("aiinfra-")),
         launch_time=inst.get("lastStartTimestamp") or inst.get("creationTimestamp") or "",
         market="spot" if (inst.get("scheduling") or {}).get("provisioningModel") == "SPOT" else "on_demand",
-        owner=labels.get(OWNER_TAG, ""),
+        owner=labels.get(OWNER_TAG, ""), ttl_minutes=ttl_minutes_of(labels),
     )
 
 

@@ -16,7 +16,7 @@ import socket
 import tempfile
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
-    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, OWNER_TAG, RANK_TAG, Node, Provider, node_name)
+    CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, OWNER_TAG, RANK_TAG, Node, Provider, node_name, ttl_minutes_of)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import CloudError, ConfigError, NotFoundError
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local.image import (
     DEFAULT_MIRROR, build_image, cache_dir, default_image)
@@ -175,7 +175,7 @@ class LocalProvider(Provider):
             zone="localhost",
             labels=user_labels,
             launch_time=str(info.get("Created") or ""),
-            owner=labels.get(OWNER_TAG, ""),
+            owner=labels.get(OWNER_TAG, ""), ttl_minutes=ttl_minutes_of(labels),
         )
 
     def ensure_network(self, cluster):

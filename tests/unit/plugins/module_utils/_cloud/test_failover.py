@@ -74,5 +74,15 @@ def test_node_knows_its_host_variables():
     assert node.hostvars() == {
         "ansible_host": "1.2.3.4", "ansible_port": 2222, "ansible_user": "gpuadmin", "gpu_cluster_rank": 2,
         "gpu_cluster_private_address": "10.0.0.2", "gpu_cluster_node_id": "i-2", "gpu_cluster_zone": "a",
-        "gpu_cluster_instance_type": "big", "gpu_cluster_state": "running", "gpu_cluster_launch_time": "t"}
+        "gpu_cluster_instance_type": "big", "gpu_cluster_state": "running", "gpu_cluster_launch_time": "t",
+        "gpu_cluster_deadline": ""}
     assert node.to_dict()["hostvars"] == node.hostvars()
+
+
+def test_a_node_with_a_ttl_has_its_deadline_from_its_launch_time():
+    node = Node(rank=0, name="c-0", id="i-0", launch_time="2026-12-01T00:40:01.000Z", ttl_minutes=90)
+    assert node.deadline == "2026-12-01T02:10:01Z"
+    assert node.to_dict()["deadline"] == node.hostvars()["gpu_cluster_deadline"] == "2026-12-01T02:10:01Z"
+    assert Node(rank=0, name="c-0", id="i-0", launch_time="2026-12-01 00:40:01.5 +0000 UTC",
+                ttl_minutes=1).deadline == "2026-12-01T00:41:01Z"  # podman's Created
+    assert Node(rank=0, name="c-0", id="i-0", launch_time="", ttl_minutes=5).deadline == ""
