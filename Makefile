@@ -18,13 +18,14 @@ AZURITE     := .cache/npm/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup setup-lowest demo test test-unit test-integration test-scale sanity lint galaxy test-molecule teardown bench build clean
+.PHONY: help setup setup-lowest demo test test-unit test-integration test-scale test-slurm sanity lint galaxy test-molecule teardown bench build clean
 
 help:
 	@echo "make demo      provision the local cluster (podman) and run the main job (site.yml)"
 	@echo "make test      the whole test suite (what CI runs)"
 	@echo "make setup     system packages + .venv + collection link (idempotent; demo/test run it)"
 	@echo "make test-scale the scale set (8 local nodes, default forks; not in make test)"
+	@echo "make test-slurm the Slurm set (3 local nodes; not in make test)"
 	@echo "make teardown  remove the demo cluster"
 	@echo "make bench     benchmarks (benchmarks/)"
 	@echo "make lint      ansible-lint --profile production over the whole tree (galaxy.yml included)"
@@ -102,6 +103,10 @@ test-molecule: setup
 # the scale set: 8 local nodes with default forks (minutes; not in make test)
 test-scale: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m scale tests/integration
+
+# Slurm on 3 local nodes (tests/integration/test_slurm.py; minutes; not in make test)
+test-slurm: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m slurm --durations=0 tests/integration/test_slurm.py
 
 sanity: setup
 	bash tests/sanity.sh
