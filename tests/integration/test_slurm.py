@@ -3,7 +3,8 @@ shows 3 idle nodes and a re-run changes nothing; accounting answers; the munge k
 and never printed; the Slurm ports answer the cluster's nodes only; a user from slurm_users submits a 3-node sbatch
 job over SSH; two jobs that each need the whole cluster queue (the second pending) and both complete, listed by
 sacct with their users and elapsed times; the queue metrics and a drained node reach the text-file collector; adding
-a fourth node keeps a running job; bad input fails before anything changes.
+a fourth node keeps a running job, draining it waits for its job, removing it too; bad input fails before anything
+changes.
 
 One cluster for the module, removed at the end, pass or fail.
 """
@@ -199,6 +200,7 @@ def test_metrics_show_queue_and_a_drained_node(slurm_cluster):
 @pytest.mark.parametrize("extra, message", [
     ({"slurm_controller_host": "elsewhere"}, "slurm_controller_host elsewhere is not a node of gpu_nodes"),
     ({"slurm_users": [{"name": "root", "public_key": "ssh-ed25519 AAAA x"}]}, "each of slurm_users needs a name"),
+    ({"slurm_drain": ["nope"]}, "slurm_drain names nodes that are not in gpu_nodes: nope"),
     ({"gpu_cluster_scheduler": "pbs"}, "gpu_cluster_scheduler must be none or slurm, not pbs"),
 ])
 def test_bad_input_fails_before_anything_changes(slurm_cluster, extra, message):
@@ -209,14 +211,16 @@ def test_bad_input_fails_before_anything_changes(slurm_cluster, extra, message):
     assert all(changed == 0 for changed, _failed in recap(proc.stdout).values()), proc.stdout[-3000:]
 
 
-def test_a_new_node_joins_without_stopping_a_running_job(slurm_cluster):
+def test_a_node_joins_and_leaves_without_stopping_a_running_job(slurm_cluster):
+    """Scale 3 -> 4: the new node is in the partition, a job started before runs on. Then slurm_drain: the node takes
+    no new job and the play waits for its job to end; scale 4 -> 3: slurm.conf leaves it out, the job still runs."""
     nodes = slurm_cluster["nodes"]
     ctl = nodes[0]
-    job = sh(ctl, "sbatch --parsable -N2 --wrap 'srun sleep 900'", check=True).stdout.strip()
+    users = {"slurm_users": [{"name": "alice", "public_key": (slurm_cluster["tmp"] / "alice.pub").read_text().strip()}]}
+    job = sh(ctl, "sbatch --parsable -N2 -w %s,%s --wrap 'srun sleep 900'" % (nodes[1], nodes[2]), check=True).stdout
+    job = job.strip()
     wait_for("the job running", lambda: job_state(ctl, job) == "RUNNING", timeout=60, interval=1)
-    inv4 = write_inventory(slurm_cluster["tmp"], slurm_cluster["name"], size=4,
-                           extra={"slurm_users": [{"name": "alice", "public_key": (slurm_cluster["tmp"] / "alice.pub")
-                                                   .read_text().strip()}]})
+    inv4 = write_inventory(slurm_cluster["tmp"], slurm_cluster["name"], size=4, extra=users)
     run_playbook("playbooks/provision.yml", inventory=inv4)
     run_playbook("playbooks/slurm.yml", inventory=inv4)
     new = "%s-3" % slurm_cluster["name"]
@@ -225,5 +229,19 @@ def test_a_new_node_joins_without_stopping_a_running_job(slurm_cluster):
     # the job started before the node was added still runs (slurmctld and slurmd restarted under it)
     assert job_state(ctl, job) == "RUNNING"
     assert sh(ctl, "srun -N1 -w %s hostname" % new, check=True).stdout.strip() == new
+
+    # drain before removing: the play returns once the node's job has ended, the node takes nothing new
+    short = sh(ctl, "sbatch --parsable -N1 -w %s --wrap 'sleep 25'" % new, check=True).stdout.strip()
+    wait_for("the short job running", lambda: job_state(ctl, short) == "RUNNING", timeout=60, interval=1)
+    run_playbook("playbooks/slurm.yml", "-e", json.dumps({"slurm_drain": [new]}), inventory=inv4)
+    assert job_state(ctl, short) == "COMPLETED"
+    assert sh(ctl, "sinfo -h -N -n %s -o %%t" % new).stdout.strip() == "drain"
+    assert sh(ctl, "sinfo -h -R -o %%E -n %s" % new).stdout.strip() == "removed by aiinfra.gpu_cluster.slurm"
+
+    inv3 = write_inventory(slurm_cluster["tmp"], slurm_cluster["name"], size=3, extra=users)
+    run_playbook("playbooks/provision.yml", inventory=inv3)
+    run_playbook("playbooks/slurm.yml", inventory=inv3)
+    assert sorted(sh(ctl, "sinfo -h -N -p main -o %N").stdout.split()) == nodes
+    assert job_state(ctl, job) == "RUNNING"
     sh(ctl, "scancel %s" % job, check=True)
     wait_for("the job cancelled", lambda: job_state(ctl, job).startswith("CANCELLED"), timeout=60)
