@@ -96,6 +96,10 @@ def test_three_idle_nodes_and_rerun_unchanged(slurm_cluster):
     stats = [sh(n, "stat -c '%a %U:%G' /etc/munge/munge.key; sha256sum < /etc/munge/munge.key", check=True).stdout
              for n in nodes]
     assert len(set(stats)) == 1 and stats[0].startswith("400 munge:munge"), stats
+    # its source, root-only on the controller node (the other nodes have none)
+    assert sh(ctl, "stat -c '%a %U' /etc/aiinfra/slurm /etc/aiinfra/slurm/munge.key", check=True).stdout.split("\n")[:2] \
+        == ["700 root", "600 root"]
+    assert sh(nodes[1], "test -e /etc/aiinfra/slurm").returncode != 0
     key = sh(ctl, "cat /etc/munge/munge.key", check=True).stdout.strip()
     assert len(key) > 100 and key not in slurm_cluster["first"].stdout
     # accounting answers
