@@ -68,9 +68,10 @@ def skipped_tasks(lines):
     return sorted(counts.items(), key=lambda item: -item[1])
 
 
-SITE_PLAYS = ["Provision the cluster", "Check every node and the whole plan before installing anything",
+SITE_PLAYS = ["Provision the cluster", "The nodes' lifetime (gpu_cluster_ttl, gpu_cluster_idle_minutes)",
+              "Check every node and the whole plan before installing anything",
               "Configure the nodes", "Every node answers over SSH", "Monitoring (exporters, Prometheus, alert rules)",
-              "Check there is a cluster to verify",
+              "Slurm (scheduler, accounting, users)", "Check there is a cluster to verify",
               "Verify the nodes", "Stage the dataset", "Check there is a cluster to train on", "Train"]
 
 
