@@ -707,3 +707,13 @@ def test_pytorch_takes_strings_as_users_type_them():
     assert "--world-size 4 " in render(verify["ansible.builtin.script"]["cmd"], dict(v, pytorch_plan=v["pytorch_plan"]))
     main = tasks("pytorch", "apply.yml")
     assert render(expr(main["Verify torch on the node"]["when"][2]), dict(v, pytorch_venv_created={}, pytorch_pip_install={})) is True
+
+
+def test_the_watch_counts_its_deadlines_from_the_launch_round():
+    """torchrun_rdzv_timeout and torchrun_timeout count from the launch round, not from the node preparation and the
+    checkpoint restore before it (under load they took most of the 180 s rendezvous timeout in a CI run)."""
+    watch = tasks("torchrun", "main.yml")["Watch the job on every node until it ends or anything fails"]
+    started = watch["aiinfra.gpu_cluster.torchrun_watch"]["started"]
+    assert render(started, {"_torchrun_started": "1000.5", "_torchrun_launched": {"started": 1177.25}}) == 1177.25
+    # a launch that did not run (skipped): the attempt's start
+    assert render(started, {"_torchrun_started": "1000.5", "_torchrun_launched": {"skipped": True}}) == 1000.5
