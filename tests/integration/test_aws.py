@@ -17,27 +17,12 @@ import boto3
 import pytest
 
 from conftest import KEY, ROOT, VENV_BIN, ansible_env, plain, run_playbook, task_results, unique_name
-from ec2_proxy import Ec2Proxy, MotoServer
+from cloud_servers import moto, proxy  # noqa: F401  pylint: disable=unused-import
 
 CLUSTER_TAG = "aiinfra-gpu-cluster"
 TYPE = "p4d.24xlarge"
 IMAGE = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*"
 ADMIN = "198.51.100.0/24"
-
-
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def proxy(moto):
-    px = Ec2Proxy(moto.url)
-    px.moto_url = moto.url
-    yield px
-    px.stop()
 
 
 @pytest.fixture

@@ -16,20 +16,14 @@ import time
 import pytest
 
 from conftest import KEY, ROOT, VENV_BIN, ansible_env, plain, run_playbook, task_results, unique_name
-from arm_double import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, ArmDouble
+from arm_double import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT
+from cloud_servers import arm  # noqa: F401  pylint: disable=unused-import
 
 CLUSTER_TAG = "aiinfra-gpu-cluster"
 SIZE = "Standard_ND96isr_H100_v5"
 IMAGE = "microsoft-dsvm:ubuntu-hpc:2204:latest"
 ADMIN = "198.51.100.0/24"
 VM = "Microsoft.Compute/virtualMachines"
-
-
-@pytest.fixture(scope="module")
-def arm():
-    double = ArmDouble()
-    yield double
-    double.stop()
 
 
 @pytest.fixture

@@ -18,9 +18,10 @@ import boto3
 import pytest
 
 from conftest import KEY, run_playbook, unique_name
-from arm_double import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, ArmDouble
-from ec2_proxy import MUTATING, Ec2Proxy, MotoServer
-from gce_double import ComputeDouble, service_account_file
+from arm_double import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT
+from cloud_servers import arm, gce, moto, proxy  # noqa: F401  pylint: disable=unused-import
+from cloud_servers import arm_env as az_env  # noqa: F401  pylint: disable=unused-import
+from ec2_proxy import MUTATING
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import base, reconcile
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.provider import AwsProvider
@@ -44,19 +45,6 @@ def record(cloud, what, counts):
 
 
 # == gcp ==========================================================================================================
-@pytest.fixture
-def gce(monkeypatch, tmp_path):
-    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "GCP_SERVICE_ACCOUNT_FILE", "GCP_PROJECT", "GOOGLE_CLOUD_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-    monkeypatch.setenv("NO_GCE_CHECK", "True")
-    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
-    double = ComputeDouble()
-    double.sa_file = service_account_file(str(tmp_path / "sa.json"), double)
-    yield double
-    double.stop()
-
-
 def gcp(double, **opts):
     options = {"credentials_file": double.sa_file, "endpoint_url": double.url,
                "placements": [{"zone": "us-central1-a"}]}
@@ -167,21 +155,6 @@ def test_gce_double_refuses_what_the_discovery_document_rules_out(gce, path, bod
 
 
 # == azure ========================================================================================================
-@pytest.fixture(scope="module")
-def arm():
-    double = ArmDouble()
-    yield double
-    double.stop()
-
-
-@pytest.fixture
-def az_env(arm, monkeypatch):
-    for key, value in arm.env().items():
-        monkeypatch.setenv(key, value)
-    for key in ("AZURE_SECRET", "AZURE_TENANT"):
-        monkeypatch.delenv(key, raising=False)
-
-
 def azure(arm, **opts):
     options = {"subscription_id": SUBSCRIPTION, "tenant": TENANT, "client_id": CLIENT_ID, "secret": CLIENT_SECRET,
                "authority_host": arm.url, "endpoint_url": arm.url, "location": "eastus"}
@@ -365,21 +338,6 @@ def test_azure_cluster_traffic_is_the_nodes_only_not_the_rest_of_a_shared_subnet
 
 
 # == aws ==========================================================================================================
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def proxy(moto):
-    px = Ec2Proxy(moto.url)
-    px.moto_url = moto.url
-    yield px
-    px.stop()
-
-
 def aws(proxy):
     return AwsProvider({"region": "us-east-1", "endpoint_url": proxy.url, "access_key": "testing",
                         "secret_key": "testing"})

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from conftest import KEY, ROOT, VENV_BIN, ansible_env, plain, run_playbook, task_results, unique_name
-from gce_double import ComputeDouble, service_account_file
+from cloud_servers import gce as double  # noqa: F401  pylint: disable=unused-import
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import base, reconcile
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import (
@@ -35,23 +35,6 @@ IMAGE = "projects/deeplearning-platform-release/global/images/family/common-cu12
 ADMIN = "198.51.100.0/24"
 CLUSTER_LABEL = "aiinfra-gpu-cluster"
 PUBKEY = open(KEY + ".pub").read().strip() if os.path.exists(KEY + ".pub") else ""
-ISOLATE = ("GOOGLE_APPLICATION_CREDENTIALS", "GCP_SERVICE_ACCOUNT_FILE", "GCP_PROJECT", "GOOGLE_CLOUD_PROJECT",
-           "CLOUDSDK_CONFIG")
-
-
-@pytest.fixture
-def double(monkeypatch, tmp_path):
-    for name in ISOLATE:
-        monkeypatch.delenv(name, raising=False)
-    # never Google: no gcloud config, no metadata server (google.auth.default() would look for both)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-    monkeypatch.setenv("NO_GCE_CHECK", "True")
-    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
-    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    served = ComputeDouble()
-    served.sa_file = service_account_file(str(tmp_path / "sa.json"), served)
-    yield served
-    served.stop()
 
 
 @pytest.fixture

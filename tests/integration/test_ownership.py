@@ -14,9 +14,9 @@ import os
 
 import pytest
 
-from arm_double import ArmDouble
+from cloud_servers import arm, moto, proxy  # noqa: F401  pylint: disable=unused-import
+from cloud_servers import gce as double  # noqa: F401  pylint: disable=unused-import
 from conftest import run_playbook, unique_name
-from ec2_proxy import Ec2Proxy, MotoServer
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import base, reconcile
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
@@ -42,21 +42,6 @@ OWNER_TAG = "aiinfra-owner"
 
 
 # -- aws -----------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def proxy(moto):
-    px = Ec2Proxy(moto.url)
-    px.moto_url = moto.url
-    yield px
-    px.stop()
-
-
 def test_aws_another_owner_is_refused_force_deletes_and_a_foreign_instance_is_left_alone(proxy):
     cluster = unique_name("own")
     ec2 = aws.client(proxy.moto_url)
@@ -129,7 +114,6 @@ def test_aws_a_cluster_needs_a_name_given_on_purpose(proxy, tmp_path):
 
 
 # -- gcp -----------------------------------------------------------------------------------------------------------
-double = gcp.double
 
 
 def test_gcp_owner_label_refusal_force_and_a_foreign_instance_left_alone(double):
@@ -184,13 +168,6 @@ def test_gcp_a_cluster_needs_a_name_given_on_purpose(double, tmp_path):
 
 
 # -- azure ---------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def arm():
-    served = ArmDouble()
-    yield served
-    served.stop()
-
-
 def test_azure_refusal_force_and_a_group_holding_a_foreign_resource_is_kept_and_named(arm):
     cluster = unique_name("own")
     group = "aiinfra-%s" % cluster

@@ -14,8 +14,9 @@ import pytest
 
 from conftest import KEY, unique_name
 from arm_double import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, ArmDouble, ArmError
-from ec2_proxy import Ec2Proxy, MotoServer
-from gce_double import ApiError, ComputeDouble, service_account_file
+from cloud_servers import gce, moto, proxy  # noqa: F401  pylint: disable=unused-import
+from cloud_servers import fresh_arm as arm  # noqa: F401  pylint: disable=unused-import
+from gce_double import ApiError, ComputeDouble
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import base, reconcile
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.aws.provider import AwsProvider
@@ -29,44 +30,6 @@ GCE_IMAGE = "projects/deeplearning-platform-release/global/images/family/common-
 AZ_IMAGE = "microsoft-dsvm:ubuntu-hpc:2204:latest"
 AZ_SIZE = "Standard_ND96isr_H100_v5"
 ADMIN = ["198.51.100.0/24"]
-
-
-# -- the stand-ins ---------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def proxy(moto):
-    px = Ec2Proxy(moto.url)
-    yield px
-    px.stop()
-
-
-@pytest.fixture
-def gce(monkeypatch, tmp_path):
-    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "GCP_SERVICE_ACCOUNT_FILE", "GCP_PROJECT", "GOOGLE_CLOUD_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-    monkeypatch.setenv("NO_GCE_CHECK", "True")
-    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
-    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    served = ComputeDouble()
-    served.sa_file = service_account_file(str(tmp_path / "sa.json"), served)
-    yield served
-    served.stop()
-
-
-@pytest.fixture
-def arm(monkeypatch):
-    double = ArmDouble()
-    for key, value in double.env().items():
-        monkeypatch.setenv(key, value)
-    yield double
-    double.stop()
 
 
 def aws(proxy, **opts):
