@@ -18,7 +18,7 @@ AZURITE     := .cache/npm/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup setup-lowest demo test test-unit test-integration test-scale test-tensorflow sanity lint galaxy test-molecule teardown bench build clean test-lifetime test-slurm
+.PHONY: help setup setup-lowest demo test test-unit test-integration test-scale test-tensorflow sanity lint galaxy test-molecule teardown bench build clean test-lifetime test-slurm test-spot
 
 help:
 	@echo "make demo      provision the local cluster (podman) and run the main job (site.yml)"
@@ -27,6 +27,7 @@ help:
 	@echo "make test-scale the scale set (8 local nodes, default forks; not in make test)"
 	@echo "make test-tensorflow the TensorFlow set (the role on a local node; not in make test)"
 	@echo "make test-lifetime  idle local clusters stop themselves (gpu_cluster_idle_minutes; not in make test)"
+	@echo "make test-spot      a spot node preempted mid-run: notice, push, replacement, resume (not in make test)"
 	@echo "make test-slurm the Slurm set (3 local nodes; not in make test)"
 	@echo "make teardown  remove the demo cluster"
 	@echo "make bench     benchmarks (benchmarks/)"
@@ -112,6 +113,9 @@ test-tensorflow: setup
 # no forgotten cluster: an idle local cluster stops itself, a busy one stays up (minutes of waiting; not in make test)
 test-lifetime: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m lifetime tests/integration/test_lifetime.py
+
+test-spot: setup
+	$(PY) -m pytest -q -p no:cacheprovider -s -m spot tests/integration/test_preemption.py
 # Slurm on 3 local nodes (tests/integration/test_slurm.py; minutes; not in make test)
 test-slurm: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m slurm --durations=0 tests/integration/test_slurm.py

@@ -107,10 +107,11 @@ def parse_time(value):
 def cost(nodes, end, start=None):
     """What ``nodes`` cost from ``start`` (default: each node's launch) to ``end`` (Unix times).
 
-    Each node counts from the later of its launch and ``start``. Returns {node_hours, cost (None when any
-    node's price is unknown), currency, known, unknown (names of nodes without a price), per_node, text}.
+    Each node counts from the later of its launch and ``start``. Returns {node_hours, node_hours_by_market (spot
+    and on-demand apart), cost (None when any node's price is unknown), currency, known, unknown (names of nodes
+    without a price), per_node, text}.
     """
-    per_node, total, hours, unknown = [], 0.0, 0.0, []
+    per_node, total, hours, unknown, by_market = [], 0.0, 0.0, [], {}
     currency = "USD"
     for node in nodes or []:
         launched = parse_time(node.get("launch_time"))
@@ -125,6 +126,8 @@ def cost(nodes, end, start=None):
                  "cost": None}
         if node_hours is not None:
             hours += node_hours
+            market = entry["market"] or "on_demand"
+            by_market[market] = by_market.get(market, 0.0) + node_hours
         if hourly is None or node_hours is None:
             unknown.append(node.get("name"))
             entry["reason"] = price.get("reason") if hourly is None else "launch time unknown"
@@ -132,7 +135,9 @@ def cost(nodes, end, start=None):
             entry["cost"] = round(hourly * node_hours, 4)
             total += hourly * node_hours
         per_node.append(entry)
-    result = {"node_hours": round(hours, 4), "currency": currency, "known": not unknown, "unknown": unknown,
+    result = {"node_hours": round(hours, 4),
+              "node_hours_by_market": dict((k, round(v, 4)) for k, v in sorted(by_market.items())),
+              "currency": currency, "known": not unknown, "unknown": unknown,
               "cost": round(total, 2) if not unknown else None, "per_node": per_node}
     result["text"] = cost_text(result)
     return result
@@ -142,6 +147,10 @@ def cost_text(result):
     """'$1.23 (4 node-hours; 2 x p4d.24xlarge on-demand at $21.96/h, price of 2025-06-05)' or 'price unknown ...'."""
     nodes = result.get("per_node") or []
     hours = "%.2f node-hours" % result["node_hours"]
+    markets = result.get("node_hours_by_market") or {}
+    if markets.get("spot"):
+        # spot and on-demand apart: what a preempted spot node and its replacement cost
+        hours += ": %s" % ", ".join("%.2f %s" % (v, k.replace("_", "-")) for k, v in sorted(markets.items()))
     if not result["known"]:
         reasons = sorted(set(n.get("reason") or "" for n in nodes if n["cost"] is None))
         return "price unknown (%s; %s: %s)" % (hours, ", ".join(str(n) for n in result["unknown"]),

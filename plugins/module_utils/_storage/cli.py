@@ -113,9 +113,15 @@ def main(argv=None):
             res = sync.push(store, args.src, prefix, stable_seconds=args.stable_seconds, check_mode=args.check,
                             workers=args.workers, manifest_path=args.manifest)
         else:
-            stop = threading.Event()
+            stop, wake = threading.Event(), threading.Event()
+
+            def on_stop(*_args):
+                stop.set()
+                wake.set()
             for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_a: stop.set())
+                signal.signal(sig, on_stop)
+            # SIGUSR1 (the spot notice watcher): push what is complete now, not at the next round
+            signal.signal(signal.SIGUSR1, lambda *_a: wake.set())
 
             def on_round(res, totals):
                 _emit({"round": res, "totals": dict(totals, uploaded_keys=len(totals["uploaded_keys"]))})
@@ -124,7 +130,7 @@ def main(argv=None):
 
             res = sync.watch(store, args.src, prefix, interval=args.interval, stable_seconds=args.stable_seconds,
                              stop=stop, on_round=on_round, workers=args.workers, manifest_path=args.manifest,
-                             baseline=args.baseline)
+                             baseline=args.baseline, wake=wake)
             return 0
         _emit(res)
         if res["failed"]:

@@ -534,11 +534,13 @@ def _changed(path, st):
 
 
 def watch(store, src_dir, prefix, interval=10.0, stable_seconds=5.0, stop=None, on_round=None, workers=4,
-          manifest_path=None, baseline=None):
+          manifest_path=None, baseline=None, wake=None):
     """Push ``src_dir`` every ``interval`` seconds until ``stop`` (a threading.Event) is set, then push once more
-    with every file counted as stable. A failed round (the store unreachable for a while) is reported through
-    ``on_round`` and retried at the next one. ``baseline``: the manifest of the pull that restored ``src_dir``
-    (what it brought is not pushed back). Returns the totals."""
+    with every file counted as stable. ``wake`` (a threading.Event, set by whoever wants a push now: a spot
+    notice) cuts the wait short: the next round starts at once (``stop`` must set it too, to end a wait). A failed
+    round (the store unreachable for a while) is reported through ``on_round`` and retried at the next one.
+    ``baseline``: the manifest of the pull that restored ``src_dir`` (what it brought is not pushed back). Returns
+    the totals."""
     totals = {"rounds": 0, "uploaded": 0, "bytes": 0, "errors": 0, "last_error": None, "uploaded_keys": [],
               "restored_not_pushed": 0}
     if baseline:
@@ -572,6 +574,10 @@ def watch(store, src_dir, prefix, interval=10.0, stable_seconds=5.0, stop=None, 
 
     while stop is not None and not stop.is_set():
         one_round(False)
-        stop.wait(interval)
+        if wake is None:
+            stop.wait(interval)
+        else:
+            wake.wait(interval)
+            wake.clear()
     one_round(True)
     return totals

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.layout import (  # noqa: F401
     ACTIVE_STATES, DEFAULT_BASE_DIR, ENV_NAME_RE, JOB_NAME_RE, JOB_USER, RUN_ID_RE, SECRET_NAME_PATTERNS,
-    STORAGE_ENV_DIR, UNIT_PREFIX, UPLOADER_PREFIX, UPLOADER_USER, USER_RE, RunDir, SpecError, exit_code,
+    SPOT_NOTICE, STORAGE_ENV_DIR, UNIT_PREFIX, UPLOADER_PREFIX, UPLOADER_USER, USER_RE, RunDir, SpecError, exit_code,
     secret_looking, storage_env_path, unit_name, uploader_unit, validate_job_name, validate_run_id, validate_user)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.command import (  # noqa: F401
     HOSTS_BEGIN, HOSTS_END, build_command, docker_argv, env_file_text, hosts_block, job_dirs, job_env,

@@ -16,6 +16,9 @@ UPLOADER_PREFIX = "aiinfra-ckpt-"
 # root-only: the object store's credentials for the uploader (a systemd EnvironmentFile, mode 0600)
 STORAGE_ENV_DIR = "/etc/aiinfra/torchrun"
 # systemd ActiveState values of a unit that is still running
+# the spot notice a node's watcher records (roles/gpu_cluster/files/aiinfra_spot_notice.py, root's, 0644): the
+# run's watch reads it and names the node preempted
+SPOT_NOTICE = "/run/aiinfra/preempted.json"
 ACTIVE_STATES = ("active", "activating", "deactivating", "reloading")
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -19,7 +19,7 @@ import time
 
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import ACTIVE_STATES, RunDir
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import ACTIVE_STATES, SPOT_NOTICE, RunDir
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import LogState
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.verdict import NodeState
 
@@ -43,6 +43,7 @@ def poll_script(run, offset, wait=0.0, max_bytes=262144, probe=None, probe_timeo
         'echo "%s state $(systemctl show -p ActiveState --value "$u" 2>/dev/null)"' % POLL_MARK,
         "echo \"%s exit $(cat %s 2>/dev/null | tr -d '\\n')\"" % (POLL_MARK, q(run.exit)),
         "echo \"%s meta $(cat %s 2>/dev/null | tr -d '\\n')\"" % (POLL_MARK, q(run.meta)),
+        "echo \"%s notice $(cat %s 2>/dev/null | tr -d '\\n')\"" % (POLL_MARK, q(SPOT_NOTICE)),
         'size=$(stat -c %%s %s 2>/dev/null || echo 0)' % q(run.log),
         '[ "$size" -lt "$off" ] && off=0',
         '[ $((size - off)) -gt %d ] && off=$((size - %d))' % (int(max_bytes), int(max_bytes)),
@@ -70,7 +71,7 @@ def parse_poll(text, probe=None):
     head, sep, log = text.partition("%s log\n" % POLL_MARK)
     if not sep:
         raise ValueError("not the output of a torchrun poll: %r" % text[-300:])
-    result = {"active": False, "unit_state": "unknown", "exit": None, "meta": None, "log_chunk": log,
+    result = {"active": False, "unit_state": "unknown", "exit": None, "meta": None, "notice": None, "log_chunk": log,
               "probe": None}
     for line in head.splitlines():
         if not line.startswith(POLL_MARK + " "):
@@ -80,7 +81,7 @@ def parse_poll(text, probe=None):
         if key == "state":
             result["unit_state"] = value or "inactive"
             result["active"] = value in ACTIVE_STATES
-        elif key in ("exit", "meta"):
+        elif key in ("exit", "meta", "notice"):
             result[key] = _json(value)
         elif key == "span":
             start, end = value.split()
@@ -171,6 +172,9 @@ class NodePoller(object):
         state.nproc_per_node = meta.get("nproc_per_node", state.nproc_per_node)
         if res.get("probe"):
             state.probe = res["probe"]
+        if isinstance(res.get("notice"), dict) and not state.preempted:
+            # a spot notice: the cloud takes the node back soon (kept: the node may not answer again)
+            state.preempted = res["notice"]
         if not res["active"]:
             self._log.finish()
             self.finished = True

@@ -119,6 +119,8 @@ def summarize(run, nodes, verdict, parsed):
             else:
                 state.active = False
                 phase = state.phase
+        if state.preempted and phase in ("lost", "failed"):
+            phase = "preempted"     # its cloud took it back (a spot notice came first): not a broken node
         exit_info = state.exit or {}
         ended = exit_info.get("time")
         began = state.started_at
@@ -138,6 +140,7 @@ def summarize(run, nodes, verdict, parsed):
             "log": node.get("log_path"),
             "log_tail": (snap.get("tail") or [])[-40:],
             "started_at": state.started_at,
+            "preempted": state.preempted,
         })
         if log is not None and log.steps:
             for item in log.steps:
@@ -177,6 +180,7 @@ def summarize(run, nodes, verdict, parsed):
         "reason": verdict.get("reason"),
         "message": verdict.get("message"),
         "failed_nodes": first_bad,
+        "preempted_nodes": verdict.get("preempted") or [],
         "exit_code": aggregate,
         "nnodes": len(rows),
         "world_size": world,

@@ -33,6 +33,7 @@ class NodeState:
     lost: str = None                # why the node counts as lost (no answer, connection refused ...)
     lost_at: float = None
     probe: dict = None              # a TCP probe of the rendezvous endpoint from the node
+    preempted: dict = None          # its spot notice (source, time, detail), once a poll saw one
     timeout: int = 0                # torchrun_timeout, for the message
     polls: int = 0
     log: dict = field(default_factory=dict)  # LogState.snapshot() of what its log said so far
@@ -75,6 +76,7 @@ class Verdict:
     status: str = "running"         # running, succeeded, failed
     reason: str = None              # rendezvous, node, timeout
     failed: list = field(default_factory=list)   # hosts, the first cause first
+    preempted: list = field(default_factory=list)  # the failed hosts that had a spot notice: taken back, not broken
     message: str = ""
     phases: dict = field(default_factory=dict)   # host -> phase
 
@@ -86,6 +88,9 @@ def describe(state):
     """``(who, why)`` for a node that failed."""
     who = "%s (node rank %s)" % (state.host, state.node_rank)
     phase = state.phase
+    if state.preempted and (phase == "lost" or ended_from_outside(state)):
+        notice = state.preempted
+        return who, "was preempted (spot notice from %s: %s)" % (notice.get("source", "?"), notice.get("detail", "?"))
     if phase == "lost":
         return who, "stopped answering: %s" % (state.lost or "unreachable")
     if phase == "timeout":
@@ -149,12 +154,16 @@ def decide(states, now, started, settings):
             # the earliest. A node stopped from outside takes longer to record its end than its peers take to
             # fail with "connection closed by peer", so time alone would blame a healthy peer.
             state = states[host]
+            if state.preempted:
+                # taken back by its cloud: the cause, whatever its peers said first
+                return (-1, float(state.preempted.get("time") or now), state.node_rank)
             if phases[host] == "lost":
                 return (0, float(state.lost_at or state.t or now), state.node_rank)
             return (1 if ended_from_outside(state) else 2, float((state.exit or {}).get("time") or state.t or now),
                     state.node_rank)
         bad.sort(key=first)
         verdict.done, verdict.status, verdict.failed = True, "failed", bad
+        verdict.preempted = [h for h in bad if states[h].preempted]
         rendezvous_done = any(states[h].log.get("joined") or states[h].log.get("ranks") for h in order)
         if not rendezvous_done and all(phases[h] != "succeeded" for h in order):
             # The cause is named first whatever the order the events came in: the node that ended first with an

@@ -78,6 +78,23 @@ def test_spot_nodes_take_the_spot_price(tmp_path):
                               data=data)[0]["hourly_price"] == 2.0
 
 
+def test_a_preempted_spot_node_and_its_on_demand_replacement_are_counted_apart(tmp_path):
+    path = tmp_path / "prices.yml"
+    path.write_text(yaml.safe_dump({"schema": 1, "currency": "USD", "clouds": {"aws": {"types": {
+        "g9.xlarge": {"on_demand": 2.0, "spot": 0.5, "date": "2026-11-30", "source": "test"}}}}}))
+    data = prices.load(str(path))
+    nodes = prices.price_nodes([
+        {"name": "c-0", "instance_type": "g9.xlarge", "market": "spot", "launch_time": "2026-12-01T00:00:00Z"},
+        {"name": "c-1", "instance_type": "g9.xlarge", "market": "on_demand", "launch_time": "2026-12-01T02:00:00Z"}],
+        "aws", data=data)
+    result = prices.cost(nodes, prices.parse_time("2026-12-01T03:00:00Z"))
+    assert result["node_hours_by_market"] == {"on_demand": 1.0, "spot": 3.0} and result["cost"] == 3.5
+    assert result["text"] == ("$3.50 (4.00 node-hours: 1.00 on-demand, 3.00 spot; 1 x g9.xlarge on-demand at "
+                              "$2.00/h, 1 x g9.xlarge spot at $0.50/h)")
+    # no spot node: the text as it always was
+    assert "on-demand, " not in prices.cost(nodes[1:], prices.parse_time("2026-12-01T03:00:00Z"))["text"]
+
+
 @pytest.mark.parametrize("text, why", [
     ({"schema": 2, "clouds": {}}, "not a schema 1 price file"),
     ({"schema": 1, "clouds": {"aws": {"types": {"a": {"on_demand": 1.0, "date": "2026-01-01"}}}}}, "no date or source"),

@@ -9,6 +9,7 @@ import importlib
 import json
 import os
 import threading
+import time
 
 import boto3
 import pytest
@@ -339,6 +340,25 @@ def test_watch_pushes_until_stopped_then_once_more(s3, tmp_path):
     assert rounds[-1] is True and totals["uploaded"] == 2
     assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket="data", Prefix="ck/")["Contents"]) == [
         "ck/step-1.pt", "ck/step-2.pt"]
+
+
+def test_watch_woken_pushes_at_once_not_at_the_next_interval(s3, tmp_path):
+    # a spot notice: the watcher sends SIGUSR1 (the CLI sets ``wake``) and the next round starts now, not in 3600 s
+    st, _prefix = store()
+    stop, wake, rounds = threading.Event(), threading.Event(), []
+
+    def on_round(res, totals):
+        rounds.append(time.time())
+        if len(rounds) == 1:
+            (tmp_path / "step-1.pt").write_bytes(b"1")
+            wake.set()
+        elif len(rounds) == 2:
+            stop.set()
+            wake.set()
+    began = time.time()
+    totals = sync.watch(st, str(tmp_path), "ck/", interval=3600, stable_seconds=0, stop=stop, on_round=on_round,
+                        wake=wake)
+    assert len(rounds) == 3 and time.time() - began < 60 and totals["uploaded"] == 1
 
 
 def test_cli_push_pull_and_errors(s3, tmp_path, capsys):
