@@ -12,6 +12,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils import torchru
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import SpecError
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import plan as tr
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import parse_log
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.report import summary_text
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.verdict import NodeState, decide
 
 NODES = [{"host": "b", "rank": "1", "address": "10.0.0.3"}, {"host": "a", "rank": 0, "address": "10.0.0.2"},
@@ -118,3 +119,11 @@ def test_the_joined_event_of_a_tensorflow_job_is_its_rendezvous():
     # one never did: the rendezvous timeout names it
     verdict = decide({"n0": state(0, log), "n1": state(1, starting)}, 100.0, 0.0, settings)
     assert verdict.done and verdict.reason == "rendezvous" and verdict.failed == ["n1"]
+
+
+def test_the_report_names_a_tensorflow_run():
+    summary = {"run_id": "r1", "job": "example", "status": "succeeded", "duration_s": 28.0, "nnodes": 2,
+               "world_size": 2, "ranks_reported": [0, 1], "exit_code": 0, "nodes": []}
+    assert summary_text(dict(summary, framework="tensorflow")).startswith(
+        "TensorFlow run r1 (job example): SUCCEEDED in 28.0s")
+    assert summary_text(summary).startswith("torchrun run r1 (job example): SUCCEEDED")
