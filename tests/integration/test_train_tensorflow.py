@@ -216,3 +216,26 @@ def test_a_node_without_tensorflow_fails_the_play_before_anything_starts(cluster
     for node in nodes:  # nothing started: no run directory, no unit
         assert sh(node, "ls /var/lib/aiinfra/torchrun/runs/tf-missing").returncode != 0, node
         assert active_units(node) == [], node
+
+
+@pytest.mark.tensorflow
+def test_verify_checks_the_tensorflow_allreduce_across_the_workers(cluster, tmp_path):
+    """A TensorFlow-only cluster: verify.yml checks TensorFlow (its all-reduce over both workers), not PyTorch."""
+    proc = run_playbook("playbooks/verify.yml", inventory=cluster["inventory"], check=False, timeout=900,
+                        extra_vars={"torchrun_runs_dir": str(tmp_path / "runs"),
+                                    "verify_allreduce_args": ["--size-mb", "4", "--iters", "3"]})
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    nodes = cluster["nodes"]
+    for rank, node in enumerate(nodes):
+        assert "%s (worker %d): all-reduce of 4.0 MiB in" % (node, rank) in text, text[-3000:]
+    assert text.count("GB/s, sum correct") == 2 and "WRONG" not in text, text[-3000:]
+    # no PyTorch on these nodes: its checks are left out (they would fail: no /opt/aiinfra/pytorch)
+    assert "every node runs torch" not in text and text.count("bus bandwidth") == 2, text[-3000:]
+    run = next(p for p in (tmp_path / "runs").iterdir() if (p / "summary.json").exists())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "succeeded" and summary["framework"] == "tensorflow" and summary["world_size"] == 2
+    for node in nodes:
+        allreduce = events((run / node / "torchrun.log").read_text(), "allreduce")
+        assert len(allreduce) == 1 and allreduce[0]["sum_ok"] and allreduce[0]["all_ranks_ok"], allreduce
+        assert allreduce[0]["replicas"] == 2 and allreduce[0]["expected"] == 3.0, allreduce

@@ -50,7 +50,8 @@ def check_framework(settings):
         restarts = 0  # the number check names it
     if restarts > 0:
         errors.append("torchrun_max_restarts restarts torchrun's worker group; a TensorFlow job has none (got %r; "
-                      "torchrun_max_recoveries replaces lost nodes and resumes the job)" % (settings.get("max_restarts"),))
+                      "torchrun_max_recoveries replaces lost nodes and resumes the job)"
+                      % (settings.get("max_restarts"),))
     nnodes = str(settings.get("nnodes") or "").strip()
     if nnodes and not nnodes.isdigit():
         errors.append("torchrun_nnodes %r: a TensorFlow cluster has a fixed size (leave it empty: every node)"

@@ -45,25 +45,30 @@ def main(argv=None):
         gpus=len(tf.config.list_physical_devices("GPU")), tensorflow=tf.__version__)
 
     def reduce(value):
+        """The SUM all-reduce of ``value`` (an eager tensor) over every replica of every worker, as the example's
+        resume agreement does it."""
         def step():
             return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
-        return strategy.experimental_local_results(strategy.run(step))[0]
+        return tf.function(lambda: strategy.run(step))
+
+    def first_local(result):
+        return strategy.experimental_local_results(result)[0].numpy()
 
     # the sum: every replica of worker i gives i+1
     expected = (replicas // world) * world * (world + 1) / 2.0
-    got = tf.function(lambda: reduce(tf.fill([8], float(rank + 1))))().numpy().tolist()
+    got = first_local(reduce(tf.constant([float(rank + 1)] * 8))()).tolist()
     ok = all(abs(v - expected) < 1e-6 for v in got)
-    # every worker's verdict: the minimum over all replicas
-    everyone = tf.function(lambda: reduce(tf.constant([1.0 if ok else 0.0])))().numpy().tolist()[0]
+    # every worker's verdict: the sum of every replica's 1 (ok) or 0
+    everyone = first_local(reduce(tf.constant([1.0 if ok else 0.0]))()).tolist()[0]
     all_ok = everyone >= replicas - 1e-6
 
     count = max(1, int(args.size_mb * 1024 * 1024 / 4))
-    bandwidth = tf.function(lambda: reduce(tf.ones([count], tf.float32)))
+    bandwidth = reduce(tf.ones([count], tf.float32))
     for dummy in range(args.warmup):
-        bandwidth().numpy()
+        first_local(bandwidth())
     began = time.time()
     for dummy in range(args.iters):
-        bandwidth().numpy()
+        first_local(bandwidth())
     elapsed = (time.time() - began) / args.iters
     size_bytes = count * 4
     algbw = size_bytes / elapsed / 1e9
