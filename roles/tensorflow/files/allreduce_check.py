@@ -77,8 +77,8 @@ def main(argv=None):
         all_ranks_ok=bool(all_ok), expected=expected, got=got[0], size_mb=round(size_bytes / 2 ** 20, 2),
         iters=args.iters, time_ms=round(elapsed * 1000, 2), algbw_gbps=round(algbw, 3), busbw_gbps=round(busbw, 3))
     if not ok:
-        sys.stderr.write("worker %d on %s: all-reduce sum %s, expected %s\n" % (rank, socket.gethostname(), got,
-                                                                                  expected))
+        sys.stderr.write("worker %d on %s: all-reduce sum %s, expected %s\n"
+                         % (rank, socket.gethostname(), got, expected))
         return 1
     return 0 if all_ok else 1
 
