@@ -25,7 +25,7 @@ help:
 	@echo "make test      the whole test suite (what CI runs)"
 	@echo "make setup     system packages + .venv + collection link (idempotent; demo/test run it)"
 	@echo "make test-scale the scale set (8 local nodes, default forks; not in make test)"
-	@echo "make test-tensorflow the TensorFlow set (the role on a local node; not in make test)"
+	@echo "make test-tensorflow the TensorFlow set (the role; TensorFlow jobs on 2 local nodes; not in make test)"
 	@echo "make test-lifetime  idle local clusters stop themselves (gpu_cluster_idle_minutes; not in make test)"
 	@echo "make test-spot      a spot node preempted mid-run: notice, push, replacement, resume (not in make test)"
 	@echo "make test-slurm the Slurm set (3 local nodes; not in make test)"
@@ -107,7 +107,8 @@ test-molecule: setup
 test-scale: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m scale tests/integration
 
-# the TensorFlow set: the role through Molecule on a local node (tensorflow-cpu from a wheelhouse the controller builds)
+# the TensorFlow set: the role through Molecule on a local node (tensorflow-cpu from a wheelhouse the controller builds),
+# configure.yml on 2 nodes, and TensorFlow jobs through train.yml and verify.yml on 2 nodes (test_train_tensorflow.py)
 test-tensorflow: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m tensorflow tests/integration
 # no forgotten cluster: an idle local cluster stops itself, a busy one stays up (minutes of waiting; not in make test)

@@ -60,7 +60,7 @@ class ActionModule(ActionBase):
         run_dir = os.path.abspath(args["run_dir"])
         parsed, log_paths = read_logs(run_dir, args["hosts"], args["watch"])
         run = {"run_id": args["run_id"], "job": args["job"], "started": args["started"], "ended": time.time(),
-               "rdzv_endpoint": args["rdzv_endpoint"]}
+               "rdzv_endpoint": args["rdzv_endpoint"], "framework": args["framework"]}
         summary, text, warnings = build_report(
             run, args["hosts"], watch=args["watch"], logs=parsed, log_paths=log_paths, addresses=args["addresses"],
             stops=args["stops"], unstopped=args["unstopped"], outputs=args["outputs"],

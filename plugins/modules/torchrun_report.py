@@ -63,6 +63,10 @@ options:
     description: The rendezvous endpoint, for the report.
     type: str
     default: ""
+  framework:
+    description: The job's framework (C(pytorch), or C(tensorflow) - a TensorFlow job launched by the torchrun role).
+    type: str
+    default: pytorch
   plot:
     description: Whether to draw C(loss.png) (needs matplotlib on the controller; skipped with a warning otherwise).
     type: bool

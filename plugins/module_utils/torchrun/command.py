@@ -12,6 +12,7 @@ import shlex
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.layout import (
     ENV_NAME_RE, UPLOADER_USER, SpecError, container_label, validate_run_id)
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.tensorflow import tensorflow_argv, tf_config
 
 
 def env_file_text(env, docker=False):
@@ -202,6 +203,17 @@ def build_command(spec, gpu_count=0, ifname=""):
     and ``command``: one shell line, ``cd WORKDIR && K=V ... torchrun ...``, to print and to paste.
     """
     validate_run_id(spec["run_id"])
+    if spec.get("framework") == "tensorflow":
+        if spec.get("docker"):
+            raise SpecError("a TensorFlow job runs in the nodes' TensorFlow virtualenv: Docker mode (torchrun_docker_"
+                            "image) is for torchrun jobs")
+        # one process per node (MultiWorkerMirroredStrategy uses every GPU of its node); TF_CONFIG places it
+        env = job_env(spec, ifname)
+        env = dict(env, TF_CONFIG=env.get("TF_CONFIG") or tf_config(spec))
+        argv = tensorflow_argv(spec)
+        command = "cd %s && %s" % (shlex.quote(spec["workdir"]), " ".join(
+            ["%s=%s" % (k, shlex.quote(v)) for k, v in sorted(env.items())] + [shlex.quote(a) for a in argv]))
+        return {"argv": argv, "env": env, "nproc_per_node": 1, "command": command}
     cpu_nproc = spec.get("cpu_nproc_per_node")
     nproc = resolve_nproc(spec.get("nproc_per_node"), gpu_count, 1 if cpu_nproc is None else cpu_nproc)
     env = job_env(spec, ifname)

@@ -234,7 +234,13 @@ class JobManager(object):
         torchrun = spec.get("torchrun") or "torchrun"
         if spec.get("script") and not check_mode and not spec.get("docker") and not os.path.isfile(spec["script"]):
             raise JobError("the training script %s is not on this node" % spec["script"], **result)
-        if not spec.get("docker") and not os.access(torchrun, os.X_OK) and not self.node.bin_path(torchrun):
+        if spec.get("framework") == "tensorflow":
+            python = built["argv"][0]
+            if not os.access(python, os.X_OK):
+                raise JobError("TensorFlow is not installed on this node: no python at %s (add tensorflow to "
+                               "gpu_cluster_frameworks and run configure.yml, or set torchrun_tf_python)" % python,
+                               **result)
+        elif not spec.get("docker") and not os.access(torchrun, os.X_OK) and not self.node.bin_path(torchrun):
             raise JobError("torchrun is not at %s on this node: install PyTorch there (the pytorch role) or set "
                            "torchrun_bin" % torchrun, **result)
         if os.path.exists(run.exit) and not restart_finished:

@@ -54,6 +54,11 @@ class LaunchSpec(object):
     # Docker mode (image, gpus, mounts, args, torchrun) and the checkpoint uploader, when configured
     docker: Optional[Dict[str, Any]] = None
     checkpoint: Optional[Dict[str, Any]] = None
+    # the framework (torchrun_framework): pytorch runs torchrun; tensorflow runs `python SCRIPT` once per node with
+    # TF_CONFIG (its workers listen on worker_port; python is the TensorFlow virtualenv's)
+    framework: str = "pytorch"
+    python: str = ""
+    worker_port: int = 0
 
     REQUIRED = ("job_name", "workdir", "nnodes", "node_rank", "rdzv_host", "rdzv_port", "user", "timeout",
                 "stop_timeout")
@@ -64,6 +69,8 @@ class LaunchSpec(object):
             raise SpecError("the launch spec lacks %s (the torchrun_plan action builds it)" % ", ".join(missing))
         validate_job_name(self.job_name)
         validate_user(self.user)
+        if self.framework not in ("pytorch", "tensorflow"):
+            raise SpecError("framework %r: the collection launches pytorch and tensorflow jobs" % (self.framework,))
         for name in ("workdir", "checkpoint_dir"):
             value = getattr(self, name)
             if value and (not os.path.isabs(value) or "\n" in value):

@@ -18,6 +18,9 @@ JOINED_RE = re.compile(r"The node '([^']+)' has joined round (\d+) of the rendez
 RDZV_START_RE = re.compile(r"\] \[[^\]]*\] Rendezvous'ing worker group")
 RDZV_DONE_RE = re.compile(r"\] \[[^\]]*\] Rendezvous complete for workers")
 RDZV_FIELD_RE = re.compile(r"\]\s+(restart_count|group_rank|group_world_size)=(\d+)\s*$")
+# a TensorFlow job (torchrun_framework tensorflow, no torchrun agent): TensorFlow's own lines as it sets up its
+# MultiWorkerMirroredStrategy from TF_CONFIG (it reached the cluster set-up)
+TF_ATTEMPT_RE = re.compile(r"(MultiWorkerMirroredStrategy with cluster_spec|Enabled multi-worker collective ops)")
 RESTART_RE = re.compile(r"Worker group (FAILED|UNHEALTHY)\. (\d+)/(\d+) attempts left; will restart worker group")
 TEE_PREFIX_RE = re.compile(r"^\[([A-Za-z_][A-Za-z0-9_]*?)(\d+)\]:")
 ERROR_RE = re.compile(r"(Error|Exception|Traceback|error:|FAILED|failed|Killed|exitcode)")
@@ -122,7 +125,7 @@ class LogState(object):
             self.joined = {"round": int(match.group(2)), "group_rank": int(match.group(4)),
                            "world": int(match.group(5))}
             return
-        if ATTEMPT_RE.search(text):
+        if ATTEMPT_RE.search(text) or TF_ATTEMPT_RE.search(text):
             self.attempted = True
             return
         if RESTART_RE.search(text):
@@ -135,6 +138,7 @@ class LogState(object):
         event = obj.get("event")
         if event == "joined" and isinstance(obj.get("rank"), int):
             self.ranks[obj["rank"]] = obj
+            self.attempted = True  # its process runs (a TensorFlow job has no agent lines before it)
             return
         if event == "done":
             self.done = obj

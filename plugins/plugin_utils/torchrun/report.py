@@ -51,6 +51,8 @@ def build_report(run, hosts, watch=None, logs=None, log_paths=None, addresses=No
               "nproc_per_node": (watched.get(host) or {}).get("nproc_per_node"), "state": watched.get(host) or {},
               "log_path": log_paths.get(host), "stopped": stops.get(host) or {}} for host, rank in hosts.items()]
     summary = summarize(run, nodes, verdict_of(watch, hosts), logs)
+    if run.get("framework") not in (None, "", "pytorch"):  # a TensorFlow job through the torchrun role
+        summary["framework"] = run["framework"]
     summary["unstopped_nodes"] = list(unstopped)
     summary["outputs"] = dict((h, d) for h, d in sorted((outputs or {}).items()) if d)
     shaped = None
@@ -199,8 +201,9 @@ def summarize(run, nodes, verdict, parsed):
 def summary_text(summary, plot_path=None):
     """The report people read at the end of the play."""
     took = " in %ss" % summary["duration_s"] if summary.get("duration_s") else ""
-    lines = ["torchrun run %s (job %s): %s%s"
-             % (summary["run_id"], summary.get("job") or "-", summary["status"].upper(), took)]
+    what = "TensorFlow" if summary.get("framework") == "tensorflow" else "torchrun"
+    lines = ["%s run %s (job %s): %s%s"
+             % (what, summary["run_id"], summary.get("job") or "-", summary["status"].upper(), took)]
     lines.append("  %d nodes, world size %d, ranks reported: %d/%d, aggregate exit code %s" % (
         summary["nnodes"], summary["world_size"], len(summary["ranks_reported"]), summary["world_size"],
         summary["exit_code"]))

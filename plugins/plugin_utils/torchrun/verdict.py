@@ -196,7 +196,11 @@ def decide(states, now, started, settings):
         return verdict
 
     if settings.get("rdzv_timeout") and elapsed > float(settings["rdzv_timeout"]):
-        joined = [h for h in order if states[h].log.get("joined") or phases[h] == "succeeded"]
+        # torchrun's agent logs that it joined the rendezvous; a TensorFlow job (no agent) counts as joined once it
+        # logs its JSON "joined" event (the example does when its MultiWorkerMirroredStrategy is built, before its
+        # first all-reduce)
+        joined = [h for h in order if states[h].log.get("joined") or states[h].log.get("ranks")
+                  or phases[h] == "succeeded"]
         if len(joined) < len(order):
             missing = [h for h in order if not states[h].log.get("attempted") and phases[h] != "succeeded"]
             waiting = [h for h in order if h not in joined]

@@ -38,3 +38,19 @@ def test_the_torchrun_role_reuses_the_monitoring_firewall_tasks():
         "_torchrun_firewall_template": "/x/torchrun-firewall.nft.j2"})
     assert "ExecStart=/usr/sbin/nft -f /etc/aiinfra/torchrun-firewall.nft" in unit
     assert "ExecStop=/usr/sbin/nft delete table inet aiinfra_torchrun" in unit
+
+
+def test_a_tensorflow_job_adds_its_workers_port_for_the_cluster_only():
+    rules = render_template("torchrun", "torchrun-firewall.nft.j2", {
+        "_torchrun_layout": LAYOUT, "torchrun_rdzv_port": 29400, "torchrun_comm_ports": "32768-60999",
+        "ansible_managed": "managed",
+        "_torchrun_plan": {"settings": {"framework": "tensorflow", "tf_worker_port": 29410}}})
+    lines = [line.strip() for line in rules.splitlines()]
+    assert "tcp dport { 29400, 32768-60999, 29410 } ip saddr { 10.0.0.2, 10.0.0.3 } accept" in lines
+    assert "tcp dport { 29400, 32768-60999, 29410 } ip6 saddr { fd00::4 } accept" in lines
+    assert "tcp dport { 29400, 32768-60999, 29410 } drop" in lines
+    # a PyTorch job's plan: the rules stay as they were
+    rules = render_template("torchrun", "torchrun-firewall.nft.j2", {
+        "_torchrun_layout": LAYOUT, "torchrun_rdzv_port": 29400, "torchrun_comm_ports": "32768-60999",
+        "ansible_managed": "managed", "_torchrun_plan": {"settings": {"framework": "pytorch"}}})
+    assert "tcp dport { 29400, 32768-60999 } drop" in [line.strip() for line in rules.splitlines()]
