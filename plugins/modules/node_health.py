@@ -72,9 +72,12 @@ options:
     choices: [auto, nccl, gloo, tcp]
     default: auto
   bytes:
-    description: The all-reduce's size (and the TCP exchange's, each way), in bytes.
+    description:
+      - The all-reduce's size (and the TCP exchange's, each way), in bytes.
+      - 0 - 256 MiB with NCCL (inside the node, and pairs of GPU nodes), 8 MiB with gloo or TCP (a slow link still
+        moves it in seconds).
     type: int
-    default: 67108864
+    default: 0
   iters:
     description: Timed all-reduces (after one warm-up).
     type: int
@@ -256,7 +259,7 @@ def main():
         python=dict(type="path", default="/opt/aiinfra/pytorch/bin/python"),
         bench=dict(type="path", default="/usr/local/lib/aiinfra-health/aiinfra_health_bench.py"),
         method=dict(type="str", choices=["auto", "nccl", "gloo", "tcp"], default="auto"),
-        bytes=dict(type="int", default=64 << 20),
+        bytes=dict(type="int", default=0),
         iters=dict(type="int", default=5),
         port=dict(type="int", default=29450),
         timeout=dict(type="int", default=180),

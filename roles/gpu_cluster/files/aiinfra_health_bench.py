@@ -150,6 +150,8 @@ def run_pairs(args):
     schedule = json.loads(args.schedule)
     addresses = json.loads(args.addresses)
     method = pick_method(args.method)
+    if args.bytes <= 0:  # nccl-tests' usual large size on GPUs; a size a slow link still moves in seconds on CPUs
+        args.bytes = (256 << 20) if method == "nccl" else (8 << 20)
     results = []
     for index, pairs in enumerate(schedule):
         pair = [p for p in pairs if args.me in p]
@@ -204,6 +206,8 @@ def run_local(args):
     world = torch.cuda.device_count()
     if world < 2:
         return {"gpus": world, "busbw_gbs": None, "note": "fewer than 2 GPUs: no all-reduce inside the node"}
+    if args.bytes <= 0:
+        args.bytes = 256 << 20
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_local_worker, args=(rank, world, args.port, args.bytes, args.iters, queue))
@@ -233,7 +237,7 @@ def main(argv=None):
     parser.add_argument("--addresses", default="{}")
     parser.add_argument("--method", default="auto", choices=["auto", "tcp", "gloo", "nccl"])
     parser.add_argument("--port", type=int, default=29450)
-    parser.add_argument("--bytes", type=int, default=64 << 20)
+    parser.add_argument("--bytes", type=int, default=0)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args(argv)
