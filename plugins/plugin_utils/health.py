@@ -189,7 +189,7 @@ def node_line(host, node):
     statuses = {}
     for item in node["checks"]:
         statuses.setdefault(item["status"], []).append(item["name"])
-    parts = ["%-8s" % node["status"].upper()]
+    parts = []
     if node["busbw_gbs"] is not None:
         parts.append("all-reduce in node %s GB/s" % _fmt(node["busbw_gbs"]))
     if node["pairs"]:
@@ -198,7 +198,7 @@ def node_line(host, node):
     for status in ("passed", "warning", "not applicable"):
         if statuses.get(status):
             parts.append("%s: %s" % (status, ", ".join(statuses[status])))
-    line = "  %s  %s" % (host, "; ".join(parts))
+    line = "  %s  %-6s  %s" % (host, node["status"].upper(), "; ".join(parts))
     for reason in node["reasons"]:
         line += "\n      %s" % reason
     return line

@@ -51,9 +51,15 @@ def _recv_exactly(conn, size, chunk):
     return b"".join(kept)
 
 
-def tcp_exchange(listen, address, port, size, timeout):
-    """``size`` bytes each way over one TCP connection (the listener receives first, then sends): size / the
-    slower direction's time, in GB/s. Returns (figure, seconds)."""
+def _median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
+
+
+def tcp_exchange(listen, address, port, size, timeout, iters=1):
+    """``size`` bytes each way over one TCP connection (the listener receives first, then sends), ``iters`` times:
+    size / the slower direction's median time, in GB/s. Returns (figure, seconds)."""
     chunk = 1 << 20
     block = b"\0" * chunk
     deadline = time.time() + timeout
@@ -77,36 +83,38 @@ def tcp_exchange(listen, address, port, size, timeout):
                     raise
                 time.sleep(0.2)
     conn.settimeout(timeout)
-    times = []
+    times = ([], [])
     try:
-        for direction in (0, 1):
-            receiving = (direction == 0) == listen
-            # a one-byte go between the directions, so that each direction is timed alone
-            started = time.time()
-            if receiving:
-                _recv_exactly(conn, size, chunk)
-                times.append(time.time() - started)
-                conn.sendall(b"k")
-            else:
-                sent = 0
-                while sent < size:
-                    conn.sendall(block[:min(chunk, size - sent)])
-                    sent += min(chunk, size - sent)
-                _recv_exactly(conn, 1, 1)
-                times.append(time.time() - started)
-        # each side's worst direction: both sides then report (about) the same figure
-        data = struct.pack("!d", max(times))
-        conn.sendall(data)
+        for dummy in range(max(1, iters)):
+            for direction in (0, 1):
+                receiving = (direction == 0) == listen
+                # a one-byte go between the directions, so that each direction is timed alone
+                started = time.time()
+                if receiving:
+                    _recv_exactly(conn, size, chunk)
+                    times[direction].append(time.time() - started)
+                    conn.sendall(b"k")
+                else:
+                    sent = 0
+                    while sent < size:
+                        conn.sendall(block[:min(chunk, size - sent)])
+                        sent += min(chunk, size - sent)
+                    _recv_exactly(conn, 1, 1)
+                    times[direction].append(time.time() - started)
+        # the slower direction's median; both sides then report (about) the same figure
+        mine = max(_median(times[0]), _median(times[1]))
+        conn.sendall(struct.pack("!d", mine))
         other = struct.unpack("!d", _recv_exactly(conn, 8, 8))[0]
     finally:
         conn.close()
-    seconds = max(max(times), other)
+    seconds = max(mine, other)
     return size / seconds / GB, seconds
 
 
 def torch_pair(backend, rank, address, port, size, iters, timeout):
-    """A 2-rank all-reduce of ``size`` bytes (float32), ``iters`` timed after one warm-up: bus bandwidth in GB/s
-    (2 ranks: size / time). Returns (figure, seconds per all-reduce)."""
+    """A 2-rank all-reduce of ``size`` bytes (float32), ``iters`` timed one by one after a warm-up: bus bandwidth in
+    GB/s from the median time (2 ranks: size / time; the median keeps a busy moment of the node out). Returns
+    (figure, seconds per all-reduce)."""
     import datetime
     import torch
     import torch.distributed as dist
@@ -121,12 +129,14 @@ def torch_pair(backend, rank, address, port, size, iters, timeout):
         dist.all_reduce(tensor)
         if backend == "nccl":
             torch.cuda.synchronize()
-        started = time.time()
-        for dummy in range(iters):
+        times = []
+        for dummy in range(max(1, iters)):
+            started = time.time()
             dist.all_reduce(tensor)
-        if backend == "nccl":
-            torch.cuda.synchronize()
-        seconds = (time.time() - started) / iters
+            if backend == "nccl":
+                torch.cuda.synchronize()
+            times.append(time.time() - started)
+        seconds = _median(times)
         # the two ranks agree on one figure: the slower one's
         slow = torch.tensor([seconds], dtype=torch.float64, device=device)
         dist.all_reduce(slow, op=dist.ReduceOp.MAX)
@@ -164,7 +174,7 @@ def run_pairs(args):
         row = {"round": index, "pair": [first, second], "peer": peer, "method": method}
         try:
             if method == "tcp":
-                figure, seconds = tcp_exchange(listen, addresses[first], port, args.bytes, args.timeout)
+                figure, seconds = tcp_exchange(listen, addresses[first], port, args.bytes, args.timeout, args.iters)
             else:
                 ifname = route_ifname(addresses[peer])
                 if ifname:
