@@ -128,6 +128,10 @@ def verdict(nodes, pairs=None, data=None, relative=None):
         out[host] = {"status": "passed", "reasons": [], "checks": checks, "instance_type": entry.get("instance_type")
                      or "", "busbw_gbs": local, "pairs": {}, "best_pair_gbs": None, "best_peer": None,
                      "expect": expectations(entry.get("instance_type"), data)}
+        if result.get("unreachable"):
+            out[host]["reasons"].append("does not answer over SSH (%s)" % " ".join(str(result.get("msg", "")).split()))
+        elif result.get("failed") and not checks:
+            out[host]["reasons"].append("the node check failed: %s" % " ".join(str(result.get("msg", "")).split()))
         for item in checks:
             if item.get("status") == "failed":
                 out[host]["reasons"].append("%s: %s" % (item["name"], item.get("detail", "")))
@@ -175,8 +179,8 @@ def verdict(nodes, pairs=None, data=None, relative=None):
                 _fmt(best), _fmt(minimum), node["instance_type"], pairs_text))
         elif minimum is None and len(measured) > 2 and best < relative * median_pair:
             node["reasons"].append("between nodes: every pair slow - best %s GB/s, under %d%% of the cluster's "
-                                   "median %s GB/s; pairs: %s" % (_fmt(best), round(relative * 100),
-                                                                    _fmt(median_pair), pairs_text))
+                                   "median %s GB/s; pairs: %s"
+                                   % (_fmt(best), round(relative * 100), _fmt(median_pair), pairs_text))
     failed = [h for h in hosts if out[h]["reasons"]]
     for host in failed:
         out[host]["status"] = "failed"
@@ -207,8 +211,8 @@ def node_line(host, node):
 def report_text(result, cluster="", method=""):
     """The health report: one line a node with its figures, the failed nodes with their reasons."""
     nodes = result["nodes"]
-    head = "health of %s: %d node(s), %s" % (cluster or "the cluster", len(nodes), "passed" if result["passed"]
-                                              else "FAILED: " + ", ".join(result["failed"]))
+    outcome = "passed" if result["passed"] else "FAILED: " + ", ".join(result["failed"])
+    head = "health of %s: %d node(s), %s" % (cluster or "the cluster", len(nodes), outcome)
     if result["pairs"]:
         head += "; %d pair(s)%s, median best pair %s GB/s" % (
             len(result["pairs"]), " (%s)" % method if method else "", _fmt(result["median_pair_gbs"]))

@@ -11,10 +11,9 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils import health
 
 
 def ok_node(instance_type="", busbw=None, checks=None):
+    checks = checks or [{"name": "driver", "status": "not applicable", "detail": "no NVIDIA GPU"}]
     return {"instance_type": instance_type,
-            "node": {"status": "passed", "checks": checks or [{"name": "driver", "status": "not applicable",
-                                                                "detail": "no NVIDIA GPU"}],
-                     "local": {"busbw_gbs": busbw} if busbw is not None else {}}}
+            "node": {"status": "passed", "checks": checks, "local": {"busbw_gbs": busbw} if busbw is not None else {}}}
 
 
 def pair_results(figures):
@@ -143,3 +142,12 @@ def test_bad_data_is_refused(tmp_path):
                     "instance_types: {}\n")
     with pytest.raises(health.HealthError, match="node_fail_below"):
         health.load(str(path))
+
+
+def test_a_node_that_does_not_answer_is_named():
+    nodes = {"a": ok_node(), "b": ok_node(),
+             "c": {"instance_type": "", "node": {"unreachable": True, "changed": False,
+                                                 "msg": "Failed to connect to the host via ssh:\n  timed out"}}}
+    result = health.verdict(nodes, pair_results({("a", "b"): 1.0}))
+    assert result["failed"] == ["c"]
+    assert result["nodes"]["c"]["reasons"] == ["does not answer over SSH (Failed to connect to the host via ssh: timed out)"]
