@@ -151,3 +151,17 @@ def test_a_node_that_does_not_answer_is_named():
     result = health.verdict(nodes, pair_results({("a", "b"): 1.0}))
     assert result["failed"] == ["c"]
     assert result["nodes"]["c"]["reasons"] == ["does not answer over SSH (Failed to connect to the host via ssh: timed out)"]
+
+
+def test_the_run_report_keeps_the_gate():
+    from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.report import health_line
+    before = health.summary_entry(health.verdict(
+        dict((h, ok_node()) for h in ("n0", "n1", "n2")),
+        pair_results({("n0", "n1"): 1.2, ("n0", "n2"): 0.006, ("n1", "n2"): 0.0055})))
+    after = dict(health.summary_entry(health.verdict(
+        dict((h, ok_node()) for h in ("n0", "n1", "n2")),
+        pair_results({("n0", "n1"): 1.2, ("n0", "n2"): 1.1, ("n1", "n2"): 1.0}))), replaced=["n2"],
+        before_replacement=before)
+    assert before["failed"] == ["n2"] and before["nodes"]["n2"]["best_pair_gbs"] == 0.006
+    assert health_line(after) == ("health gate: passed (best pair per node: n0 1.2 GB/s, n1 1.2 GB/s, n2 1.1 GB/s); "
+                                  "replaced before the job: n2")
