@@ -1,4 +1,4 @@
-"""The health gate on 3 real local nodes (playbooks/health.yml, and train.yml's gate before the job).
+"""The health gate on 3 real local nodes (playbooks/health.yml, as train.yml runs it before the job).
 
 One node's link is slowed on the controller - ``tc qdisc ... tbf`` on the host side of its veth (the index in the
 container's /sys/class/net/eth0/iflink; see TESTING.md), which slows the traffic *to* that node. The nodes measure each
@@ -64,14 +64,18 @@ def report_lines(out):
     return dict((m.group(1), m.group(2)) for m in re.finditer(r"'\s*(\S+-\d+) (PASSED|FAILED) ", text))
 
 
-def test_the_slowed_node_is_named_with_its_figure(cluster, tmp_path):
+def test_the_slowed_node_is_named_with_its_figure_and_the_job_does_not_start(cluster, tmp_path):
     nodes = cluster["nodes"]
     slow = nodes[1]
     with slow_link(slow):
-        proc = run_playbook("playbooks/health.yml", inventory=cluster["inventory"], check=False, timeout=900,
-                            extra_vars={"gpu_cluster_health_iters": "3"})
+        proc = run_playbook("playbooks/train.yml", inventory=cluster["inventory"], check=False, timeout=900,
+                            extra_vars={"gpu_cluster_health_iters": "3", "torchrun_max_recoveries": "0",
+                                        "torchrun_runs_dir": str(tmp_path / "runs")})
     out = proc.stdout
     assert proc.returncode != 0, out[-5000:]
+    # the gate stopped every node, not only the one its failing task ran on: the job did not start anywhere
+    assert "PLAY [Health gate" in out and "PLAY [Train]" not in out, out[-5000:]
+    assert not (tmp_path / "runs").exists()
     text = " ".join(out.split())
     print("\n".join(line for line in out.splitlines() if "health" in line or "GB/s" in line)[-4000:])
     # the report: every node with its figures, the slowed one failed, through gloo pairs
