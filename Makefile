@@ -18,7 +18,7 @@ AZURITE     := .cache/npm/node_modules/.bin/azurite-blob
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup setup-lowest demo test test-unit test-integration test-scale test-tensorflow sanity lint galaxy test-molecule teardown bench build clean test-lifetime test-slurm test-spot
+.PHONY: help setup setup-lowest demo test test-unit test-integration test-scale test-tensorflow sanity lint galaxy test-molecule teardown bench build clean test-lifetime test-slurm test-spot test-health
 
 help:
 	@echo "make demo      provision the local cluster (podman) and run the main job (site.yml)"
@@ -29,6 +29,7 @@ help:
 	@echo "make test-lifetime  idle local clusters stop themselves (gpu_cluster_idle_minutes; not in make test)"
 	@echo "make test-spot      a spot node preempted mid-run: notice, push, replacement, resume (not in make test)"
 	@echo "make test-slurm the Slurm set (3 local nodes; not in make test)"
+	@echo "make test-health the health gate (3 local nodes, one link slowed; not in make test)"
 	@echo "make teardown  remove the demo cluster"
 	@echo "make bench     benchmarks (benchmarks/)"
 	@echo "make lint      ansible-lint --profile production over the whole tree (galaxy.yml included)"
@@ -120,6 +121,9 @@ test-spot: setup
 # Slurm on 3 local nodes (tests/integration/test_slurm.py; minutes; not in make test)
 test-slurm: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m slurm --durations=0 tests/integration/test_slurm.py
+# the health gate on 3 local nodes, one link slowed with tc tbf (tests/integration/test_health.py; minutes; root for tc)
+test-health: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m health --durations=0 tests/integration/test_health.py
 
 sanity: setup
 	bash tests/sanity.sh

@@ -66,7 +66,7 @@ class ActionModule(ActionBase):
             stops=args["stops"], unstopped=args["unstopped"], outputs=args["outputs"],
             utilisation=args["utilisation"], prices=args["prices"], attempts=args["attempts"],
             max_recoveries=args["max_recoveries"], checkpoints=args["checkpoints"], report_uri=args["report_uri"],
-            plot_path=os.path.join(run_dir, "loss.png") if args["plot"] else None)
+            plot_path=os.path.join(run_dir, "loss.png") if args["plot"] else None, health=args.get("health"))
         for warning in warnings:
             display.warning(warning)
         os.makedirs(run_dir, exist_ok=True)

@@ -112,6 +112,12 @@ options:
   max_recoveries:
     description: C(torchrun_max_recoveries), shown beside the attempts.
     type: int
+  health:
+    description:
+      - The health gate's record of the cluster before the job (the role aiinfra.gpu_cluster.gpu_cluster's
+        C(gpu_cluster_health_report) - C(passed), C(failed), C(replaced), C(nodes) with each node's status, reasons
+        and figures). Given, the summary gets C(health) and the readable summary a line of it.
+    type: dict
   checkpoints:
     description:
       - With C(torchrun_checkpoint_uri), C(uri) and C(nodes) (per host C(restore), the

@@ -31,7 +31,7 @@ def verdict_of(watch, hosts):
 
 def build_report(run, hosts, watch=None, logs=None, log_paths=None, addresses=None, stops=None, unstopped=(),
                  outputs=None, utilisation=None, prices=None, attempts=(), max_recoveries=None, checkpoints=None,
-                 report_uri="", plot_path=None):
+                 report_uri="", plot_path=None, health=None):
     """A run's report: ``(summary, text, warnings)`` - what ``summary.json`` holds, the readable summary and the
     warnings to show. Plain data in, as the torchrun_report action's options give it (see its documentation):
 
@@ -41,6 +41,7 @@ def build_report(run, hosts, watch=None, logs=None, log_paths=None, addresses=No
     torchrun_job stop result), ``unstopped``, ``outputs`` (host -> directory), ``utilisation`` (Prometheus'
     answers), ``prices`` (host -> price and launch_time), ``attempts`` (the earlier attempts), ``max_recoveries``,
     ``checkpoints`` (uri and nodes), ``report_uri``; ``plot_path``: where to draw ``loss.png`` (None: no plot).
+    ``health``: the health gate's record before the job (plugin_utils/health.py ``summary_entry``; None: no gate).
     ``None`` for ``utilisation``, ``prices`` or ``checkpoints``: that part of the report is left out.
     """
     hosts = dict((h, int(r)) for h, r in hosts.items())
@@ -90,11 +91,25 @@ def build_report(run, hosts, watch=None, logs=None, log_paths=None, addresses=No
     if summary.get("cost"):
         text += "\n  cost of the run: %s; of the cluster so far: %s" % (
             summary["cost"]["run"]["text"], summary["cost"]["cluster"]["text"])
+    if health:  # the health gate before the job (plugin_utils/health.py)
+        summary["health"] = health
+        text += "\n  " + health_line(health)
     report_uri = (report_uri or "").strip()
     if report_uri:  # the run directory outlives the controller (an AWX job's execution environment)
         summary["report_uri"] = report_destination(report_uri, run["run_id"])
         text += "\n  report: %s" % summary["report_uri"]
     return summary, text, warnings
+
+
+def health_line(health):
+    """The health gate's line of the readable summary: passed or not, each node's best pair, what was replaced."""
+    nodes = health.get("nodes") or {}
+    figures = ", ".join("%s %s" % (host, "%.3g GB/s" % node["best_pair_gbs"] if node.get("best_pair_gbs") is not None
+                                   else node.get("status", "")) for host, node in sorted(nodes.items()))
+    line = "health gate: %s (best pair per node: %s)" % ("passed" if health.get("passed") else "failed", figures)
+    if health.get("replaced"):
+        line += "; replaced before the job: %s" % ", ".join(health["replaced"])
+    return line
 
 
 def summarize(run, nodes, verdict, parsed):
