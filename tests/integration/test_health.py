@@ -69,7 +69,7 @@ def test_the_slowed_node_is_named_with_its_figure_and_the_job_does_not_start(clu
     slow = nodes[1]
     with slow_link(slow):
         proc = run_playbook("playbooks/train.yml", inventory=cluster["inventory"], check=False, timeout=900,
-                            extra_vars={"gpu_cluster_health_iters": "3", "torchrun_max_recoveries": "0",
+                            extra_vars={"gpu_cluster_health": "true", "gpu_cluster_health_iters": "3", "torchrun_max_recoveries": "0",
                                         "torchrun_runs_dir": str(tmp_path / "runs")})
     out = proc.stdout
     assert proc.returncode != 0, out[-5000:]
@@ -103,7 +103,7 @@ def test_with_a_recovery_the_slowed_node_is_replaced_before_the_job_and_the_job_
         # every value a string, as -e and AWX surveys give them; these nodes were prepared with the pytorch role only
         proc = run_playbook("playbooks/train.yml", inventory=cluster["inventory"], check=False, timeout=1500,
                             extra_vars={"torchrun_max_recoveries": "1", "gpu_cluster_recover_roles": "preflight pytorch",
-                                        "gpu_cluster_health_iters": "3", "torchrun_runs_dir": str(runs),
+                                        "gpu_cluster_health": "true", "gpu_cluster_health_iters": "3", "torchrun_runs_dir": str(runs),
                                         "torchrun_run_id": "hl", "torchrun_job_name": "hl",
                                         "gpu_cluster_monitoring": "false", "torchrun_script_args": "--steps 20"})
     out = proc.stdout
