@@ -111,7 +111,7 @@ test-scale: setup
 # the TensorFlow set: the role through Molecule on a local node (tensorflow-cpu from a wheelhouse the controller builds),
 # configure.yml on 2 nodes, and TensorFlow jobs through train.yml and verify.yml on 2 nodes (test_train_tensorflow.py)
 test-tensorflow: setup
-	$(PY) -m pytest -q -p no:cacheprovider -m tensorflow tests/integration
+	$(PY) -m pytest -q -s -p no:cacheprovider -m tensorflow tests/integration
 # no forgotten cluster: an idle local cluster stops itself, a busy one stays up (minutes of waiting; not in make test)
 test-lifetime: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m lifetime tests/integration/test_lifetime.py
