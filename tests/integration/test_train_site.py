@@ -68,12 +68,13 @@ def skipped_tasks(lines):
     return sorted(counts.items(), key=lambda item: -item[1])
 
 
-SITE_PLAYS = ["Provision the cluster", "The nodes' lifetime (gpu_cluster_ttl, gpu_cluster_idle_minutes)",
+SITE_PLAYS = ["Provision the cluster",
+              "The nodes' lifetime (gpu_cluster_ttl, gpu_cluster_idle_minutes) and spot notices",
               "Check every node and the whole plan before installing anything",
               "Configure the nodes", "Every node answers over SSH", "Monitoring (exporters, Prometheus, alert rules)",
               "Slurm (scheduler, accounting, users)", "Check there is a cluster to verify",
               "Verify the nodes", "Stage the dataset", "Check there is a cluster to train on",
-              "Health gate (skip with -e gpu_cluster_health=false)", "Train"]
+              "Check the job's settings", "Health gate (skip with -e gpu_cluster_health=false)", "Train"]
 
 
 def test_site_end_to_end_on_two_fresh_nodes(tmp_path, cluster_name, monkeypatch):
