@@ -54,6 +54,9 @@ class LaunchSpec(object):
     # Docker mode (image, gpus, mounts, args, torchrun) and the checkpoint uploader, when configured
     docker: Optional[Dict[str, Any]] = None
     checkpoint: Optional[Dict[str, Any]] = None
+    # how the node's command starts: direct (a systemd unit, the one-round launch) or slurm (the step of one sbatch job
+    # of every node; the node is only laid out, module_utils/torchrun/slurm.py)
+    launcher: str = "direct"
 
     REQUIRED = ("job_name", "workdir", "nnodes", "node_rank", "rdzv_host", "rdzv_port", "user", "timeout",
                 "stop_timeout")
