@@ -60,7 +60,8 @@ options:
     type: int
     default: 0
   job_id:
-    description: The job (O(state=running), O(state=cancelled), O(state=info)).
+    description: The job (O(state=running), O(state=cancelled), O(state=info)); O(state=cancelled) without it
+      cancels the run's job still in the queue, found by its name (O(run_id)).
     type: str
   timeout:
     description: Seconds O(state=running) waits in the queue (0 waits on).
@@ -207,7 +208,7 @@ def main():
             interval=dict(type="float", default=2.0),
         ),
         required_if=[("state", "submitted", ("run_id", "hosts", "run_dir", "workdir")),
-                     ("state", "running", ("job_id",)), ("state", "cancelled", ("job_id",)),
+                     ("state", "running", ("job_id",)), ("state", "cancelled", ("job_id", "run_id"), True),
                      ("state", "info", ("job_id",))],
         supports_check_mode=True,
     )
@@ -221,12 +222,18 @@ def main():
         elif state == "running":
             running(module, slurm)
         elif state == "cancelled":
+            job_id = module.params["job_id"]
+            if not job_id:  # the run's job still in the queue, by its name
+                job = slurm.find(module.params["run_id"])
+                if job is None:
+                    module.exit_json(changed=False, job_id="")
+                job_id = job["id"]
             if module.check_mode:
-                module.exit_json(changed=True, job_id=module.params["job_id"])
-            ok, text = slurm.cancel(module.params["job_id"])
+                module.exit_json(changed=True, job_id=job_id)
+            ok, text = slurm.cancel(job_id)
             if not ok:
-                module.fail_json(msg="scancel %s failed: %s" % (module.params["job_id"], text))
-            module.exit_json(changed=True, job_id=module.params["job_id"])
+                module.fail_json(msg="scancel %s failed: %s" % (job_id, text))
+            module.exit_json(changed=True, job_id=job_id)
         else:
             module.exit_json(changed=False, job_id=module.params["job_id"],
                              accounting=slurm.accounting(module.params["job_id"]))

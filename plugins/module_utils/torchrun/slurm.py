@@ -210,7 +210,8 @@ def batch_script(run_dir, nnodes):
         "#!/bin/sh",
         "# aiinfra.gpu_cluster torchrun (torchrun_launcher=slurm): one step, every node",
         "PATH=%s; export PATH" % STEP_PATH,
-        "exec srun --nodes=%d --ntasks-per-node=1 --kill-on-bad-exit=0 python3 %s %s"
+        'py=$(command -v python3) || { echo "python3 is not on this node" >&2; exit 1; }',
+        'exec srun --nodes=%d --ntasks-per-node=1 --kill-on-bad-exit=0 "$py" %s %s'
         % (int(nnodes), shlex.quote(program), shlex.quote(config)), ""])
 
 
