@@ -12,8 +12,9 @@ version_added: 0.1.0
 description:
   - Runs on a node of the cluster that has the Slurm client (the torchrun role runs it on the node of rank 0) and
     talks to C(slurmctld) through C(scontrol), C(sacctmgr), C(sbatch), C(squeue), C(scancel) and C(sacct).
-  - O(state=ready) checks that Slurm answers (C(scontrol ping)) and that the job's user has an association in Slurm's
-    accounting (adding the account and the user when missing).
+  - O(state=ready) checks that Slurm answers (C(scontrol ping)); with O(account), that the job's user has an
+    association in Slurm's accounting (adding the account and the user when missing; the user must exist on the
+    node first, as slurmctld maps the name to a uid when the association is added).
   - O(state=submitted) submits the run as one C(sbatch) job of the run's nodes, as the job's user (one C(srun) task a
     node running the step that C(torchrun_job) laid out there); a job of the same name still in the queue is reused.
   - O(state=running) waits until the job runs, naming the jobs it waited behind.
@@ -141,9 +142,11 @@ def ready(module, slurm):
     if not ok:
         module.fail_json(msg="%s: slurmctld does not answer (scontrol ping: %s)" % (NO_SLURM, text))
     changed = False
+    if not p["account"]:
+        module.exit_json(changed=False, ping=text)
     rc, out, err = module.run_command(["sacctmgr", "-n", "-P", "list", "assoc", "user=%s" % p["user"],
                                        "format=account"])
-    if rc == 0 and not out.strip() and p["account"] and not module.check_mode:
+    if rc == 0 and not out.strip() and not module.check_mode:
         rc, accounts, err = module.run_command(["sacctmgr", "-n", "-P", "list", "account", "format=account"])
         if p["account"] not in accounts.split():
             module.run_command(["sacctmgr", "-i", "add", "account", p["account"],

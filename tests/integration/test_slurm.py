@@ -324,7 +324,7 @@ def test_two_runs_at_once_queue_in_slurm(slurm_cluster):
     says so) and runs after the first; sacct lists both with their user and elapsed time."""
     nodes = slurm_cluster["nodes"]
     ctl = nodes[0]
-    args = {"torchrun_script_args": "--steps 60 --min-step-time 0.2"}
+    args = {"torchrun_script_args": "--steps 100 --min-step-time 0.3"}
     first = train_background(slurm_cluster, "slurm-q1", args)
     second = train_background(slurm_cluster, "slurm-q2", args)
     (rc1, out1), (rc2, out2) = finish(first), finish(second)

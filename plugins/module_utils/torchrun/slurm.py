@@ -254,9 +254,11 @@ def ahead_of(queue, job_id):
 
 
 def pending_message(run_id, job_id, reason, ahead):
-    behind = ("behind job%s %s" % ("s" if len(ahead) > 1 else "", ", ".join(ahead))) if ahead else "(none ahead)"
-    return "run %s: Slurm job %s is waiting in the Slurm queue %s (%s)" % (run_id, job_id, behind,
-                                                                          reason or "pending")
+    why = " (%s)" % reason if reason and reason != "None" else ""
+    if not ahead:
+        return "run %s: Slurm job %s is in the Slurm queue, no job ahead of it%s" % (run_id, job_id, why)
+    return "run %s: Slurm job %s is waiting in the Slurm queue behind job%s %s%s" % (
+        run_id, job_id, "s" if len(ahead) > 1 else "", ", ".join(ahead), why)
 
 
 def parse_sacct(text):
@@ -284,8 +286,8 @@ class Slurm(object):
         else:
             rc, out, err = self.run(argv, data=data)
         if rc != 0:
-            raise SlurmError("%s failed (rc %s): %s" % (" ".join(argv[:2] if argv[0] != "runuser" else argv[4:5]),
-                                                         rc, (err or out).strip()))
+            what = " ".join(argv[4:5] if argv[0] == "runuser" else argv[:2])
+            raise SlurmError("%s failed (rc %s): %s" % (what, rc, (err or out).strip()))
         return out
 
     def ping(self):
