@@ -18,13 +18,15 @@ description:
   - O(state=submitted) submits the run as one C(sbatch) job of the run's nodes, as the job's user (one C(srun) task a
     node running the step that C(torchrun_job) laid out there); a job of the same name still in the queue is reused.
   - O(state=running) waits until the job runs, naming the jobs it waited behind.
-  - O(state=cancelled) cancels it (C(scancel)); O(state=info) returns its accounting record (C(sacct)).
+  - O(state=cancelled) cancels it (C(scancel)). Its record in Slurm's accounting is C(sacct -j JOB_ID).
 author:
   - aiinfra platform team (@aiinfra)
 attributes:
   check_mode:
     support: partial
-    description: O(state=ready) and O(state=info) run; the others change nothing and say so.
+    details: O(state=ready) and O(state=running) only look; O(state=submitted) and O(state=cancelled) change nothing
+      and say what they would do.
+    description: Only looks at Slurm in check mode.
   diff_mode:
     support: none
     description: Not applicable.
@@ -32,7 +34,7 @@ options:
   state:
     description: What to do.
     type: str
-    choices: [ready, submitted, running, cancelled, info]
+    choices: [ready, submitted, running, cancelled]
     required: true
   run_id:
     description: The run id (the job's name).
@@ -61,7 +63,7 @@ options:
     type: int
     default: 0
   job_id:
-    description: The job (O(state=running), O(state=cancelled), O(state=info)); O(state=cancelled) without it
+    description: The job (O(state=running), O(state=cancelled)); O(state=cancelled) without it
       cancels the run's job still in the queue, found by its name (O(run_id)).
     type: str
   timeout:
@@ -88,7 +90,7 @@ EXAMPLES = r"""
 RETURN = r"""
 job_id:
   description: The Slurm job.
-  returned: state is submitted, running, cancelled or info
+  returned: state is submitted, running or cancelled
   type: str
 job_state:
   description: squeue's (or sacct's) state of the job.
@@ -115,11 +117,6 @@ started:
   description: When the job was seen running (epoch seconds on this node).
   returned: state is running
   type: float
-accounting:
-  description: sacct's record of the job (id, name, user, state, elapsed, nodelist, exit_code, start, end).
-  returned: state is info
-  type: list
-  elements: dict
 """
 
 import time  # noqa: E402
@@ -198,7 +195,7 @@ def running(module, slurm):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", choices=["ready", "submitted", "running", "cancelled", "info"], required=True),
+            state=dict(type="str", choices=["ready", "submitted", "running", "cancelled"], required=True),
             run_id=dict(type="str"),
             user=dict(type="str", default="aiinfra-job"),
             account=dict(type="str", default=""),
@@ -211,8 +208,7 @@ def main():
             interval=dict(type="float", default=2.0),
         ),
         required_if=[("state", "submitted", ("run_id", "hosts", "run_dir", "workdir")),
-                     ("state", "running", ("job_id",)), ("state", "cancelled", ("job_id", "run_id"), True),
-                     ("state", "info", ("job_id",))],
+                     ("state", "running", ("job_id",)), ("state", "cancelled", ("job_id", "run_id"), True)],
         supports_check_mode=True,
     )
     slurm = Slurm(module.run_command)
@@ -237,9 +233,6 @@ def main():
             if not ok:
                 module.fail_json(msg="scancel %s failed: %s" % (job_id, text))
             module.exit_json(changed=True, job_id=job_id)
-        else:
-            module.exit_json(changed=False, job_id=module.params["job_id"],
-                             accounting=slurm.accounting(module.params["job_id"]))
     except SlurmError as exc:
         module.fail_json(msg=str(exc))
 

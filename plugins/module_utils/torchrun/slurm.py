@@ -241,7 +241,7 @@ def parse_queue(text):
 
 def job_number(job_id):
     try:
-        return int(str(job_id).split("_")[0].split("+")[0])
+        return int(str(job_id).split("_", 1)[0].split("+", 1)[0])
     except ValueError:
         return 0
 

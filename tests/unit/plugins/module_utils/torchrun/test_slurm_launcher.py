@@ -106,7 +106,7 @@ def records(run):
 def test_the_step_runs_the_command_and_records_it_like_the_unit(tmp_path):
     run, argv = step_setup(tmp_path, "import os; print('hello', os.environ['X'], os.environ['HF_TOKEN'])",
                            secret={"HF_TOKEN": "tok"})
-    proc = subprocess.run(argv, env={"SLURM_JOB_ID": "42", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(argv, env={"SLURM_JOB_ID": "42", "PATH": "/usr/bin:/bin"}, check=False)
     assert proc.returncode == 0
     exit_record, meta, log = records(run)
     assert (exit_record["result"], exit_record["code"], exit_record["status"]) == ("success", "exited", "0")
@@ -116,12 +116,12 @@ def test_the_step_runs_the_command_and_records_it_like_the_unit(tmp_path):
 
 def test_the_step_records_a_failure_a_timeout_and_a_stop(tmp_path):
     run, argv = step_setup(tmp_path / "a" if (tmp_path / "a").mkdir() is None else None, "raise SystemExit(3)")
-    assert subprocess.run(argv).returncode == 1
+    assert subprocess.run(argv, check=False).returncode == 1
     assert records(run)[0]["result"] == "exit-code" and records(run)[0]["status"] == "3"
     run, argv = step_setup(tmp_path / "b" if (tmp_path / "b").mkdir() is None else None,
                            "import time; time.sleep(60)", timeout=1)
     began = time.time()
-    assert subprocess.run(argv).returncode == 1 and time.time() - began < 20
+    assert subprocess.run(argv, check=False).returncode == 1 and time.time() - began < 20
     assert records(run)[0]["result"] == "timeout"
     run, argv = step_setup(tmp_path / "c" if (tmp_path / "c").mkdir() is None else None,
                            "import time; print('up', flush=True); time.sleep(60)")
@@ -133,12 +133,13 @@ def test_the_step_records_a_failure_a_timeout_and_a_stop(tmp_path):
     script = poll_script(RunDir(str(tmp_path / "base"), RUN_ID), 0)
     fake_run = RunDir(str(tmp_path / "base"), RUN_ID)
     script = script.replace(fake_run.path, str(run))
-    assert parse_poll(subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout)["active"]
+    polled = parse_poll(subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False).stdout)
+    assert polled["active"]
     proc.send_signal(signal.SIGTERM)  # scancel
     assert proc.wait(20) == 1
     exit_record = records(run)[0]
     assert (exit_record["result"], exit_record["code"], exit_record["status"]) == ("signal", "killed", "TERM")
-    polled = parse_poll(subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout)
+    polled = parse_poll(subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False).stdout)
     assert not polled["active"] and polled["exit"]["result"] == "signal"
 
 
