@@ -227,8 +227,9 @@ JOB = {"torchrun_cpu_nproc_per_node": 1, "torchrun_progress_interval": 5, "torch
 
 
 def train_vars(slurm_cluster, run_id, extra=None):
+    # a job of its own per run: the example resumes from its job's checkpoints
     params = dict(JOB, torchrun_runs_dir=str(slurm_cluster["tmp"] / "runs"), torchrun_run_id=run_id,
-                  torchrun_launcher="slurm")
+                  torchrun_job_name=run_id, torchrun_launcher="slurm")
     params.update(extra or {})
     return params
 
@@ -293,10 +294,11 @@ def test_train_through_slurm_succeeds_with_the_report_and_its_overhead(slurm_clu
     args = {"torchrun_script_args": "--steps 60"}
     proc, summary, slurm_s = train(slurm_cluster, "slurm-one", args)
     assert proc.returncode == 0, proc.stdout[-5000:]
-    assert "torchrun run slurm-one (job example): SUCCEEDED" in proc.stdout
+    assert "torchrun run slurm-one (job slurm-one): SUCCEEDED" in proc.stdout
     assert summary["status"] == "succeeded" and summary["exit_code"] == 0 and summary["nnodes"] == 3
     assert [r["exit_code"] for r in summary["nodes"]] == [0, 0, 0] and summary["world_size"] == 3
-    assert summary["metrics"]["last_step"] == 60 and summary["metrics"]["loss_went_down"]
+    assert summary["metrics"]["first_step"] == 1 and summary["metrics"]["last_step"] == 60
+    assert summary["metrics"]["loss_went_down"]
     run_dir = slurm_cluster["tmp"] / "runs" / "slurm-one"
     assert (run_dir / "loss.png").exists() and (run_dir / "summary.json").exists()
     for node in nodes:
@@ -313,6 +315,8 @@ def test_train_through_slurm_succeeds_with_the_report_and_its_overhead(slurm_clu
 
     direct, dsummary, direct_s = train(slurm_cluster, "direct-one", dict(args, torchrun_launcher="direct"))
     assert direct.returncode == 0, direct.stdout[-5000:]
+    assert dsummary["status"] == "succeeded" and dsummary["metrics"]["first_step"] == 1
+    assert dsummary["metrics"]["last_step"] == 60
     print("Slurm launch overhead on the 3-node example (--steps 60, 1 process a node): train.yml %.1f s with "
           "torchrun_launcher=slurm vs %.1f s direct (+%.1f s); the run itself %.1f s vs %.1f s (+%.1f s)"
           % (slurm_s, direct_s, slurm_s - direct_s, summary["duration_s"], dsummary["duration_s"],
@@ -339,7 +343,8 @@ def test_two_runs_at_once_queue_in_slurm(slurm_cluster):
     for run_id in (early, late):
         assert (jobs[run_id]["user"], jobs[run_id]["state"]) == ("aiinfra-job", "COMPLETED"), jobs
         assert jobs[run_id]["elapsed"] > "00:00:05", jobs
-        assert summary_of(slurm_cluster, run_id)["status"] == "succeeded"
+        summary = summary_of(slurm_cluster, run_id)
+        assert summary["status"] == "succeeded" and summary["metrics"]["first_step"] == 1, summary["metrics"]
     assert jobs[late]["start"] >= jobs[early]["end"], jobs
     print("sacct: %s" % jobs)
 
