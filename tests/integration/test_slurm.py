@@ -4,7 +4,10 @@ and never printed; the Slurm ports answer the cluster's nodes only; a user from 
 job over SSH; two jobs that each need the whole cluster queue (the second pending) and both complete, listed by
 sacct with their users and elapsed times; the queue metrics and a drained node reach the text-file collector; adding
 a fourth node keeps a running job, draining it waits for its job, removing it too; bad input fails before anything
-changes.
+changes. train.yml with torchrun_launcher=slurm (the nodes get PyTorch from the pytorch role first): the 3-node
+example runs to success with the direct launch's report (and the Slurm launch's overhead against the direct launch is
+printed); two runs started at once queue (the second's play says it waits behind the first) and sacct lists both; a
+node stopped mid-job fails the play naming it and the job is cancelled; bad input fails before anything changes.
 
 One cluster for the module, removed at the end, pass or fail.
 """
@@ -281,9 +284,12 @@ def node_log(node, run_id):
 
 
 def nothing_left(nodes):
+    """No process of the job (torchrun, its workers, the Slurm step's program) on the nodes; the srun of a cancelled
+    job's batch script goes once Slurm's KillWait (30 s) has passed."""
     for node in nodes:
-        left = sh(node, "pgrep -af 'torchrun|train_example|slurm_step' | grep -v pgrep").stdout.strip()
-        assert not left, (node, left)
+        left = sh(node, "pgrep -af 'torchrun|train_example|slurm_step' | grep -v -e pgrep -e '^[0-9]* srun '")
+        assert not left.stdout.strip(), (node, left.stdout)
+    wait_for("no srun left", lambda: all(sh(n, "pgrep -x srun").stdout.strip() == "" for n in nodes), timeout=120)
 
 
 def test_train_through_slurm_succeeds_with_the_report_and_its_overhead(slurm_cluster):
