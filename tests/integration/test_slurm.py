@@ -381,9 +381,22 @@ def test_a_node_stopped_mid_job_fails_the_play_naming_it_and_cancels_the_job(slu
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         podman("start", nodes[2])
-    # the node comes back to Slurm (its slurmd starts with it) and the partition is idle again
-    wait_for("3 idle nodes", lambda: sorted(sh(ctl, "sinfo -h -N -o '%N %t'").stdout.split("\n")) ==
-             sorted("%s idle" % n for n in nodes), timeout=300, interval=5)
+    # the node comes back to Slurm (its slurmd starts with it; a node Slurm set down is resumed) and the partition is
+    # idle again for the tests after this one
+    wait_for("slurmd on %s" % nodes[2], lambda: sh(nodes[2], "systemctl is-active slurmd").stdout.strip() == "active"
+             or sh(nodes[2], "systemctl restart slurmd").returncode == 0 and False, timeout=180, interval=5)
+
+    def idle():
+        states = dict(line.split() for line in sh(ctl, "sinfo -h -N -o '%N %t'").stdout.splitlines() if line.strip())
+        for node, state in states.items():
+            if state.rstrip("*") in ("down", "drain", "drng"):
+                sh(ctl, "scontrol update nodename=%s state=resume" % node)
+        return sorted(states.items()) == sorted((n, "idle") for n in nodes)
+    try:
+        wait_for("3 idle nodes", idle, timeout=300, interval=5)
+    except AssertionError:
+        print(sh(ctl, "sinfo -N -l; squeue; sinfo -R").stdout, sh(nodes[2], "systemctl status slurmd munge").stdout)
+        raise
 
 
 @pytest.mark.parametrize("extra, message", [
