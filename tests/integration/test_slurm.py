@@ -4,7 +4,10 @@ and never printed; the Slurm ports answer the cluster's nodes only; a user from 
 job over SSH; two jobs that each need the whole cluster queue (the second pending) and both complete, listed by
 sacct with their users and elapsed times; the queue metrics and a drained node reach the text-file collector; adding
 a fourth node keeps a running job, draining it waits for its job, removing it too; bad input fails before anything
-changes.
+changes. train.yml with torchrun_launcher=slurm (the nodes get PyTorch from the pytorch role first): the 3-node
+example runs to success with the direct launch's report (and the Slurm launch's overhead against the direct launch is
+printed); two runs started at once queue (the second's play says it waits behind the first) and sacct lists both; a
+node stopped mid-job fails the play naming it and the job is cancelled; bad input fails before anything changes.
 
 One cluster for the module, removed at the end, pass or fail.
 """
@@ -13,14 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import destroy_cluster, inventory_list, local_name, podman, run_playbook, write_inventory
+from conftest import (SHARED_CONFIGURE, VENV_BIN, ansible_env, destroy_cluster, events, inventory_list, local_name,
+                      podman, run_playbook, write_inventory)
 
 pytestmark = pytest.mark.slurm
 
@@ -71,6 +77,8 @@ def slurm_cluster(tmp_path_factory):
     inv = write_inventory(tmp, name, size=3, extra={"slurm_users": users})
     try:
         run_playbook("playbooks/provision.yml", inventory=inv)
+        # PyTorch on the nodes (the training tests' node setup) for train.yml with torchrun_launcher=slurm
+        run_playbook(SHARED_CONFIGURE, inventory=inv, timeout=1500)
         started = time.time()
         first = run_playbook("playbooks/slurm.yml", inventory=inv)
         yield {"name": name, "inv": inv, "tmp": tmp, "key": str(key), "first": first, "seconds": time.time() - started,
@@ -213,6 +221,208 @@ def test_bad_input_fails_before_anything_changes(slurm_cluster, extra, message):
     assert proc.returncode != 0
     assert message in " ".join(proc.stdout.split()), proc.stdout[-3000:]
     assert all(changed == 0 for changed, _failed in recap(proc.stdout).values()), proc.stdout[-3000:]
+
+
+# -- train.yml with torchrun_launcher=slurm ----------------------------------------------------------------------
+
+TRAIN = "playbooks/train.yml"
+JOB = {"torchrun_cpu_nproc_per_node": 1, "torchrun_progress_interval": 5, "torchrun_plot": "yes"}
+
+
+def train_vars(slurm_cluster, run_id, extra=None):
+    # a job of its own per run: the example resumes from its job's checkpoints
+    params = dict(JOB, torchrun_runs_dir=str(slurm_cluster["tmp"] / "runs"), torchrun_run_id=run_id,
+                  torchrun_job_name=run_id, torchrun_launcher="slurm")
+    params.update(extra or {})
+    return params
+
+
+def train(slurm_cluster, run_id, extra=None, timeout=900):
+    began = time.time()
+    proc = run_playbook(TRAIN, extra_vars=train_vars(slurm_cluster, run_id, extra), inventory=slurm_cluster["inv"],
+                        check=False, timeout=timeout)
+    return proc, summary_of(slurm_cluster, run_id), time.time() - began
+
+
+def train_background(slurm_cluster, run_id, extra=None):
+    out = slurm_cluster["tmp"] / ("%s.out" % run_id)
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), TRAIN, "-i", slurm_cluster["inv"], "-e",
+           json.dumps(train_vars(slurm_cluster, run_id, extra))]
+    proc = subprocess.Popen(cmd, cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            env=ansible_env(), stdout=open(out, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    proc.output_path = out
+    return proc
+
+
+def finish(proc, timeout=900):
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, proc.output_path.read_text()
+
+
+def summary_of(slurm_cluster, run_id):
+    path = slurm_cluster["tmp"] / "runs" / run_id / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def slurm_jobs(ctl, run_ids):
+    """sacct's record of the runs' jobs (named after the run ids), by run id."""
+    out = sh(ctl, "sacct -a -n -X -P -S now-1days -o JobID,JobName,User,State,Elapsed,NNodes,Start,End",
+             check=True).stdout
+    rows = [line.split("|") for line in out.splitlines() if line.strip()]
+    return dict((r[1], {"id": r[0], "user": r[2], "state": r[3], "elapsed": r[4], "nnodes": r[5], "start": r[6],
+                        "end": r[7]}) for r in rows if r[1] in run_ids)
+
+
+def node_log(node, run_id):
+    return sh(node, "cat /var/lib/aiinfra/torchrun/runs/%s/torchrun.log 2>/dev/null" % run_id).stdout
+
+
+def nothing_left(nodes):
+    """No process of the job (torchrun, its workers, the Slurm step's program) on the nodes; the srun of a cancelled
+    job's batch script goes once Slurm's KillWait (30 s) has passed."""
+    for node in nodes:
+        left = sh(node, "pgrep -af 'torchrun|train_example|slurm_step' | grep -v -e pgrep -e '^[0-9]* srun '")
+        assert not left.stdout.strip(), (node, left.stdout)
+    wait_for("no srun left", lambda: all(sh(n, "pgrep -x srun").stdout.strip() == "" for n in nodes), timeout=120)
+
+
+def test_train_through_slurm_succeeds_with_the_report_and_its_overhead(slurm_cluster):
+    """The 3-node example through Slurm to success with the direct launch's report; then the same job launched
+    directly: the Slurm launch's overhead (play wall time, and the run's own duration) is printed."""
+    nodes = slurm_cluster["nodes"]
+    ctl = nodes[0]
+    args = {"torchrun_script_args": "--steps 60"}
+    proc, summary, slurm_s = train(slurm_cluster, "slurm-one", args)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert "torchrun run slurm-one (job slurm-one): SUCCEEDED" in proc.stdout
+    assert summary["status"] == "succeeded" and summary["exit_code"] == 0 and summary["nnodes"] == 3
+    assert [r["exit_code"] for r in summary["nodes"]] == [0, 0, 0] and summary["world_size"] == 3
+    assert summary["metrics"]["first_step"] == 1 and summary["metrics"]["last_step"] == 60
+    assert summary["metrics"]["loss_went_down"]
+    run_dir = slurm_cluster["tmp"] / "runs" / "slurm-one"
+    assert (run_dir / "loss.png").exists() and (run_dir / "summary.json").exists()
+    for node in nodes:
+        assert events((run_dir / node / "torchrun.log").read_text(), "step"), node
+        # the node ran the command the direct launch would run, recorded as the direct launch records it
+        meta = json.loads(sh(node, "cat /var/lib/aiinfra/torchrun/runs/slurm-one/meta.json", check=True).stdout)
+        assert meta["launcher"] == "slurm" and "/opt/aiinfra/pytorch/bin/torchrun --nnodes 3" in meta["command"]
+    job = slurm_jobs(ctl, ["slurm-one"])["slurm-one"]
+    assert (job["user"], job["state"], job["nnodes"]) == ("aiinfra-job", "COMPLETED", "3"), job
+    # no secret or environment of the job in Slurm's record of it
+    assert "AIINFRA_RUN_ID" not in sh(ctl, "scontrol show job %s 2>&1; sacct -j %s -o SubmitLine%%300 -P"
+                                      % (job["id"], job["id"])).stdout
+    nothing_left(nodes)
+
+    direct, dsummary, direct_s = train(slurm_cluster, "direct-one", dict(args, torchrun_launcher="direct"))
+    assert direct.returncode == 0, direct.stdout[-5000:]
+    assert dsummary["status"] == "succeeded" and dsummary["metrics"]["first_step"] == 1
+    assert dsummary["metrics"]["last_step"] == 60
+    print("Slurm launch overhead on the 3-node example (--steps 60, 1 process a node): train.yml %.1f s with "
+          "torchrun_launcher=slurm vs %.1f s direct (+%.1f s); the run itself %.1f s vs %.1f s (+%.1f s)"
+          % (slurm_s, direct_s, slurm_s - direct_s, summary["duration_s"], dsummary["duration_s"],
+             summary["duration_s"] - dsummary["duration_s"]))
+
+
+def test_two_runs_at_once_queue_in_slurm(slurm_cluster):
+    """Two train.yml runs started at once on a cluster that fits one: the second waits in the Slurm queue (its play
+    says so) and runs after the first; sacct lists both with their user and elapsed time."""
+    nodes = slurm_cluster["nodes"]
+    ctl = nodes[0]
+    args = {"torchrun_script_args": "--steps 100 --min-step-time 0.3"}
+    first = train_background(slurm_cluster, "slurm-q1", args)
+    second = train_background(slurm_cluster, "slurm-q2", args)
+    (rc1, out1), (rc2, out2) = finish(first), finish(second)
+    assert rc1 == 0, out1[-4000:]
+    assert rc2 == 0, out2[-4000:]
+    jobs = slurm_jobs(ctl, ["slurm-q1", "slurm-q2"])
+    early, late = sorted(jobs, key=lambda r: int(jobs[r]["id"]))
+    late_out = out2 if late == "slurm-q2" else out1
+    assert re.search(r"run %s: Slurm job %s is waiting in the Slurm queue behind job %s"
+                     % (late, jobs[late]["id"], jobs[early]["id"]), " ".join(late_out.split())), late_out[-4000:]
+    assert "it waited" in " ".join(late_out.split())
+    for run_id in (early, late):
+        assert (jobs[run_id]["user"], jobs[run_id]["state"]) == ("aiinfra-job", "COMPLETED"), jobs
+        assert jobs[run_id]["elapsed"] > "00:00:05", jobs
+        summary = summary_of(slurm_cluster, run_id)
+        assert summary["status"] == "succeeded" and summary["metrics"]["first_step"] == 1, summary["metrics"]
+    assert jobs[late]["start"] >= jobs[early]["end"], jobs
+    print("sacct: %s" % jobs)
+
+
+def test_a_node_stopped_mid_job_fails_the_play_naming_it_and_cancels_the_job(slurm_cluster):
+    nodes = slurm_cluster["nodes"]
+    ctl = nodes[0]
+    proc = train_background(slurm_cluster, "slurm-dies", {
+        "torchrun_script_args": ["--steps", "3000", "--min-step-time", "0.05"]})
+    try:
+        wait_for("step 40 on %s" % nodes[0], lambda: proc.poll() is not None or max(
+            [e["step"] for e in events(node_log(nodes[0], "slurm-dies"), "step")] + [0]) >= 40, timeout=300)
+        assert proc.poll() is None, proc.output_path.read_text()[-4000:]
+        stopped_at = time.time()
+        podman("stop", nodes[2])
+        rc, out = finish(proc, timeout=300)
+        took = time.time() - stopped_at
+        assert rc != 0, out[-4000:]
+        assert took <= 120, "the play took %.0fs to fail after the node stopped" % took
+        summary = summary_of(slurm_cluster, "slurm-dies")
+        assert summary["status"] == "failed" and summary["failed_nodes"][0] == nodes[2], summary["message"]
+        assert summary["message"].startswith("%s (node rank 2) failed: " % nodes[2]), summary["message"]
+        assert "%s (node rank 2)" % nodes[2] in out
+        job = slurm_jobs(ctl, ["slurm-dies"])["slurm-dies"]
+        assert job["state"].startswith("CANCELLED"), job
+        nothing_left(nodes[:2])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        podman("start", nodes[2])
+    # the node comes back to Slurm (its slurmd starts with it; a node Slurm set down is resumed) and the partition is
+    # idle again for the tests after this one
+    wait_for("slurmd on %s" % nodes[2], lambda: sh(nodes[2], "systemctl is-active slurmd").stdout.strip() == "active"
+             or sh(nodes[2], "systemctl restart slurmd").returncode == 0 and False, timeout=180, interval=5)
+
+    def idle():
+        states = dict(line.split() for line in sh(ctl, "sinfo -h -N -o '%N %t'").stdout.splitlines() if line.strip())
+        for node, state in states.items():
+            if state.rstrip("*") in ("down", "drain", "drng"):
+                sh(ctl, "scontrol update nodename=%s state=resume" % node)
+        return sorted(states.items()) == sorted((n, "idle") for n in nodes)
+    try:
+        wait_for("3 idle nodes", idle, timeout=300, interval=5)
+    except AssertionError:
+        print(sh(ctl, "sinfo -N -l; squeue; sinfo -R").stdout, sh(nodes[2], "systemctl status slurmd munge").stdout)
+        raise
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"torchrun_launcher": "pbs"}, "torchrun_launcher must be direct or slurm (got 'pbs')"),
+    ({"torchrun_docker_image": "img:1"}, "torchrun_launcher=slurm does not run torchrun_docker_image jobs yet"),
+    ({"slurmctld": "stopped"}, "torchrun_launcher=slurm needs Slurm on the cluster (the slurm role: "
+                               "playbooks/slurm.yml, or site.yml with gpu_cluster_scheduler: slurm): slurmctld does "
+                               "not answer"),
+])
+def test_train_bad_input_fails_before_anything_changes(slurm_cluster, extra, message):
+    ctl = slurm_cluster["nodes"][0]
+    stop = extra.pop("slurmctld", None)
+    if stop:
+        sh(ctl, "systemctl stop slurmctld", check=True)
+    try:
+        proc, summary, took = train(slurm_cluster, "slurm-bad", extra)
+    finally:
+        if stop:
+            sh(ctl, "systemctl start slurmctld", check=True)
+            wait_for("slurmctld up", lambda: "UP" in sh(ctl, "scontrol ping").stdout, timeout=120)
+    assert proc.returncode != 0
+    assert message in " ".join(proc.stdout.split()), proc.stdout[-3000:]
+    assert all(changed == 0 for changed, _failed in recap(proc.stdout).values()), proc.stdout[-3000:]
+    assert summary is None
+    for node in slurm_cluster["nodes"]:
+        assert sh(node, "test -e /var/lib/aiinfra/torchrun/runs/slurm-bad").returncode != 0
 
 
 def test_a_node_joins_and_leaves_without_stopping_a_running_job(slurm_cluster):

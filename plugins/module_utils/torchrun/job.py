@@ -21,6 +21,7 @@ import signal
 import time
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils import nofollow
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.slurm import prepare as slurm_prepare
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.command import (
     build_command, env_file_text, launch_script, poststop_script, uploader_argv, with_hosts_block)
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.layout import (
@@ -243,6 +244,8 @@ class JobManager(object):
         elif not spec.get("docker") and not os.access(torchrun, os.X_OK) and not self.node.bin_path(torchrun):
             raise JobError("torchrun is not at %s on this node: install PyTorch there (the pytorch role) or set "
                            "torchrun_bin" % torchrun, **result)
+        if spec.get("launcher") == "slurm":  # laid out for the Slurm job's step; nothing starts here
+            return self.prepare_slurm(spec, owner, built, secret_env, restart_finished, result)
         if os.path.exists(run.exit) and not restart_finished:
             result.update(action="finished", started_at=self.meta().get("started_at"))
             return result
@@ -274,6 +277,18 @@ class JobManager(object):
         if spec.get("checkpoint"):
             self.start_uploader(spec, result)
         result["started_at"] = started_at
+        return result
+
+    def prepare_slurm(self, spec, owner, built, secret_env, restart_finished, result):
+        """torchrun_launcher=slurm: the run laid out for the Slurm step (module_utils/torchrun/slurm.py)."""
+        try:
+            action = slurm_prepare(self, spec, owner, built, secret_env, restart_finished)
+        except (OSError, SpecError) as exc:
+            raise JobError("cannot prepare the run on this node: %s" % exc, **result)
+        result.update(action=action, changed=action != "finished", launcher="slurm",
+                      uid=owner.pw_uid if owner is not None else None)
+        if action == "finished":
+            result["started_at"] = self.meta().get("started_at")
         return result
 
     def prepare(self, spec, owner, built, secret_text):

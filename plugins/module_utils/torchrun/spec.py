@@ -59,6 +59,9 @@ class LaunchSpec(object):
     framework: str = "pytorch"
     python: str = ""
     worker_port: int = 0
+    # how the node's command starts: direct (a systemd unit, the one-round launch) or slurm (the step of one sbatch job
+    # of every node; the node is only laid out, module_utils/torchrun/slurm.py)
+    launcher: str = "direct"
 
     REQUIRED = ("job_name", "workdir", "nnodes", "node_rank", "rdzv_host", "rdzv_port", "user", "timeout",
                 "stop_timeout")

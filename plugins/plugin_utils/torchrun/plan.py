@@ -24,6 +24,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun impor
     secret_looking, storage_env_path)
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.role_inputs import RoleInputError, shell_words
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import tensorflow
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.slurm import check_launcher
 
 RANK_HOST_PREFIX = "aiinfra-rank-"
 JOB_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -215,6 +216,7 @@ def check_settings(settings, script_exists=None):
     framework, problems = tensorflow.check_framework(settings)
     clean.update(framework)
     errors.extend(problems)
+    errors.extend(check_launcher(settings))  # torchrun_launcher: direct or slurm (module_utils/torchrun/slurm.py)
     if not JOB_NAME_RE.fullmatch(str(settings.get("job_name") or "")):
         errors.append("torchrun_job_name must be 1-64 letters, digits, '.', '_' or '-' (got %r)"
                       % (settings.get("job_name"),))
@@ -293,6 +295,7 @@ def launch_specs(nodes, settings):
         "rank_hosts": [{"name": n["host"], "rank_host": n["rank_host"], "address": n["address"]} for n in nodes],
         # restored before the launch, uploaded while the job runs (None: checkpoints stay on the nodes)
         "checkpoint": checkpoint_spec(settings),
+        "launcher": str(settings.get("launcher") or "direct"),
     }
     common.update(tensorflow.spec_fields(settings))
     if settings.get("docker_image"):
@@ -390,5 +393,5 @@ def plan_record(items, settings, attempts=(), cwd=".", rand=None, now=None):
         addresses=dict((n["host"], n["address"]) for n in record["layout"]),
         rdzv_endpoint=tensorflow.endpoint(clean, rank0["address"])
         or "%s:%s" % (rank0["address"], clean.get("rdzv_port", 29400)),
-        node=node_paths(base_dir, run_id))
+        node=node_paths(base_dir, run_id), launcher=str(clean.get("launcher") or "direct"))
     return record

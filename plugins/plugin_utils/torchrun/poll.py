@@ -13,6 +13,7 @@ variables the way Ansible builds a task's connection, and runs rounds: one poll 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import threading
 import time
@@ -20,6 +21,7 @@ import time
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import ACTIVE_STATES, SPOT_NOTICE, RunDir
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.slurm import STEP_NAME, STEP_PID
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.log import LogState
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.verdict import NodeState
 
@@ -37,10 +39,15 @@ def poll_script(run, offset, wait=0.0, max_bytes=262144, probe=None, probe_timeo
     to ``wait`` seconds for the unit to stop, then prints its state, its exit and launch records and the log
     from ``offset``; see :func:`parse_poll`."""
     q = shlex.quote
+    step = os.path.join(run.path, STEP_NAME)
     lines = [
         "u=%s; off=%d; n=%d" % (q(run.unit), int(offset), int(max(0.0, wait) / 0.25)),
-        'while [ "$n" -gt 0 ] && systemctl is-active --quiet "$u"; do sleep 0.25; n=$((n-1)); done',
-        'echo "%s state $(systemctl show -p ActiveState --value "$u" 2>/dev/null)"' % POLL_MARK,
+        # the run's unit (the direct launch), or the Slurm step's program alive under its pid (torchrun_launcher=slurm)
+        "up() { systemctl is-active --quiet \"$u\" && return 0; s=$(cat %s 2>/dev/null); [ -n \"$s\" ] && "
+        "tr '\\0' ' ' < /proc/$s/cmdline 2>/dev/null | grep -qF %s; }" % (q(os.path.join(run.path, STEP_PID)), q(step)),
+        'while [ "$n" -gt 0 ] && up; do sleep 0.25; n=$((n-1)); done',
+        'st=$(systemctl show -p ActiveState --value "$u" 2>/dev/null); up && st=active',
+        'echo "%s state $st"' % POLL_MARK,
         "echo \"%s exit $(cat %s 2>/dev/null | tr -d '\\n')\"" % (POLL_MARK, q(run.exit)),
         "echo \"%s meta $(cat %s 2>/dev/null | tr -d '\\n')\"" % (POLL_MARK, q(run.meta)),
         "echo \"%s notice $(cat %s 2>/dev/null | tr -d '\\n')\"" % (POLL_MARK, q(SPOT_NOTICE)),
