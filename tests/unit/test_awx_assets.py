@@ -90,7 +90,10 @@ def test_job_templates_take_surveys_only_and_run_the_project_playbooks():
                 assert question["choices"].split("\n") == ["none", "aws", "gcp", "azure"]
                 assert question["default"] == "none"
     assert {"GPU cluster: site", "GPU cluster: teardown"} <= names
+    # train.yml's plays take the job from the survey's variables (playbooks/vars/train_job.yml, their vars_files)
     with open(os.path.join(ROOT, "playbooks", "train.yml")) as handle:
+        assert handle.read().count("- vars/train_job.yml") == 2
+    with open(os.path.join(ROOT, "playbooks", "vars", "train_job.yml")) as handle:
         train = handle.read()
     assert "gpu_cluster_train_script |" in train and "gpu_cluster_train_script_args |" in train
 
