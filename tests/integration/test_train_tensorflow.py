@@ -196,9 +196,8 @@ def test_a_node_stopped_mid_run_fails_the_play_naming_it_and_a_rerun_resumes(clu
         wait_ssh(nodes[1])
     # the re-run resumes from the newest checkpoint both workers hold complete (the node stopped may have missed
     # rank 0's last one): each checkpoint's data marker is written last
-    held = [set(int(name[5:13]) for name in sh(node, "cd /var/lib/aiinfra/torchrun/jobs/tf-resume/checkpoints && "
-                                                   "ls ckpt-*.data-00000-of-00001.sha256").stdout.split())
-            for node in nodes]
+    listing = "cd /var/lib/aiinfra/torchrun/jobs/tf-resume/checkpoints && ls ckpt-*.data-00000-of-00001.sha256"
+    held = [set(int(name[5:13]) for name in sh(node, listing).stdout.split()) for node in nodes]
     common = max(held[0] & held[1])
     assert common >= 20 and last in held[0], held
     extra["torchrun_script_args"] = ["--steps", str(last + 40), "--steps-per-epoch", "20"]
