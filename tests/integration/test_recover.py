@@ -117,8 +117,9 @@ def test_lost_rank0_is_replaced_alone_and_the_job_resumes_from_the_object_store(
     assert "run rec lost %s (rank 0: stopped in the cloud). Replacing it" % nodes[0] in text
     assert container_id(nodes[1]) == ids[nodes[1]]
     assert container_id(nodes[0]) not in ("", ids[nodes[0]])
+    # from the configure task to the next of replace_nodes.yml (the new node's lifetime timer, when it has one)
     configure = out[out.index("TASK [aiinfra.gpu_cluster.gpu_cluster : Configure only the new nodes]"):
-                    out.index("TASK [aiinfra.gpu_cluster.gpu_cluster : Note when the new nodes were configured]")]
+                    out.index("TASK [aiinfra.gpu_cluster.gpu_cluster : Set the new nodes' lifetime timer")]
     assert "[%s]" % nodes[0] in configure and "pytorch : " in configure
     assert [line for line in configure.splitlines() if nodes[1] in line] == ["skipping: [%s]" % nodes[1]]
 
