@@ -191,6 +191,15 @@ def rename(src, dest):
         os.close(dfd)
 
 
+def size(path):
+    """The size of ``path`` if it is a file of its own (not a link), else None (absent, or a link planted there)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return None if stat.S_ISLNK(st.st_mode) else st.st_size
+
+
 def exists(path):
     """Whether an entry (of any kind, a link too) is at ``path``, looking without following links."""
     directory, name = _split(path)

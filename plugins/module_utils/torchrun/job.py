@@ -409,12 +409,4 @@ class JobManager(object):
                 "unit_state": props.get("ActiveState") or "unknown", "exit": _read_json(run.exit),
                 "meta": _read_json(run.meta), "node_run_dir": run.path, "log_path": run.log,
                 "output_dir": run.outputs, "outputs_archive": run.outputs_archive,
-                "log_size": nofollow_size(run.log)}
-
-
-def nofollow_size(path):
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st.st_size if not os.path.islink(path) else None
+                "log_size": nofollow.size(run.log)}

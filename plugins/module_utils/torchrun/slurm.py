@@ -169,7 +169,7 @@ def prepare(job, spec, owner, built, secret_env, restart_finished=False):
     """The run on this node, ready for the Slurm step (nothing started). ``job``: the JobManager. Returns
     ``action`` (prepared, or finished when it ran to its end before and ``restart_finished`` is false)."""
     run = job.run_dir
-    if not restart_finished and (nofollow_size(run.exit) or 0) > 0:
+    if not restart_finished and (nofollow.size(run.exit) or 0) > 0:
         return "finished"
     if job.node.check_mode:
         return "check"
@@ -193,14 +193,6 @@ def prepare(job, spec, owner, built, secret_env, restart_finished=False):
     nofollow.unlink(run.secret_env)
     nofollow.write_file(paths["secret_env"], json.dumps(secret_env or {}), 0o600, owner)
     return "prepared"
-
-
-def nofollow_size(path):
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st.st_size if not os.path.islink(path) else None
 
 
 # -- the controller side --------------------------------------------------------------------------------------------
