@@ -7,7 +7,7 @@ PY          := $(VENV)/bin/python
 ANSIBLE_PB  := $(VENV)/bin/ansible-playbook
 COLL_LINK   := .collections/ansible_collections/aiinfra/gpu_cluster
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS    := podman runc debootstrap openssh-client rsync python3-venv shellcheck
+APT_PKGS    := podman runc debootstrap openssh-client rsync python3-venv shellcheck iproute2
 STAMP       := $(VENV)/.setup-stamp
 # the lowest ansible-core meta/runtime.yml claims (requires_ansible), for the CI job that runs on it
 VENV_LOWEST ?= .venv-lowest
