@@ -7,32 +7,43 @@ PY=.venv/bin/python
 export ANSIBLE_CONFIG=$PWD/ansible.cfg
 export PATH=$PWD/.venv/bin:$PATH
 status=0
-step() { echo; echo "=== $1 ($(date +%H:%M:%S))"; }
+failed_steps=()
+step() { echo; echo "=== $1 ($(date +%H:%M:%S))"; current="$1"; }
+failed() { status=1; failed_steps+=("$current"); }
 started=$(date +%s)
+# Every pytest run's output also goes to this file, so the failures can be listed again at the very end: CI shows
+# only the tail of a long run.
+results=$(mktemp /tmp/aiinfra-test-run.XXXXXX)
+trap 'rm -f "$results"' EXIT
 
 step "unit tests"
-$PY -m pytest -q -p no:cacheprovider tests/unit || status=1
+$PY -m pytest -q -p no:cacheprovider tests/unit 2>&1 | tee -a "$results" || failed
 
 step "ansible-test sanity + ansible-lint"
-bash tests/sanity.sh || status=1
+bash tests/sanity.sh 2>&1 | tee -a "$results" || failed
 
 step "Galaxy / Automation Hub: antsibull-changelog lint, antsibull-docs lint, galaxy-importer"
-bash tests/galaxy.sh || status=1
+bash tests/galaxy.sh 2>&1 | tee -a "$results" || failed
 
 step "integration tests (local nodes, moto, API doubles)"
 # Each test makes its own cluster (unique name) and removes it, pass or fail; the training tests share one per
 # worker (tests/conftest.py SharedCluster). The longest files go first (INTEGRATION_SECONDS), not the most tests.
-$PY -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder --durations=30 tests/integration || status=1
+$PY -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder --durations=30 tests/integration 2>&1 | tee -a "$results" || failed
 
 step "lowest ansible-core claimed (.venv-lowest): unit tests + one local train"
 # make setup-lowest builds it (requirements-lowest.txt); the integration part is 2 nodes and one train
 LOW=.venv-lowest/bin/python
 if [ -x "$LOW" ]; then
-  $LOW -m pytest -q -p no:cacheprovider tests/unit || status=1
-  $LOW -m pytest -q -p no:cacheprovider -m lowest tests/integration/test_lowest_core.py || status=1
+  $LOW -m pytest -q -p no:cacheprovider tests/unit 2>&1 | tee -a "$results" || failed
+  $LOW -m pytest -q -p no:cacheprovider -m lowest tests/integration/test_lowest_core.py 2>&1 | tee -a "$results" || failed
 else
-  echo "missing $LOW: run make setup-lowest"; status=1
+  echo "missing $LOW: run make setup-lowest"; failed
 fi
 
 step "done in $(( $(date +%s) - started ))s"
+if [ "$status" -ne 0 ]; then
+  echo "FAILED steps:"
+  printf '  %s\n' "${failed_steps[@]}"
+  grep -E '^(FAILED|ERROR)[ :]' "$results" | sort -u | head -60 || true
+fi
 exit $status
