@@ -364,6 +364,7 @@ def test_a_node_stopped_mid_job_fails_the_play_naming_it_and_cancels_the_job(slu
         wait_for("step 40 on %s" % nodes[0], lambda: proc.poll() is not None or max(
             [e["step"] for e in events(node_log(nodes[0], "slurm-dies"), "step")] + [0]) >= 40, timeout=300)
         assert proc.poll() is None, proc.output_path.read_text()[-4000:]
+        address = sh(nodes[2], "hostname -I", check=True).stdout.split()[0]
         stopped_at = time.time()
         podman("stop", nodes[2])
         rc, out = finish(proc, timeout=300)
@@ -381,22 +382,61 @@ def test_a_node_stopped_mid_job_fails_the_play_naming_it_and_cancels_the_job(slu
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         podman("start", nodes[2])
-    # the node comes back to Slurm (its slurmd starts with it; a node Slurm set down is resumed) and the partition is
-    # idle again for the tests after this one
-    wait_for("slurmd on %s" % nodes[2], lambda: sh(nodes[2], "systemctl is-active slurmd").stdout.strip() == "active"
-             or sh(nodes[2], "systemctl restart slurmd").returncode == 0 and False, timeout=180, interval=5)
+    # the node comes back to Slurm by itself: it kept its address (slurm.conf's NodeAddr, the other nodes' firewall
+    # rules), its slurmd starts with it, and a node Slurm had set down returns once it registers (ReturnToService=2);
+    # the partition is idle again for the tests after this one, nothing resumed by hand
+    wait_for("%s running" % nodes[2], lambda: sh(nodes[2], "hostname -I").stdout.split(), timeout=120)
+    assert sh(nodes[2], "hostname -I", check=True).stdout.split()[0] == address
+    came_back = time.time()
 
     def idle():
-        states = dict(line.split() for line in sh(ctl, "sinfo -h -N -o '%N %t'").stdout.splitlines() if line.strip())
-        for node, state in states.items():
-            if state.rstrip("*") in ("down", "drain", "drng"):
-                sh(ctl, "scontrol update nodename=%s state=resume" % node)
-        return sorted(states.items()) == sorted((n, "idle") for n in nodes)
+        states = sh(ctl, "sinfo -h -N -o '%N %t'").stdout.splitlines()
+        return sorted(s for s in states if s.strip()) == sorted("%s idle" % n for n in nodes)
     try:
-        wait_for("3 idle nodes", idle, timeout=300, interval=5)
+        wait_for("3 idle nodes", idle, timeout=300, interval=3)
     except AssertionError:
         print(sh(ctl, "sinfo -N -l; squeue; sinfo -R").stdout, sh(nodes[2], "systemctl status slurmd munge").stdout)
         raise
+    print("%s idle in Slurm %.0f s after podman start" % (nodes[2], time.time() - came_back))
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "direct"])
+def test_interrupting_the_play_stops_the_run(slurm_cluster, launcher):
+    """Ctrl-C on train.yml while it watches the run (SIGINT to ansible-playbook's process group, as a terminal sends
+    it): the play ends, and by then the run's Slurm job is cancelled (squeue has none left, sacct says CANCELLED) or,
+    launched directly, its unit is stopped on every node."""
+    nodes = slurm_cluster["nodes"]
+    ctl = nodes[0]
+    run_id = "int-%s" % launcher
+    proc = train_background(slurm_cluster, run_id, {"torchrun_launcher": launcher, "torchrun_script_args": [
+        "--steps", "3000", "--min-step-time", "0.05"]})
+    try:
+        # step 100 logged: the watch has been following the run for seconds (it starts once every node's step has)
+        wait_for("step 100 on %s" % nodes[0], lambda: proc.poll() is not None or max(
+            [e["step"] for e in events(node_log(nodes[0], run_id), "step")] + [0]) >= 100, timeout=300)
+        assert proc.poll() is None, proc.output_path.read_text()[-4000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        interrupted_at = time.time()
+        rc, out = finish(proc, timeout=180)
+        took = time.time() - interrupted_at
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert rc != 0 and "User interrupted execution" in out, out[-3000:]
+    print("%s: the play ended %.1f s after Ctrl-C" % (launcher, took))
+    if launcher == "slurm":
+        job = slurm_jobs(ctl, [run_id])[run_id]
+        assert job["state"].startswith("CANCELLED"), job  # scancel-led before the play ended
+        wait_for("the job gone from squeue", lambda: sh(ctl, "squeue -h -n %s" % run_id).stdout.strip() == "",
+                 timeout=120)
+    for node in nodes:  # a direct launch's unit: stopping (its stop timeout on the node), then stopped
+        wait_for("the run's unit stopped on %s" % node, lambda node=node: sh(
+            node, "systemctl is-active aiinfra-torchrun-%s.service" % run_id).stdout.strip() in ("inactive", "failed"),
+            timeout=120)
+    nothing_left(nodes)
+    # the partition is free again for the tests after this one
+    wait_for("3 idle nodes", lambda: sorted(s for s in sh(ctl, "sinfo -h -N -o '%N %t'").stdout.split("\n") if s)
+             == sorted("%s idle" % n for n in nodes), timeout=120)
 
 
 @pytest.mark.parametrize("extra, message", [
