@@ -400,20 +400,31 @@ def test_a_node_stopped_mid_job_fails_the_play_naming_it_and_cancels_the_job(slu
     print("%s idle in Slurm %.0f s after podman start" % (nodes[2], time.time() - came_back))
 
 
-@pytest.mark.parametrize("launcher", ["slurm", "direct"])
+@pytest.mark.parametrize("launcher", ["slurm", "slurm-queued", "direct"])
 def test_interrupting_the_play_stops_the_run(slurm_cluster, launcher):
-    """Ctrl-C on train.yml while it watches the run (SIGINT to ansible-playbook's process group, as a terminal sends
-    it): the play ends, and by then the run's Slurm job is cancelled (squeue has none left, sacct says CANCELLED) or,
-    launched directly, its unit is stopped on every node."""
+    """Ctrl-C on train.yml (SIGINT to ansible-playbook's process group, as a terminal sends it) while it watches the
+    run, or while the run's job still waits in the Slurm queue behind another: the play ends, and by then the run's
+    Slurm job is cancelled (squeue has none left, sacct says CANCELLED) or, launched directly, its unit is stopped on
+    every node."""
     nodes = slurm_cluster["nodes"]
     ctl = nodes[0]
     run_id = "int-%s" % launcher
-    proc = train_background(slurm_cluster, run_id, {"torchrun_launcher": launcher, "torchrun_script_args": [
-        "--steps", "3000", "--min-step-time", "0.05"]})
+    blocker = None
+    if launcher == "slurm-queued":  # the whole cluster busy: the run's job waits behind this one
+        blocker = sh(ctl, "sbatch --parsable -N3 --exclusive --wrap 'srun sleep 600'", check=True).stdout.strip()
+        wait_for("the blocking job running", lambda: job_state(ctl, blocker) == "RUNNING", timeout=60, interval=1)
+    proc = train_background(slurm_cluster, run_id, {"torchrun_launcher": launcher.split("-")[0],
+                                                    "torchrun_script_args": ["--steps", "3000", "--min-step-time",
+                                                                             "0.05"]})
     try:
-        # step 100 logged: the watch has been following the run for seconds (it starts once every node's step has)
-        wait_for("step 100 on %s" % nodes[0], lambda: proc.poll() is not None or max(
-            [e["step"] for e in events(node_log(nodes[0], run_id), "step")] + [0]) >= 100, timeout=300)
+        if blocker:
+            wait_for("the run's job pending", lambda: proc.poll() is not None or sh(
+                ctl, "squeue -h -n %s -o %%T" % run_id).stdout.strip() == "PENDING", timeout=300)
+            time.sleep(25)  # into the wait's second slice (its first said the job still waits)
+        else:
+            # step 100 logged: the watch has followed the run for seconds (it starts once every node's step has)
+            wait_for("step 100 on %s" % nodes[0], lambda: proc.poll() is not None or max(
+                [e["step"] for e in events(node_log(nodes[0], run_id), "step")] + [0]) >= 100, timeout=300)
         assert proc.poll() is None, proc.output_path.read_text()[-4000:]
         os.killpg(proc.pid, signal.SIGINT)
         interrupted_at = time.time()
@@ -422,13 +433,17 @@ def test_interrupting_the_play_stops_the_run(slurm_cluster, launcher):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+        if blocker:
+            sh(ctl, "scancel %s" % blocker)
     assert rc != 0 and "User interrupted execution" in out, out[-3000:]
     print("%s: the play ended %.1f s after Ctrl-C" % (launcher, took))
-    if launcher == "slurm":
+    if launcher.startswith("slurm"):
         job = slurm_jobs(ctl, [run_id])[run_id]
         assert job["state"].startswith("CANCELLED"), job  # scancel-led before the play ended
         wait_for("the job gone from squeue", lambda: sh(ctl, "squeue -h -n %s" % run_id).stdout.strip() == "",
                  timeout=120)
+    if blocker:
+        assert "still waits in the Slurm queue" in out, out[-3000:]
     for node in nodes:  # a direct launch's unit: stopping (its stop timeout on the node), then stopped
         wait_for("the run's unit stopped on %s" % node, lambda node=node: sh(
             node, "systemctl is-active aiinfra-torchrun-%s.service" % run_id).stdout.strip() in ("inactive", "failed"),
