@@ -25,8 +25,8 @@ import time
 
 import pytest
 
-from conftest import (SHARED_CONFIGURE, VENV_BIN, ansible_env, destroy_cluster, events, inventory_list, local_name,
-                      podman, run_playbook, write_inventory)
+from conftest import (ROOT, SHARED_CONFIGURE, VENV_BIN, ansible_env, destroy_cluster, events, inventory_list,
+                      local_name, podman, run_playbook, write_inventory)
 
 pytestmark = pytest.mark.slurm
 
@@ -184,6 +184,54 @@ def test_user_submits_over_ssh_and_jobs_queue(slurm_cluster):
     sh(ctl, "id bob >/dev/null 2>&1 || useradd -m bob", check=True)
     refused = sh(ctl, "su bob -c 'sbatch --wrap true'")
     assert refused.returncode != 0 and "Invalid account" in refused.stderr, refused.stderr
+
+
+DDP_CHECK = """import os
+import torch
+import torch.distributed as dist
+dist.init_process_group("gloo")
+total = torch.ones(1) * (dist.get_rank() + 1)
+dist.all_reduce(total)
+print("rank %d of %d on %s: sum %d"
+      % (dist.get_rank(), dist.get_world_size(), os.uname().nodename, int(total.item())))
+dist.destroy_process_group()
+"""
+
+
+def readme_sbatch_script():
+    """The README's sbatch script for a multi-node torchrun job (section Slurm)."""
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        text = handle.read()
+    found = re.search(r"```bash\n(#!/bin/bash\n#SBATCH --job-name=ddp\n.*?)```", text, re.S)
+    assert found, "README.md has no sbatch script for a multi-node torchrun job"
+    return found.group(1)
+
+
+def test_the_readmes_sbatch_script_runs_a_3_node_torchrun_job(slurm_cluster):
+    """The README's multi-node torchrun script, submitted by a user over SSH as written there - made fit for CPU
+    nodes (no --gpus-per-node, one process a node) - runs one torchrun per node that rendezvous: 3 ranks, and an
+    all-reduce over them."""
+    script = readme_sbatch_script()
+    assert "--gpus-per-node=8" in script and "--nproc-per-node=8" in script
+    cpu = "\n".join(line for line in script.splitlines() if "--gpus-per-node" not in line) + "\n"
+    cpu = cpu.replace("--nproc-per-node=8", "--nproc-per-node=1")
+    for name, text in (("ddp.sh", cpu), ("train.py", DDP_CHECK)):
+        put = subprocess.run(["ssh", "-i", slurm_cluster["key"]] + SSH + [
+            "alice@" + inventory_list(slurm_cluster["inv"])["_meta"]["hostvars"][slurm_cluster["nodes"][0]]
+            ["ansible_host"], "cat > %s" % name], input=text, capture_output=True, text=True, timeout=60, check=False)
+        assert put.returncode == 0, put.stderr
+    sub = ssh_user(slurm_cluster, "sbatch --parsable ddp.sh")
+    assert sub.returncode == 0, sub.stderr
+    job = sub.stdout.strip()
+    ctl = slurm_cluster["nodes"][0]
+    wait_for("the job done", lambda: job_state(ctl, job) in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"),
+             timeout=300, interval=3)
+    out = ssh_user(slurm_cluster, "cat ddp-%s.out" % job).stdout
+    assert job_state(ctl, job) == "COMPLETED", out[-3000:]
+    ranks = sorted(line for line in out.splitlines() if line.startswith("rank "))
+    assert [r.split(" on ")[0] for r in ranks] == ["rank %d of 3" % r for r in range(3)], out[-3000:]
+    assert sorted(r.split(" on ")[1].split(":")[0] for r in ranks) == slurm_cluster["nodes"], out[-3000:]
+    assert all(r.endswith(": sum 6") for r in ranks), out[-3000:]
 
 
 def metrics(node):
