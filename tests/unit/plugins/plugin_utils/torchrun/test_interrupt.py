@@ -12,8 +12,8 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun impor
 
 def test_a_slurm_run_is_cancelled_on_its_controller_else_the_unit_stopped_everywhere():
     assert interrupt.stop_commands(["a", "b"], "u.service", "17", "b") == {"b": "scancel 17"}
-    assert interrupt.stop_commands(["a", "b"], "u.service") == {"a": "systemctl stop --no-block u.service",
-                                                                 "b": "systemctl stop --no-block u.service"}
+    stop = "systemctl stop --no-block u.service"
+    assert interrupt.stop_commands(["a", "b"], "u.service") == {"a": stop, "b": stop}
 
 
 def test_every_node_at_once_a_failure_or_a_hang_is_said():
