@@ -2,12 +2,15 @@
 shows 3 idle nodes and a re-run changes nothing; accounting answers; the munge key is the same 0400 file everywhere
 and never printed; the Slurm ports answer the cluster's nodes only; a user from slurm_users submits a 3-node sbatch
 job over SSH; two jobs that each need the whole cluster queue (the second pending) and both complete, listed by
-sacct with their users and elapsed times; the queue metrics and a drained node reach the text-file collector; adding
+sacct with their users and elapsed times; the README's sbatch script for a multi-node torchrun job runs as written
+(fitted to CPU nodes); the queue metrics and a drained node reach the text-file collector; adding
 a fourth node keeps a running job, draining it waits for its job, removing it too; bad input fails before anything
 changes. train.yml with torchrun_launcher=slurm (the nodes get PyTorch from the pytorch role first): the 3-node
 example runs to success with the direct launch's report (and the Slurm launch's overhead against the direct launch is
 printed); two runs started at once queue (the second's play says it waits behind the first) and sacct lists both; a
-node stopped mid-job fails the play naming it and the job is cancelled; bad input fails before anything changes.
+node stopped mid-job fails the play naming it and the job is cancelled, and the node comes back to Slurm by itself
+when it starts again; Ctrl-C on the play while it watches the run, or while the job waits in the queue, cancels the
+job (a direct launch: stops its units); bad input fails before anything changes.
 
 One cluster for the module, removed at the end, pass or fail.
 """
