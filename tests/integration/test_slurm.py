@@ -334,11 +334,14 @@ def node_log(node, run_id):
     return sh(node, "cat /var/lib/aiinfra/torchrun/runs/%s/torchrun.log 2>/dev/null" % run_id).stdout
 
 
+RUN_PROCESSES = "pgrep -af 'torchrun|train_example|slurm_step' | grep -v -e pgrep -e '^[0-9]* srun '"
+
+
 def nothing_left(nodes):
     """No process of the job (torchrun, its workers, the Slurm step's program) on the nodes; the srun of a cancelled
     job's batch script goes once Slurm's KillWait (30 s) has passed."""
     for node in nodes:
-        left = sh(node, "pgrep -af 'torchrun|train_example|slurm_step' | grep -v -e pgrep -e '^[0-9]* srun '")
+        left = sh(node, RUN_PROCESSES)
         assert not left.stdout.strip(), (node, left.stdout)
     wait_for("no srun left", lambda: all(sh(n, "pgrep -x srun").stdout.strip() == "" for n in nodes), timeout=120)
 
@@ -499,6 +502,9 @@ def test_interrupting_the_play_stops_the_run(slurm_cluster, launcher):
         wait_for("the run's unit stopped on %s" % node, lambda node=node: sh(
             node, "systemctl is-active aiinfra-torchrun-%s.service" % run_id).stdout.strip() in ("inactive", "failed"),
             timeout=120)
+    # the run's processes end within Slurm's KillWait (30 s) or the unit's stop timeout, not at once
+    wait_for("the run's processes gone", lambda: all(not sh(n, RUN_PROCESSES).stdout.strip() for n in nodes),
+             timeout=120, interval=3)
     nothing_left(nodes)
     # the partition is free again for the tests after this one
     wait_for("3 idle nodes", lambda: sorted(s for s in sh(ctl, "sinfo -h -N -o '%N %t'").stdout.split("\n") if s)
