@@ -34,13 +34,18 @@ class Interrupted(Exception):
 
 @contextlib.contextmanager
 def interruptible():
-    """While in the block, SIGINT and SIGTERM raise :class:`Interrupted` (in the main thread). Yields the handlers
-    it replaced, or None where it could not replace them (not the main thread)."""
+    """While in the block, SIGINT and SIGTERM raise :class:`Interrupted` (in the main thread), once: from then on
+    both are ignored until :func:`held` or the block's end. Yields the handlers it replaced, or None where it could
+    not replace them (not the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         yield None
         return
 
     def raise_interrupted(signum, frame):
+        # once: a second signal (ansible-playbook's SIGTERM to its workers as it cleans up comes right after its
+        # SIGINT) must not interrupt the stop that the first one starts; held() takes over from here
+        for other in SIGNALS:
+            signal.signal(other, signal.SIG_IGN)
         raise Interrupted(signum)
     previous = {}
     try:
