@@ -118,9 +118,11 @@ test-lifetime: setup
 
 test-spot: setup
 	$(PY) -m pytest -q -p no:cacheprovider -s -m spot tests/integration/test_preemption.py
-# Slurm on 3 local nodes (tests/integration/test_slurm.py; minutes; not in make test)
+# Slurm on 3 local nodes (tests/integration/test_slurm.py) and the role's Molecule scenario on 2 (test_roles_slurm.py);
+# minutes; not in make test
 test-slurm: setup
-	$(PY) -m pytest -q -p no:cacheprovider -m slurm --durations=0 tests/integration/test_slurm.py
+	$(PY) -m pytest -q -p no:cacheprovider -m slurm --durations=0 tests/integration/test_slurm.py \
+	  tests/integration/test_roles_slurm.py
 # the health gate on 3 local nodes, one link slowed with tc tbf (tests/integration/test_health.py; minutes; root for tc)
 test-health: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m health --durations=0 tests/integration/test_health.py

@@ -5,23 +5,29 @@
 
 Runs once for the whole job (the role sets ``run_once``), in one controller process whatever Ansible's
 forks: rounds of one short poll on every node at once (plugin_utils ``torchrun.poll``), then one decision
-over all of them (plugin_utils ``torchrun.verdict``), until the job is done or anything failed.
+over all of them (plugin_utils ``torchrun.verdict``), until the job is done or anything failed. Interrupting the
+play meanwhile (Ctrl-C) stops the run before the worker ends (plugin_utils ``torchrun.interrupt``).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible.plugins.loader import action_loader
 from ansible.utils.display import Display
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.argspec import argument_spec_for
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.core_compat import host_connection, require_known
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun import RunDir
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import interrupt
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.poll import Poller
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.verdict import decide
 
 display = Display()
+CONNECT = threading.Lock()  # plugin loaders are not made for threads: one connection made at a time
 
 
 def progress_line(run_id, states, verdict, elapsed):
@@ -81,9 +87,38 @@ class ActionModule(ActionBase):
                 states = poller.states()
                 result.update(changed=False, nodes=dict((h, s.to_dict()) for h, s in states.items()))
                 return result
-            return self._watch(result, args, poller, interval)
+            with interrupt.interruptible() as previous:
+                try:
+                    return self._watch(result, args, poller, interval)
+                except interrupt.Interrupted as exc:
+                    with interrupt.held(restore=previous):
+                        self._stop_interrupted(args, hosts, task_vars)
+                    signum = exc.signum
+            interrupt.redeliver(signum, previous)  # the worker's own handler ends it, as without the watch
+            raise AnsibleError("torchrun_watch: interrupted")  # where that handler did not end the process
         finally:
             poller.close()
+
+    def _stop_interrupted(self, args, hosts, task_vars):
+        """The play was interrupted: stop the run (scancel its Slurm job, else stop its unit on every node)."""
+        if args["on_interrupt"] != "stop":
+            return {}
+        ranked = sorted(hosts, key=hosts.get)
+        commands = interrupt.stop_commands(ranked, RunDir(args["base_dir"], args["run_id"]).unit,
+                                           args["slurm_job_id"], args["slurm_host"] or ranked[0])
+
+        def execute(host, command):
+            with CONNECT:
+                connection = host_connection(self, host, task_vars, become=True)
+                runner = action_loader.get(
+                    "ansible.legacy.normal", task=self._task, connection=connection, play_context=self._play_context,
+                    loader=self._loader, templar=self._templar, shared_loader_obj=self._shared_loader_obj)
+            try:
+                res = runner._low_level_execute_command(command, sudoable=True)
+                return res.get("rc"), res.get("stdout", ""), res.get("stderr", "")
+            finally:
+                connection.close()
+        return interrupt.run_everywhere(commands, execute, timeout=max(30.0, float(args["node_timeout"])))
 
     def _watch(self, result, args, poller, interval):
         started = args["started"] or time.time()

@@ -17,7 +17,8 @@ description:
     node first, as slurmctld maps the name to a uid when the association is added).
   - O(state=submitted) submits the run as one C(sbatch) job of the run's nodes, as the job's user (one C(srun) task a
     node running the step that C(torchrun_job) laid out there); a job of the same name still in the queue is reused.
-  - O(state=running) waits until the job runs, naming the jobs it waited behind.
+  - O(state=running) waits until the job runs, naming the jobs it waited behind. Interrupting the play meanwhile
+    cancels the job (O(on_interrupt)).
   - O(state=cancelled) cancels it (C(scancel)). Its record in Slurm's accounting is C(sacct -j JOB_ID).
 author:
   - aiinfra platform team (@aiinfra)
@@ -74,6 +75,14 @@ options:
     description: Seconds between looks at the queue.
     type: float
     default: 2
+  on_interrupt:
+    description:
+      - What interrupting the play (Ctrl-C) during O(state=running) does to the job waiting in the queue - C(stop)
+        cancels it before the play ends, C(leave) leaves it queued. The wait runs in slices of 20 s on the
+        controller's side (this module's action plugin) so that it can.
+    type: str
+    choices: [stop, leave]
+    default: stop
 """
 
 EXAMPLES = r"""
@@ -124,7 +133,7 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.slurm import (  # noqa: E402
-    QUEUED, Slurm, SlurmError, ahead_of, batch_script, pending_message, sbatch_argv)
+    QUEUED, Slurm, SlurmError, ahead_of, batch_script, pending_message, sbatch_argv, wait_message)
 
 NO_SLURM = ("torchrun_launcher=slurm needs Slurm on the cluster (the slurm role: playbooks/slurm.yml, or site.yml "
             "with gpu_cluster_scheduler: slurm)")
@@ -179,16 +188,9 @@ def running(module, slurm):
     waited = time.time() - began
     result = dict(changed=False, job_id=p["job_id"], job_state=state, ahead=ahead, waited=waited,
                   started=time.time())
+    result["message"] = wait_message(p["run_id"], p["job_id"], state, waited, ahead, p["timeout"])
     if state == "RUNNING":
-        result["message"] = ("run %s: Slurm job %s is running%s" % (
-            p["run_id"], p["job_id"], (" (it waited %.0f s in the Slurm queue behind job%s %s)"
-                                       % (waited, "s" if len(ahead) > 1 else "", ", ".join(ahead))) if ahead else ""))
         module.exit_json(**result)
-    if state in QUEUED:
-        result["message"] = ("run %s: Slurm job %s still waits in the Slurm queue after %d s "
-                             "(torchrun_slurm_queue_timeout)" % (p["run_id"], p["job_id"], p["timeout"]))
-    else:
-        result["message"] = "run %s: Slurm job %s ended %s before it ran" % (p["run_id"], p["job_id"], state)
     module.fail_json(msg=result["message"], **dict((k, v) for k, v in result.items() if k != "message"))
 
 
@@ -206,6 +208,7 @@ def main():
             job_id=dict(type="str"),
             timeout=dict(type="int", default=0),
             interval=dict(type="float", default=2.0),
+            on_interrupt=dict(type="str", choices=["stop", "leave"], default="stop"),
         ),
         required_if=[("state", "submitted", ("run_id", "hosts", "run_dir", "workdir")),
                      ("state", "running", ("job_id",)), ("state", "cancelled", ("job_id", "run_id"), True)],

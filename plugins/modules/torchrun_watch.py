@@ -24,6 +24,8 @@ description:
     whenever a node changes phase.
   - With O(once=true), one round and no verdict, for every node's state of a run that may have run before.
   - It never fails; the verdict is returned for M(aiinfra.gpu_cluster.torchrun_report).
+  - Interrupting the play while it watches (Ctrl-C) stops the run first (O(on_interrupt)); ansible-playbook waits for
+    that before it exits.
 author:
   - aiinfra platform team (@aiinfra)
 attributes:
@@ -73,6 +75,21 @@ options:
     default: 10.0
   probe:
     description: The rendezvous endpoint (C(HOST:PORT)) that nodes which have not joined try to connect to.
+    type: str
+  on_interrupt:
+    description:
+      - What interrupting the play (Ctrl-C, SIGINT, or SIGTERM) while the watch runs does to the run. C(stop) stops
+        it before the play ends, as root over each node's connection (become) - with O(slurm_job_id), C(scancel) of
+        the job on O(slurm_host) (Slurm stops the job's step on every node); else C(systemctl stop --no-block) of the
+        run's unit on every node. C(leave) leaves it running (C(torchrun_state=stopped) stops it later).
+    type: str
+    choices: [stop, leave]
+    default: stop
+  slurm_job_id:
+    description: The run's Slurm job (C(torchrun_launcher=slurm)), cancelled when the play is interrupted.
+    type: str
+  slurm_host:
+    description: The node that runs C(scancel) for O(slurm_job_id); default the node of rank 0.
     type: str
 seealso:
   - module: aiinfra.gpu_cluster.torchrun_job

@@ -11,7 +11,7 @@ import os
 import re
 import subprocess
 
-from conftest import ROOT, VENV_BIN, ansible_env, cluster_leftovers, destroy_cluster, unique_name
+from conftest import ROOT, VENV_BIN, ansible_env, cluster_leftovers, destroy_cluster, local_name
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -36,7 +36,7 @@ class MoleculeRun(object):
 
 
 def run_molecule(role, tmp_path, timeout=900):
-    cluster = unique_name("mol-" + role.replace("_", "-"))
+    cluster = local_name("mol-" + role.replace("_", "-"))
     env = ansible_env({
         "AIINFRA_MOLECULE_CLUSTER": cluster,
         "MOLECULE_EPHEMERAL_DIRECTORY": str(tmp_path / "molecule"),

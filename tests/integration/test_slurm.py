@@ -2,12 +2,15 @@
 shows 3 idle nodes and a re-run changes nothing; accounting answers; the munge key is the same 0400 file everywhere
 and never printed; the Slurm ports answer the cluster's nodes only; a user from slurm_users submits a 3-node sbatch
 job over SSH; two jobs that each need the whole cluster queue (the second pending) and both complete, listed by
-sacct with their users and elapsed times; the queue metrics and a drained node reach the text-file collector; adding
+sacct with their users and elapsed times; the README's sbatch script for a multi-node torchrun job runs as written
+(fitted to CPU nodes); the queue metrics and a drained node reach the text-file collector; adding
 a fourth node keeps a running job, draining it waits for its job, removing it too; bad input fails before anything
 changes. train.yml with torchrun_launcher=slurm (the nodes get PyTorch from the pytorch role first): the 3-node
 example runs to success with the direct launch's report (and the Slurm launch's overhead against the direct launch is
 printed); two runs started at once queue (the second's play says it waits behind the first) and sacct lists both; a
-node stopped mid-job fails the play naming it and the job is cancelled; bad input fails before anything changes.
+node stopped mid-job fails the play naming it and the job is cancelled, and the node comes back to Slurm by itself
+when it starts again; Ctrl-C on the play while it watches the run, or while the job waits in the queue, cancels the
+job (a direct launch: stops its units); bad input fails before anything changes.
 
 One cluster for the module, removed at the end, pass or fail.
 """
@@ -25,8 +28,8 @@ import time
 
 import pytest
 
-from conftest import (SHARED_CONFIGURE, VENV_BIN, ansible_env, destroy_cluster, events, inventory_list, local_name,
-                      podman, run_playbook, write_inventory)
+from conftest import (ROOT, SHARED_CONFIGURE, VENV_BIN, ansible_env, destroy_cluster, events, inventory_list,
+                      local_name, podman, run_playbook, write_inventory)
 
 pytestmark = pytest.mark.slurm
 
@@ -186,6 +189,54 @@ def test_user_submits_over_ssh_and_jobs_queue(slurm_cluster):
     assert refused.returncode != 0 and "Invalid account" in refused.stderr, refused.stderr
 
 
+DDP_CHECK = """import os
+import torch
+import torch.distributed as dist
+dist.init_process_group("gloo")
+total = torch.ones(1) * (dist.get_rank() + 1)
+dist.all_reduce(total)
+print("rank %d of %d on %s: sum %d"
+      % (dist.get_rank(), dist.get_world_size(), os.uname().nodename, int(total.item())))
+dist.destroy_process_group()
+"""
+
+
+def readme_sbatch_script():
+    """The README's sbatch script for a multi-node torchrun job (section Slurm)."""
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        text = handle.read()
+    found = re.search(r"```bash\n(#!/bin/bash\n#SBATCH --job-name=ddp\n.*?)```", text, re.S)
+    assert found, "README.md has no sbatch script for a multi-node torchrun job"
+    return found.group(1)
+
+
+def test_the_readmes_sbatch_script_runs_a_3_node_torchrun_job(slurm_cluster):
+    """The README's multi-node torchrun script, submitted by a user over SSH as written there - made fit for CPU
+    nodes (no --gpus-per-node, one process a node) - runs one torchrun per node that rendezvous: 3 ranks, and an
+    all-reduce over them."""
+    script = readme_sbatch_script()
+    assert "--gpus-per-node=8" in script and "--nproc-per-node=8" in script
+    cpu = "\n".join(line for line in script.splitlines() if "--gpus-per-node" not in line) + "\n"
+    cpu = cpu.replace("--nproc-per-node=8", "--nproc-per-node=1")
+    for name, text in (("ddp.sh", cpu), ("train.py", DDP_CHECK)):
+        put = subprocess.run(["ssh", "-i", slurm_cluster["key"]] + SSH + [
+            "alice@" + inventory_list(slurm_cluster["inv"])["_meta"]["hostvars"][slurm_cluster["nodes"][0]]
+            ["ansible_host"], "cat > %s" % name], input=text, capture_output=True, text=True, timeout=60, check=False)
+        assert put.returncode == 0, put.stderr
+    sub = ssh_user(slurm_cluster, "sbatch --parsable ddp.sh")
+    assert sub.returncode == 0, sub.stderr
+    job = sub.stdout.strip()
+    ctl = slurm_cluster["nodes"][0]
+    wait_for("the job done", lambda: job_state(ctl, job) in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"),
+             timeout=300, interval=3)
+    out = ssh_user(slurm_cluster, "cat ddp-%s.out" % job).stdout
+    assert job_state(ctl, job) == "COMPLETED", out[-3000:]
+    ranks = sorted(line for line in out.splitlines() if line.startswith("rank "))
+    assert [r.split(" on ")[0] for r in ranks] == ["rank %d of 3" % r for r in range(3)], out[-3000:]
+    assert sorted(r.split(" on ")[1].split(":")[0] for r in ranks) == slurm_cluster["nodes"], out[-3000:]
+    assert all(r.endswith(": sum 6") for r in ranks), out[-3000:]
+
+
 def metrics(node):
     text = sh(node, "cat /var/lib/prometheus/node-exporter/slurm.prom", check=True).stdout
     return dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
@@ -283,11 +334,14 @@ def node_log(node, run_id):
     return sh(node, "cat /var/lib/aiinfra/torchrun/runs/%s/torchrun.log 2>/dev/null" % run_id).stdout
 
 
+RUN_PROCESSES = "pgrep -af 'torchrun|train_example|slurm_step' | grep -v -e pgrep -e '^[0-9]* srun '"
+
+
 def nothing_left(nodes):
     """No process of the job (torchrun, its workers, the Slurm step's program) on the nodes; the srun of a cancelled
     job's batch script goes once Slurm's KillWait (30 s) has passed."""
     for node in nodes:
-        left = sh(node, "pgrep -af 'torchrun|train_example|slurm_step' | grep -v -e pgrep -e '^[0-9]* srun '")
+        left = sh(node, RUN_PROCESSES)
         assert not left.stdout.strip(), (node, left.stdout)
     wait_for("no srun left", lambda: all(sh(n, "pgrep -x srun").stdout.strip() == "" for n in nodes), timeout=120)
 
@@ -364,6 +418,7 @@ def test_a_node_stopped_mid_job_fails_the_play_naming_it_and_cancels_the_job(slu
         wait_for("step 40 on %s" % nodes[0], lambda: proc.poll() is not None or max(
             [e["step"] for e in events(node_log(nodes[0], "slurm-dies"), "step")] + [0]) >= 40, timeout=300)
         assert proc.poll() is None, proc.output_path.read_text()[-4000:]
+        address = sh(nodes[2], "hostname -I", check=True).stdout.split()[0]
         stopped_at = time.time()
         podman("stop", nodes[2])
         rc, out = finish(proc, timeout=300)
@@ -381,22 +436,79 @@ def test_a_node_stopped_mid_job_fails_the_play_naming_it_and_cancels_the_job(slu
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         podman("start", nodes[2])
-    # the node comes back to Slurm (its slurmd starts with it; a node Slurm set down is resumed) and the partition is
-    # idle again for the tests after this one
-    wait_for("slurmd on %s" % nodes[2], lambda: sh(nodes[2], "systemctl is-active slurmd").stdout.strip() == "active"
-             or sh(nodes[2], "systemctl restart slurmd").returncode == 0 and False, timeout=180, interval=5)
+    # the node comes back to Slurm by itself: it kept its address (slurm.conf's NodeAddr, the other nodes' firewall
+    # rules), its slurmd starts with it, and a node Slurm had set down returns once it registers (ReturnToService=2);
+    # the partition is idle again for the tests after this one, nothing resumed by hand
+    wait_for("%s running" % nodes[2], lambda: sh(nodes[2], "hostname -I").stdout.split(), timeout=120)
+    assert sh(nodes[2], "hostname -I", check=True).stdout.split()[0] == address
+    came_back = time.time()
 
     def idle():
-        states = dict(line.split() for line in sh(ctl, "sinfo -h -N -o '%N %t'").stdout.splitlines() if line.strip())
-        for node, state in states.items():
-            if state.rstrip("*") in ("down", "drain", "drng"):
-                sh(ctl, "scontrol update nodename=%s state=resume" % node)
-        return sorted(states.items()) == sorted((n, "idle") for n in nodes)
+        states = sh(ctl, "sinfo -h -N -o '%N %t'").stdout.splitlines()
+        return sorted(s for s in states if s.strip()) == sorted("%s idle" % n for n in nodes)
     try:
-        wait_for("3 idle nodes", idle, timeout=300, interval=5)
+        wait_for("3 idle nodes", idle, timeout=300, interval=3)
     except AssertionError:
         print(sh(ctl, "sinfo -N -l; squeue; sinfo -R").stdout, sh(nodes[2], "systemctl status slurmd munge").stdout)
         raise
+    print("%s idle in Slurm %.0f s after podman start" % (nodes[2], time.time() - came_back))
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "slurm-queued", "direct"])
+def test_interrupting_the_play_stops_the_run(slurm_cluster, launcher):
+    """Ctrl-C on train.yml (SIGINT to ansible-playbook's process group, as a terminal sends it) while it watches the
+    run, or while the run's job still waits in the Slurm queue behind another: the play ends, and by then the run's
+    Slurm job is cancelled (squeue has none left, sacct says CANCELLED) or, launched directly, its unit is stopped on
+    every node."""
+    nodes = slurm_cluster["nodes"]
+    ctl = nodes[0]
+    run_id = "int-%s" % launcher
+    blocker = None
+    if launcher == "slurm-queued":  # the whole cluster busy: the run's job waits behind this one
+        blocker = sh(ctl, "sbatch --parsable -N3 --exclusive --wrap 'srun sleep 600'", check=True).stdout.strip()
+        wait_for("the blocking job running", lambda: job_state(ctl, blocker) == "RUNNING", timeout=60, interval=1)
+    proc = train_background(slurm_cluster, run_id, {"torchrun_launcher": launcher.split("-")[0],
+                                                    "torchrun_script_args": ["--steps", "3000", "--min-step-time",
+                                                                             "0.05"]})
+    try:
+        if blocker:
+            wait_for("the run's job pending", lambda: proc.poll() is not None or sh(
+                ctl, "squeue -h -n %s -o %%T" % run_id).stdout.strip() == "PENDING", timeout=300)
+            time.sleep(25)  # into the wait's second slice (its first said the job still waits)
+        else:
+            # step 100 logged: the watch has followed the run for seconds (it starts once every node's step has)
+            wait_for("step 100 on %s" % nodes[0], lambda: proc.poll() is not None or max(
+                [e["step"] for e in events(node_log(nodes[0], run_id), "step")] + [0]) >= 100, timeout=300)
+        assert proc.poll() is None, proc.output_path.read_text()[-4000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        interrupted_at = time.time()
+        rc, out = finish(proc, timeout=180)
+        took = time.time() - interrupted_at
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        if blocker:
+            sh(ctl, "scancel %s" % blocker)
+    assert rc != 0 and "User interrupted execution" in out, out[-3000:]
+    print("%s: the play ended %.1f s after Ctrl-C" % (launcher, took))
+    if launcher.startswith("slurm"):
+        job = slurm_jobs(ctl, [run_id])[run_id]
+        assert job["state"].startswith("CANCELLED"), job  # scancel-led before the play ended
+        wait_for("the job gone from squeue", lambda: sh(ctl, "squeue -h -n %s" % run_id).stdout.strip() == "",
+                 timeout=120)
+    if blocker:
+        assert "still waits in the Slurm queue" in out, out[-3000:]
+    for node in nodes:  # a direct launch's unit: stopping (its stop timeout on the node), then stopped
+        wait_for("the run's unit stopped on %s" % node, lambda node=node: sh(
+            node, "systemctl is-active aiinfra-torchrun-%s.service" % run_id).stdout.strip() in ("inactive", "failed"),
+            timeout=120)
+    # the run's processes end within Slurm's KillWait (30 s) or the unit's stop timeout, not at once
+    wait_for("the run's processes gone", lambda: all(not sh(n, RUN_PROCESSES).stdout.strip() for n in nodes),
+             timeout=120, interval=3)
+    nothing_left(nodes)
+    # the partition is free again for the tests after this one
+    wait_for("3 idle nodes", lambda: sorted(s for s in sh(ctl, "sinfo -h -N -o '%N %t'").stdout.split("\n") if s)
+             == sorted("%s idle" % n for n in nodes), timeout=120)
 
 
 @pytest.mark.parametrize("extra, message", [

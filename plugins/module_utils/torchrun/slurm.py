@@ -256,6 +256,19 @@ def pending_message(run_id, job_id, reason, ahead):
         run_id, job_id, "s" if len(ahead) > 1 else "", ", ".join(ahead), why)
 
 
+def wait_message(run_id, job_id, state, waited, ahead, timeout):
+    """What the play shows after the wait in the queue (torchrun_slurm state=running, and its action, which waits
+    in slices): running (how long it waited, behind which jobs), still waiting after ``timeout``, or ended."""
+    if state == "RUNNING":
+        return "run %s: Slurm job %s is running%s" % (
+            run_id, job_id, (" (it waited %.0f s in the Slurm queue behind job%s %s)"
+                             % (waited, "s" if len(ahead) > 1 else "", ", ".join(ahead))) if ahead else "")
+    if state in QUEUED:
+        return ("run %s: Slurm job %s still waits in the Slurm queue after %d s (torchrun_slurm_queue_timeout)"
+                % (run_id, job_id, timeout))
+    return "run %s: Slurm job %s ended %s before it ran" % (run_id, job_id, state)
+
+
 def parse_sacct(text):
     """``sacct -n -X -P -o JobID,JobName,User,State,Elapsed,NodeList,ExitCode,Start,End`` lines."""
     names = ("id", "name", "user", "state", "elapsed", "nodelist", "exit_code", "start", "end")

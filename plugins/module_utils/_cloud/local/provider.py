@@ -5,11 +5,16 @@
 
 Each cluster gets a podman network of its own (``aiinfra-<cluster>``); each node is a container named
 ``<cluster>-<rank>`` on it, labelled with the cluster id and rank, with the user's SSH public key installed for
-``ssh_user`` (passwordless sudo), as cloud-init would on a VM.
+``ssh_user`` (passwordless sudo), as cloud-init would on a VM. A node keeps its address when it is stopped and
+started again, as a cloud VM keeps its private address: it is fixed at creation from its rank (the network's
+first address after the gateway's, plus the rank), since podman hands a stopped container's address back to the
+network and gives it the next free one on start - which slurm.conf, the host firewalls and the rendezvous would
+no longer know.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import socket
@@ -56,6 +61,24 @@ def ssh_banner(host, port, timeout=2.0):
             return sock.recv(64).startswith(b"SSH-")
     except (OSError, ValueError):
         return False
+
+
+def rank_address(subnet, gateway, rank):
+    """The address of the node of ``rank`` on a podman network: the subnet's rank-th host address, the gateway's
+    left out (IPv4 only; None when the subnet is not one or has no room for the rank)."""
+    try:
+        net = ipaddress.ip_network(subnet or "", strict=False)
+        gw = ipaddress.ip_address(gateway) if gateway else net.network_address + 1
+    except ValueError:
+        return None
+    if net.version != 4 or int(rank) < 0:
+        return None
+    address = net.network_address + 1 + int(rank)
+    if address >= gw:
+        address += 1
+    if address not in net or address == net.broadcast_address:
+        return None
+    return str(address)
 
 
 class LocalProvider(Provider):
@@ -193,10 +216,11 @@ class LocalProvider(Provider):
                 raise NotFoundError("local image %r does not exist" % image)
             build_image(self.podman, image, self.opts.get("debian_mirror") or DEFAULT_MIRROR, log=self.log)
         network = self.ensure_network(spec.cluster)
+        addresses = self.rank_addresses(spec.cluster, network, ranks)
         created = []
         try:
             for rank in ranks:
-                created.append(self._run_node(spec, rank, image, network))
+                created.append(self._run_node(spec, rank, image, network, addresses.get(rank)))
         except CloudError:
             # all or nothing: remove what this call made before failing
             if created:
@@ -204,9 +228,29 @@ class LocalProvider(Provider):
             raise
         return [n for n in self.list_nodes(spec.cluster) if n.name in created]
 
-    def _run_node(self, spec, rank, image, network):
+    def rank_addresses(self, cluster, network, ranks):
+        """rank -> the fixed address of the node of that rank (see :func:`rank_address`); a rank whose address
+        another node of the cluster holds (a node made before addresses were fixed) gets none: podman picks one."""
+        try:
+            info = self.podman.json("network", "inspect", network)
+        except CloudError:
+            return {}
+        subnets = (info[0].get("subnets") or info[0].get("Subnets") or []) if info else []
+        if not subnets:
+            return {}
+        taken = set(n.private_address for n in self.list_nodes(cluster) if n.private_address)
+        found = {}
+        for rank in ranks:
+            address = rank_address(subnets[0].get("subnet"), subnets[0].get("gateway"), rank)
+            if address and address not in taken:
+                found[rank] = address
+        return found
+
+    def _run_node(self, spec, rank, image, network, address=None):
         name = node_name(spec.cluster, rank)
         args = ["run", "-d", "--name", name, "--hostname", name, "--network", network, "--systemd", "always"]
+        if address:
+            args += ["--ip", address]
         labels = spec.tags(rank)
         labels["aiinfra-ssh-user"] = spec.ssh_user
         if spec.instance_type:

@@ -3,6 +3,8 @@ the nodes (plugin_utils torchrun.poll and torchrun.verdict have their own tests)
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -133,3 +135,73 @@ def test_an_undocumented_option_is_refused(monkeypatch):
     action, dummy, dummy = make_action("torchrun_watch", {"run_id": "r", "hosts": HOSTS, "bogus": 1}, monkeypatch)
     with pytest.raises(AnsibleActionFail, match="bogus"):
         action.run(task_vars={})
+
+
+class Runner(object):
+    """Stands in for the action that runs the stop command over a node's connection (become)."""
+    ran = []
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def _low_level_execute_command(self, cmd, sudoable=True):
+        Runner.ran.append((self.connection, cmd, sudoable))
+        return {"rc": 0, "stdout": "", "stderr": ""}
+
+
+@pytest.fixture
+def interrupted(monkeypatch):
+    """Runs the watch with ``args``; its second round is interrupted by SIGTERM (as ansible-playbook passes a Ctrl-C
+    on to its workers). The handler in place before stands for the worker's own (which ends the process). Returns
+    (what the action raised, the signals the worker's handler got, the stop commands run)."""
+    import signal as signal_module
+
+    def run(args):
+        action, dummy, plugin = make_action("torchrun_watch", args, monkeypatch)
+        script = [dict((h, running(h)) for h in HOSTS), dict((h, running(h, step=10)) for h in HOSTS)]
+        monkeypatch.setattr(ScriptedPoller, "script", script, raising=False)
+        rounds = []
+
+        class InterruptedPoller(ScriptedPoller):
+            def round(self, wait, round_timeout, probe_hosts=()):
+                super(InterruptedPoller, self).round(wait, round_timeout, probe_hosts)
+                rounds.append(1)
+                if len(rounds) == 2:
+                    os.kill(os.getpid(), signal_module.SIGTERM)
+                    time.sleep(0.5)  # the handler runs here
+        monkeypatch.setattr(plugin, "Poller", InterruptedPoller)
+        monkeypatch.setattr(plugin, "host_connection",
+                            lambda action, host, task_vars, become=False: "%s connection to %s" % (
+                                "become" if become else "plain", host))
+        monkeypatch.setattr(plugin.action_loader, "get", lambda name, connection=None, **kw: Runner(connection))
+        Runner.ran = []
+        worker = []
+        before = signal_module.signal(signal_module.SIGTERM, lambda s, f: worker.append(s))
+        try:
+            with pytest.raises(AnsibleError) as err:
+                action.run(task_vars={"hostvars": {}})
+            assert signal_module.getsignal(signal_module.SIGTERM) is not None
+        finally:
+            signal_module.signal(signal_module.SIGTERM, before)
+        return err.value, worker, sorted(Runner.ran)
+    return run
+
+
+def test_an_interrupted_watch_stops_a_direct_launch_on_every_node_then_ends_as_the_worker_would(interrupted):
+    error, worker, ran = interrupted({"run_id": "r1", "hosts": HOSTS, "interval": 0.2})
+    assert "interrupted" in str(error)
+    assert worker == [signal.SIGTERM]  # handed on to the worker's own handler once the run was stopped
+    assert ran == [("become connection to n0", "systemctl stop --no-block aiinfra-torchrun-r1.service", True),
+                   ("become connection to n1", "systemctl stop --no-block aiinfra-torchrun-r1.service", True)]
+
+
+def test_an_interrupted_watch_cancels_the_slurm_job_on_its_controller(interrupted):
+    error, worker, ran = interrupted({"run_id": "r1", "hosts": HOSTS, "interval": 0.2, "slurm_job_id": "42",
+                                      "slurm_host": "n1"})
+    assert worker == [signal.SIGTERM]
+    assert ran == [("become connection to n1", "scancel 42", True)]
+
+
+def test_an_interrupted_watch_leaves_the_run_when_told(interrupted):
+    error, worker, ran = interrupted({"run_id": "r1", "hosts": HOSTS, "interval": 0.2, "on_interrupt": "leave"})
+    assert worker == [signal.SIGTERM] and ran == []

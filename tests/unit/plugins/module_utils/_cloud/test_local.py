@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud import errors, local, providers
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local import image as local_image
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local import provider as local_provider
 
 
 def test_podman_missing_is_a_config_error_with_install_hint(monkeypatch):
@@ -129,3 +130,17 @@ def test_transient_podman_failures_are_retried(monkeypatch):
     answers[:] = [(125, "Error: no such container x")]
     with pytest.raises(errors.NotFoundError):
         pod.run("rm", "x")
+
+
+@pytest.mark.parametrize("subnet, gateway, rank, address", [
+    ("10.89.3.0/24", "10.89.3.1", 0, "10.89.3.2"),
+    ("10.89.3.0/24", "10.89.3.1", 2, "10.89.3.4"),
+    ("10.89.3.0/24", None, 1, "10.89.3.3"),
+    ("10.89.3.0/24", "10.89.3.254", 0, "10.89.3.1"),
+    ("10.89.3.0/24", "10.89.3.1", 252, "10.89.3.254"),
+    ("10.89.3.0/24", "10.89.3.1", 253, None),  # no room: podman picks one
+    ("fd00::/64", "fd00::1", 0, None),
+    ("", None, 0, None),
+])
+def test_a_local_nodes_address_is_fixed_by_its_rank(subnet, gateway, rank, address):
+    assert local_provider.rank_address(subnet, gateway, rank) == address
