@@ -60,6 +60,15 @@ options:
     type: list
     elements: int
     default: []
+  on_demand:
+    description:
+      - Ranks whose node, when this call creates it (a rank of O(replace), or one with no node), is launched
+        on-demand even with O(spot=true) - the spot fallback (C(gpu_cluster_spot_fallback_after)), in a launch of
+        its own beside the spot one. The nodes kept are not touched. Without O(spot) it changes nothing.
+      - C(train.yml)'s recovery names the ranks that lost C(gpu_cluster_spot_fallback_after) nodes to preemption.
+    type: list
+    elements: int
+    default: []
   instance_type:
     description:
       - The node's machine type where the cloud has them. On C(local) it is only recorded as a label.
@@ -245,7 +254,7 @@ nodes:
     labels: {description: User labels on the node., type: dict}
     launch_time: {description: 'When the node was launched (ISO 8601, as the cloud reports it; local: the container''s creation).',
                   type: str, sample: '2026-12-01T00:40:01+00:00'}
-    market: {description: 'C(on_demand) or C(spot) where the cloud says (aws); empty otherwise.', type: str}
+    market: {description: 'C(on_demand) or C(spot) - as the cloud says (aws, gcp, azure), or the label O(spot) put on a local node; empty where unknown.', type: str}
     owner: {description: 'The node''s C(aiinfra-owner) tag (empty on nodes made before owners were recorded).', type: str}
     ttl_minutes: {description: 'The node''s time to live in minutes (its C(aiinfra-ttl-minutes) tag); 0 - no limit.', type: int}
     deadline: {description: 'When the node''s time to live ends (ISO 8601, UTC) - its launch time + O(ttl); empty without a TTL.',

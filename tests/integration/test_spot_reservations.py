@@ -41,13 +41,13 @@ def aws(proxy, **opts):
     return AwsProvider(options)
 
 
-def aws_present(proxy, cluster, count, instance_type="p4d.24xlarge", **opts):
+def aws_present(proxy, cluster, count, instance_type="p4d.24xlarge", replace=(), on_demand=(), **opts):
     prov = aws(proxy, **opts)
     prov.ensure_firewall(cluster, desired_rules(ADMIN))
     spec = base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type=instance_type,
                          image="ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*")
     prov.preflight(spec)
-    return reconcile.ensure_present(prov, spec, count, wait_timeout=60)
+    return reconcile.ensure_present(prov, spec, count, wait_timeout=60, replace=replace, on_demand=on_demand)
 
 
 def gcp(gce, **opts):
@@ -57,11 +57,11 @@ def gcp(gce, **opts):
     return GcpProvider(options)
 
 
-def gcp_present(gce, cluster, count, instance_type="a3-highgpu-8g", **opts):
+def gcp_present(gce, cluster, count, instance_type="a3-highgpu-8g", replace=(), on_demand=(), **opts):
     prov = gcp(gce, **opts)
     spec = base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type=instance_type, image=GCE_IMAGE)
     prov.preflight(spec)
-    return reconcile.ensure_present(prov, spec, count, wait_timeout=60)
+    return reconcile.ensure_present(prov, spec, count, wait_timeout=60, replace=replace, on_demand=on_demand)
 
 
 def azure(arm, **opts):
@@ -72,12 +72,12 @@ def azure(arm, **opts):
     return AzureProvider(options)
 
 
-def azure_present(arm, cluster, count, size=AZ_SIZE, **opts):
+def azure_present(arm, cluster, count, size=AZ_SIZE, replace=(), on_demand=(), **opts):
     prov = azure(arm, **opts)
     prov.ensure_firewall(cluster, desired_rules(ADMIN))
     spec = base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type=size, image=AZ_IMAGE)
     prov.preflight(spec)
-    return reconcile.ensure_present(prov, spec, count, wait_timeout=60)
+    return reconcile.ensure_present(prov, spec, count, wait_timeout=60, replace=replace, on_demand=on_demand)
 
 
 def gce_inserts(gce):
@@ -137,6 +137,45 @@ def test_the_arm_double_refuses_what_arm_refuses_for_spot(props, code):
     with pytest.raises(ArmError) as err:
         ArmDouble._check_priority(props)  # pylint: disable=protected-access
     assert err.value.code == code
+
+
+# -- the spot fallback: a replaced rank launched on-demand (the instance module's on_demand) -------------------------
+def markets(result):
+    return dict((n["rank"], n["market"]) for n in result["nodes"])
+
+
+def test_aws_replacement_on_demand_has_no_spot_market_and_the_others_stay_spot(proxy):
+    cluster = unique_name("spot")
+    aws_present(proxy, cluster, 2, spot=True)
+    before = len(run_requests(proxy))
+    result = aws_present(proxy, cluster, 2, spot=True, replace=[1], on_demand=[1])
+    run = run_requests(proxy)[before:]
+    assert len(run) == 1 and run[0]["MinCount"] == run[0]["MaxCount"] == "1"
+    assert not [k for k in run[0] if k.startswith("InstanceMarketOptions")]
+    kinds = [v for k, v in run[0].items() if k.startswith("TagSpecification.") and k.endswith(".ResourceType")]
+    assert "spot-instances-request" not in kinds
+    # what EC2 says of each node (InstanceLifecycle), through moto
+    assert markets(result) == {0: "spot", 1: "on_demand"}
+
+
+def test_gcp_replacement_on_demand_has_no_spot_scheduling(gce):
+    cluster = unique_name("spot")
+    gcp_present(gce, cluster, 2, spot=True)
+    result = gcp_present(gce, cluster, 2, spot=True, replace=[0], on_demand=[0])
+    last = gce_inserts(gce)[-1]
+    assert (last.get("scheduling") or {}).get("provisioningModel") != "SPOT"
+    assert "instanceTerminationAction" not in (last.get("scheduling") or {})
+    assert markets(result) == {0: "on_demand", 1: "spot"}
+
+
+def test_azure_replacement_on_demand_is_a_regular_priority_vm(arm):
+    cluster = unique_name("spot")
+    azure_present(arm, cluster, 2, spot=True)
+    result = azure_present(arm, cluster, 2, spot=True, replace=[1], on_demand=[1])
+    props = arm_vms(arm)[-1]["properties"]
+    assert props.get("priority") in (None, "Regular") and "evictionPolicy" not in props
+    assert "billingProfile" not in props
+    assert markets(result) == {0: "spot", 1: "on_demand"}
 
 
 # -- reservations: aws -----------------------------------------------------------------------------------------------
