@@ -132,8 +132,13 @@ options:
       - The nodes may stop themselves (the lifetime timer of C(gpu_cluster_ttl) / C(gpu_cluster_idle_minutes)), and a
         node that stops itself should cost nothing more. aws - C(InstanceInitiatedShutdownBehavior=terminate) (a
         shutdown from inside the instance terminates it). gcp - a VM shut down from inside is C(TERMINATED) (stopped,
-        no more compute billed, its boot disk until teardown). azure - a VM shut down from inside stays allocated
-        (billed) until teardown; see the README (Spot, reservations and health).
+        no more compute billed, its boot disk until teardown). azure - each VM gets a system-assigned managed
+        identity and a role on itself (O(self_stop_role), default Virtual Machine Contributor), made with the VM and
+        removed at teardown, and the lifetime timer deallocates the VM through Resource Manager (no more compute
+        billed; the VM and its OS disk stay until teardown). Assigning the role needs
+        C(Microsoft.Authorization/roleAssignments/write); without it the call stops before creating anything.
+        O(self_stop_deallocate=false) - no identity; the VM powers off from inside and stays allocated (billed)
+        until teardown.
     type: bool
     default: false
   force:
