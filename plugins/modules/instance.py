@@ -259,7 +259,7 @@ nodes:
     labels: {description: User labels on the node., type: dict}
     launch_time: {description: 'When the node was launched (ISO 8601, as the cloud reports it; local: the container''s creation).',
                   type: str, sample: '2026-12-01T00:40:01+00:00'}
-    market: {description: 'C(on_demand) or C(spot) - as the cloud says (aws, gcp, azure), or the label O(spot) put on a local node; empty where unknown.', type: str}
+    market: {description: 'C(on_demand) or C(spot) - as the cloud says, or the label O(spot) put on a local node.', type: str}
     owner: {description: 'The node''s C(aiinfra-owner) tag (empty on nodes made before owners were recorded).', type: str}
     ttl_minutes: {description: 'The node''s time to live in minutes (its C(aiinfra-ttl-minutes) tag); 0 - no limit.', type: int}
     deadline: {description: 'When the node''s time to live ends (ISO 8601, UTC) - its launch time + O(ttl); empty without a TTL.',

@@ -619,10 +619,10 @@ class ArmDouble(object):
                       and not any(re.fullmatch(re.escape(a).replace(r"\*", ".*"), action, re.I)
                                   for a in perm["notActions"]) for perm in self.permissions)
         if not allowed:
-            raise ArmError(403, "AuthorizationFailed", "The client '%s' with object id '%s' does not have "
-                           "authorization to perform action '%s' over scope '%s' or the scope is invalid. If access "
-                           "was recently granted, please refresh your credentials." % (CLIENT_ID, CLIENT_ID, action,
-                                                                                        scope))
+            message = ("The client '%s' with object id '%s' does not have authorization to perform action '%s' "
+                       "over scope '%s' or the scope is invalid. If access was recently granted, please refresh your "
+                       "credentials." % (CLIENT_ID, CLIENT_ID, action, scope))
+            raise ArmError(403, "AuthorizationFailed", message)
 
     def _subscription_provider(self, method, parts, query):
         low = [p.lower() for p in parts]

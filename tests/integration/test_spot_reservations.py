@@ -473,4 +473,3 @@ def test_azure_self_stop_role_can_be_narrowed_and_a_wrong_one_is_named(arm):
     azure_present(arm, cluster, 1, self_stop=True, self_stop_role="b24988ac-6180-42a0-ab88-20f7382dd24c")
     assert [a["properties"]["roleDefinitionId"].rsplit("/", 1)[-1] for a in arm.role_assignments.values()] == [
         "b24988ac-6180-42a0-ab88-20f7382dd24c"]
-
