@@ -608,11 +608,12 @@ class AzureProvider(AzureFirewall, Provider):
         return shapes.role_definition_id(self.subscription, self.opts.get("self_stop_role"))
 
     def _check_role_permission(self, spec):
-        """Before anything is made: may the credential assign roles where the VMs go? (A look at its permissions on
-        the resource group, or the subscription while the cluster's own group does not exist yet.)"""
-        group = self.group_for(spec.cluster)
-        scope = "/subscriptions/%s%s" % (self.subscription, "/resourceGroups/%s" % group
-                                         if self._group_exists(spec.cluster) is not None else "")
+        """Before anything is made: may the credential assign roles where the VMs go? (Its permissions on the
+        resource group, Resource Manager's ``permissions`` read. A group that does not exist yet - a check before
+        the firewall made it - is not asked about; the role assignment at launch then says it, and the VMs made go.)"""
+        if self._group_exists(spec.cluster) is None:
+            return
+        scope = "/subscriptions/%s/resourceGroups/%s" % (self.subscription, self.group_for(spec.cluster))
         answer = self._arm("GET", scope + "/providers/Microsoft.Authorization/permissions",
                            context={"resource": "the credential's permissions on %s" % scope}) or {}
         if not shapes.allows(answer.get("value"), shapes.ROLE_ASSIGNMENT_WRITE):
