@@ -641,7 +641,7 @@ class AzureProvider(AzureFirewall, Provider):
             if exc.code == "RoleAssignmentExists":  # the same assignment made before under another name
                 return
             if exc.code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
-                raise ConfigError("cannot let VM %s deallocate itself: %s" % (vm.get("name"), exc), code=exc.code,
+                raise ConfigError("cannot let VM %s deallocate itself: %s" % (vm.get("name"), exc.message), code=exc.code,
                                   hint="Assigning roles needs Owner, User Access Administrator or Role Based Access "
                                        "Control Administrator on the resource group; or set self_stop_deallocate: "
                                        "false (the node then only powers off, and Azure bills it until teardown)")
