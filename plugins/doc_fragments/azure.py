@@ -60,6 +60,29 @@ requirements:
 
     INSTANCE = r"""
 options:
+  self_stop_deallocate:
+    description:
+      - 'With O(self_stop) (C(gpu_cluster_ttl) / C(gpu_cluster_idle_minutes)) - how a node stops itself.
+        Unset or C(true): each VM gets a system-assigned managed identity and a role assignment on itself
+        (O(self_stop_role)), and the lifetime timer deallocates it through Resource Manager (a token from
+        the instance metadata service, C(POST .../virtualMachines/NAME/deallocate)): no more compute is
+        billed, the VM and its OS disk stay until teardown, which removes the role assignment too. Assigning
+        the role needs C(Microsoft.Authorization/roleAssignments/write) on the resource group (Owner,
+        User Access Administrator, Role Based Access Control Administrator); without it the module stops
+        before creating anything, naming the permission.'
+      - 'C(false): no identity; the node powers off from inside, and Azure keeps the VM allocated - billed
+        - until teardown.'
+      - Only for O(cloud=azure).
+    type: bool
+  self_stop_role:
+    description:
+      - 'The role the VM''s identity gets on the VM itself for O(self_stop_deallocate): a role definition
+        GUID or its resource id. Default Virtual Machine Contributor (C(9980e02c-c2be-4d73-94e8-173b1dc7cf3c)),
+        which lets any process on the node manage this VM (not others). Name a custom role whose only
+        actions are C(Microsoft.Compute/virtualMachines/read) and C(Microsoft.Compute/virtualMachines/deallocate/action)
+        to narrow it.'
+      - Only for O(cloud=azure).
+    type: str
   subnet_id:
     description:
       - Bring your own network - the resource id of a subnet for the nodes (in the nodes' location). Unset,

@@ -158,6 +158,10 @@ options:
       - On O(cloud=aws), launch spot instances (one-time, terminated on interruption).
       - On O(cloud=azure), launch Spot VMs, deleted on eviction.
       - On O(cloud=gcp), launch Spot VMs, deleted when preempted.
-      - For O(cloud=aws), O(cloud=azure), O(cloud=gcp).
+      - 'On O(cloud=local), mark local nodes as spot nodes (the label C(aiinfra-market=spot); their C(market)
+        is C(spot), else C(on_demand)). Nothing else changes: no cloud takes a local node back - writing
+        C(/run/aiinfra/spot-notice) on a node plays the notice. It lets a test follow the spot recovery
+        (C(gpu_cluster_spot_fallback_after)) on local nodes.'
+      - For O(cloud=aws), O(cloud=azure), O(cloud=gcp), O(cloud=local).
     type: bool
 """

@@ -60,6 +60,15 @@ options:
     type: list
     elements: int
     default: []
+  on_demand:
+    description:
+      - Ranks whose node, when this call creates it (a rank of O(replace), or one with no node), is launched
+        on-demand even with O(spot=true) - the spot fallback (C(gpu_cluster_spot_fallback_after)), in a launch of
+        its own beside the spot one. The nodes kept are not touched. Without O(spot) it changes nothing.
+      - C(train.yml)'s recovery names the ranks that lost C(gpu_cluster_spot_fallback_after) nodes to preemption.
+    type: list
+    elements: int
+    default: []
   instance_type:
     description:
       - The node's machine type where the cloud has them. On C(local) it is only recorded as a label.
@@ -123,8 +132,13 @@ options:
       - The nodes may stop themselves (the lifetime timer of C(gpu_cluster_ttl) / C(gpu_cluster_idle_minutes)), and a
         node that stops itself should cost nothing more. aws - C(InstanceInitiatedShutdownBehavior=terminate) (a
         shutdown from inside the instance terminates it). gcp - a VM shut down from inside is C(TERMINATED) (stopped,
-        no more compute billed, its boot disk until teardown). azure - a VM shut down from inside stays allocated
-        (billed) until teardown; see the README (Spot, reservations and health).
+        no more compute billed, its boot disk until teardown). azure - each VM gets a system-assigned managed
+        identity and a role on itself (O(self_stop_role), default Virtual Machine Contributor), made with the VM and
+        removed at teardown, and the lifetime timer deallocates the VM through Resource Manager (no more compute
+        billed; the VM and its OS disk stay until teardown). Assigning the role needs
+        C(Microsoft.Authorization/roleAssignments/write); without it the call stops before creating anything.
+        O(self_stop_deallocate=false) - no identity; the VM powers off from inside and stays allocated (billed)
+        until teardown.
     type: bool
     default: false
   force:
@@ -245,7 +259,7 @@ nodes:
     labels: {description: User labels on the node., type: dict}
     launch_time: {description: 'When the node was launched (ISO 8601, as the cloud reports it; local: the container''s creation).',
                   type: str, sample: '2026-12-01T00:40:01+00:00'}
-    market: {description: 'C(on_demand) or C(spot) where the cloud says (aws); empty otherwise.', type: str}
+    market: {description: 'C(on_demand) or C(spot) - as the cloud says, or the label O(spot) put on a local node.', type: str}
     owner: {description: 'The node''s C(aiinfra-owner) tag (empty on nodes made before owners were recorded).', type: str}
     ttl_minutes: {description: 'The node''s time to live in minutes (its C(aiinfra-ttl-minutes) tag); 0 - no limit.', type: int}
     deadline: {description: 'When the node''s time to live ends (ISO 8601, UTC) - its launch time + O(ttl); empty without a TTL.',

@@ -2,8 +2,9 @@
 # Copyright: (c) 2026, aiinfra platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Recovery from lost nodes (controller side): which nodes are lost (:func:`lost_nodes`), each attempt of a job
-that was run again on replaced nodes (:func:`attempt_record`), the recovery timeline (:func:`timeline`) and the
-lines the report prints (:func:`attempts_text`)."""
+that was run again on replaced nodes (:func:`attempt_record`), which ranks' replacements fall back from spot to
+on-demand (:func:`spot_fallback`), the recovery timeline (:func:`timeline`) and the lines the report prints
+(:func:`attempts_text`)."""
 
 from __future__ import annotations
 
@@ -68,9 +69,46 @@ def attempt_record(summary, watch=None, lost=None, recovery=None):
         "resumed_from_step": (summary.get("metrics") or {}).get("resumed_from_step"),
         "lost": list(lost or []),
     }
+    if summary.get("preempted_nodes"):
+        # the lost nodes that had a spot notice: what spot_fallback counts
+        record["preempted"] = list(summary["preempted_nodes"])
     if recovery:
         record["recovery"] = dict(recovery)
     return record
+
+
+def preemptions_by_rank(attempts):
+    """rank -> how many of its nodes were preempted (lost after a spot notice) over ``attempts``."""
+    counts = {}
+    for att in attempts or []:
+        preempted = set(att.get("preempted") or [])
+        for node in att.get("lost") or []:
+            if node.get("host") in preempted and node.get("rank") is not None:
+                rank = int(node["rank"])
+                counts[rank] = counts.get(rank, 0) + 1
+    return counts
+
+
+def spot_fallback(attempts, lost, after):
+    """The lost nodes whose replacement is launched on-demand instead of spot: ``[{host, rank, preemptions}]``.
+
+    ``attempts``: the job's attempts so far (:func:`attempt_record`, the one that lost ``lost`` included), each with
+    its ``lost`` nodes and its ``preempted`` hosts; ``lost``: the nodes about to be replaced (:func:`lost_nodes`);
+    ``after``: ``gpu_cluster_spot_fallback_after`` - a rank that has lost this many nodes to preemption gets an
+    on-demand node (and keeps getting one: the count does not go down). ``0`` - never.
+    """
+    after = int(after or 0)
+    if after <= 0:
+        return []
+    counts = preemptions_by_rank(attempts)
+    out = []
+    for node in lost or []:
+        if node.get("rank") is None:
+            continue
+        times = counts.get(int(node["rank"]), 0)
+        if times >= after:
+            out.append({"host": node.get("host"), "rank": int(node["rank"]), "preemptions": times})
+    return out
 
 
 def _secs(later, earlier):
@@ -99,6 +137,7 @@ def timeline(attempts):
             "running_again_s": _secs(after.get("running_at"), detected),
             "first_step_s": _secs(after.get("first_step_at"), detected),
             "resumed_from_step": after.get("resumed_from_step"),
+            "on_demand": [n.get("host") for n in rec.get("on_demand") or []],
         })
     return out
 
@@ -121,7 +160,8 @@ def attempts_text(attempts, recoveries, max_recoveries=None):
         parts = ["%s %ss" % (label, rec[key]) for label, key in (
             ("replaced", "replaced_s"), ("configured", "configured_s"), ("relaunched", "relaunched_s"),
             ("running again", "running_again_s"), ("first step", "first_step_s")) if rec.get(key) is not None]
-        lines.append("  recovery %d (%s lost): from detection, %s%s" % (
+        lines.append("  recovery %d (%s lost): from detection, %s%s%s" % (
             number, ", ".join(rec["lost"]) or "-", ", ".join(parts) or "no times",
-            "; resumed from step %s" % rec["resumed_from_step"] if rec.get("resumed_from_step") is not None else ""))
+            "; resumed from step %s" % rec["resumed_from_step"] if rec.get("resumed_from_step") is not None else "",
+            "; replaced on-demand (spot fallback): %s" % ", ".join(rec["on_demand"]) if rec.get("on_demand") else ""))
     return lines

@@ -21,6 +21,15 @@ Started by the tests (``ArmDouble()``); the azure-identity + azure-mgmt-* SDKs t
   the VM's location; an availability set needs the Aligned SKU for managed disks and cannot take a zonal VM;
   ``osProfile`` cannot change; Basic public IPs are refused; ``deleteOption`` defaults to Detach; a VM whose
   allocation failed stays (Failed) holding its NIC; resources in use cannot be deleted.
+- Microsoft.Authorization, for the self-stop: a VM with ``identity.type`` SystemAssigned gets a ``principalId``
+  (and ``tenantId``); role assignments (PUT / GET / DELETE of ``<scope>/providers/Microsoft.Authorization/
+  roleAssignments/<GUID>``, the list at a scope with ``$filter=principalId eq '...'``) with ARM's rules: the name
+  must be a GUID (``InvalidRoleAssignmentId``), the role definition must exist (``RoleDefinitionDoesNotExist``), a
+  principal the directory does not know is ``PrincipalNotFound`` unless ``principalType`` is given, the same
+  principal, role and scope twice is ``RoleAssignmentExists``; a caller without
+  ``Microsoft.Authorization/roleAssignments/write`` (``permissions``: the ``actions`` / ``notActions`` the
+  ``.../providers/Microsoft.Authorization/permissions`` read answers with) is ``AuthorizationFailed``. A deleted
+  VM's role assignments stay (the tests check that teardown removes them).
 - Faults to inject: ``alloc_fail`` {(location, zone or None)}, ``quota`` {(location, family): vCPU limit},
   ``throttle`` (a share of ARM calls answered 429 + ``Retry-After``), ``fail_ops`` {resource type: count}
   (operations that end Failed), ``restricted`` {(size, location)}.
@@ -54,6 +63,19 @@ CLIENT_ID = "22222222-2222-4222-8222-222222222222"
 CLIENT_SECRET = "double-secret-value"
 
 LOCATIONS = {"eastus": "East US", "westus2": "West US 2", "southcentralus": "South Central US"}
+
+# the role definitions the double knows (built-in GUIDs): Virtual Machine Contributor, Contributor, Owner
+ROLE_DEFINITIONS = {"9980e02c-c2be-4d73-94e8-173b1dc7cf3c", "b24988ac-6180-42a0-ab88-20f7382dd24c",
+                    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"}
+# the Contributor role's permissions as the permissions read answers them (it may not assign roles)
+CONTRIBUTOR = [{"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write",
+                                                 "Microsoft.Authorization/elevateAccess/Action",
+                                                 "Microsoft.Blueprint/blueprintAssignments/write",
+                                                 "Microsoft.Blueprint/blueprintAssignments/delete",
+                                                 "Microsoft.Compute/galleries/share/action",
+                                                 "Microsoft.Purview/consents/write",
+                                                 "Microsoft.Purview/consents/delete"],
+                "dataActions": [], "notDataActions": []}]
 
 # size -> (family, vCPUs, accelerated networking, zones)
 SIZES = {
@@ -231,6 +253,10 @@ class ArmDouble(object):
         self.calls = Counter()
         self.requests = []
         self.bodies = []         # (key, body) of every PUT, for the tests' field tables
+        self.principals = {}     # principal id -> the VM whose system-assigned identity it is
+        self.role_assignments = {}  # lower-case id -> role assignment
+        # what the caller may do (the permissions read's value): all, as an Owner; CONTRIBUTOR: no role assignments
+        self.permissions = [{"actions": ["*"], "notActions": [], "dataActions": [], "notDataActions": []}]
         self.throttled = 0
         self.lock = threading.RLock()
         self.models = _models()
@@ -476,6 +502,8 @@ class ArmDouble(object):
 
     def _route(self, method, parts, query, body):
         low = [p.lower() for p in parts]
+        if "microsoft.authorization" in low:
+            return self._authorization(method, parts, query, body)
         # subscription-level providers
         if low[:1] == ["providers"]:
             return self._subscription_provider(method, parts[1:], query)
@@ -517,6 +545,84 @@ class ArmDouble(object):
                     return 200, {}, subnet
             raise ArmError(404, "NotFound", "Resource %s/subnets/%s not found." % (name, parts[7]))
         raise ArmError(404, "NotFound", "no route")
+
+    # -- Microsoft.Authorization ----------------------------------------------------------------------------------
+    def _authorization(self, method, parts, query, body):
+        low = [p.lower() for p in parts]
+        i = low.index("microsoft.authorization")
+        scope = "/subscriptions/%s%s" % (self.subscription, "".join("/" + p for p in parts[:i - 1]))
+        rest = low[i + 1:]
+        if rest == ["permissions"] and method == "GET":
+            return 200, {}, {"value": copy.deepcopy(self.permissions)}
+        if rest[:1] != ["roleassignments"]:
+            raise ArmError(404, "NotFound", "no route for %s" % "/".join(parts))
+        if len(rest) == 1 and method == "GET":
+            match = re.search(r"principalId eq '([^']+)'", query.get("$filter", ""))
+            found = [a for a in self.role_assignments.values()
+                     if (scope.lower() + "/").startswith(_props(a)["scope"].lower() + "/")
+                     or _props(a)["scope"].lower().startswith(scope.lower() + "/")]
+            if match:
+                found = [a for a in found if _props(a)["principalId"] == match.group(1)]
+            return 200, {}, {"value": copy.deepcopy(found)}
+        if len(rest) != 2:
+            raise ArmError(404, "NotFound", "no route for %s" % "/".join(parts))
+        name = parts[i + 2]
+        rid = "%s/providers/Microsoft.Authorization/roleAssignments/%s" % (scope, name)
+        existing = self.role_assignments.get(rid.lower())
+        if method == "GET":
+            if existing is None:
+                raise ArmError(404, "RoleAssignmentNotFound", "The role assignment '%s' is not found." % name)
+            return 200, {}, existing
+        if method == "DELETE":
+            self._may("Microsoft.Authorization/roleAssignments/delete", scope)
+            if existing is None:
+                return 204, {}, None
+            del self.role_assignments[rid.lower()]
+            return 200, {}, existing
+        if method != "PUT":
+            raise ArmError(405, "MethodNotAllowed", "")
+        self._may("Microsoft.Authorization/roleAssignments/write", scope)
+        try:
+            uuid.UUID(name)
+        except ValueError:
+            raise ArmError(400, "InvalidRoleAssignmentId", "The role assignment ID '%s' is not valid. The role "
+                                                           "assignment ID must be a GUID." % name)
+        p = (body or {}).get("properties") or {}
+        role, principal = p.get("roleDefinitionId") or "", p.get("principalId") or ""
+        if role.rsplit("/", 1)[-1].lower() not in ROLE_DEFINITIONS or not role.lower().startswith(
+                "/subscriptions/%s/providers/microsoft.authorization/roledefinitions/" % self.subscription):
+            raise ArmError(400, "RoleDefinitionDoesNotExist",
+                           "The specified role definition with ID '%s' does not exist." % role.rsplit("/", 1)[-1])
+        if principal not in self.principals and not p.get("principalType"):
+            raise ArmError(400, "PrincipalNotFound", "Principal %s does not exist in the directory %s. Check that "
+                           "you have the correct principal ID. If you are creating this principal and then "
+                           "immediately assigning a role, this error might be related to a replication delay. In "
+                           "this case, set the role assignment principalType property to a value, such as "
+                           "ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype" % (principal, TENANT))
+        for other in self.role_assignments.values():
+            q = _props(other)
+            if other["id"].lower() != rid.lower() and q["scope"].lower() == scope.lower() \
+                    and q["principalId"] == principal and q["roleDefinitionId"].lower() == role.lower():
+                raise ArmError(409, "RoleAssignmentExists", "The role assignment already exists.")
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime())
+        res = {"properties": {"roleDefinitionId": role, "principalId": principal,
+                              "principalType": p.get("principalType") or "ServicePrincipal", "scope": scope,
+                              "condition": None, "conditionVersion": None, "createdOn": now, "updatedOn": now,
+                              "createdBy": None, "updatedBy": CLIENT_ID, "delegatedManagedIdentityResourceId": None,
+                              "description": p.get("description")},
+               "id": rid, "type": "Microsoft.Authorization/roleAssignments", "name": name}
+        self.role_assignments[rid.lower()] = res
+        return (200 if existing else 201), {}, res
+
+    def _may(self, action, scope):
+        allowed = any(any(re.fullmatch(re.escape(a).replace(r"\*", ".*"), action, re.I) for a in perm["actions"])
+                      and not any(re.fullmatch(re.escape(a).replace(r"\*", ".*"), action, re.I)
+                                  for a in perm["notActions"]) for perm in self.permissions)
+        if not allowed:
+            message = ("The client '%s' with object id '%s' does not have authorization to perform action '%s' "
+                       "over scope '%s' or the scope is invalid. If access was recently granted, please refresh your "
+                       "credentials." % (CLIENT_ID, CLIENT_ID, action, scope))
+            raise ArmError(403, "AuthorizationFailed", message)
 
     def _subscription_provider(self, method, parts, query):
         low = [p.lower() for p in parts]
@@ -979,6 +1085,11 @@ class ArmDouble(object):
             if {"id": rid} not in members:
                 members.append({"id": rid})
         p["vmId"] = (_props(existing).get("vmId") if existing else None) or str(uuid.uuid4())
+        if "SystemAssigned" in ((res.get("identity") or {}).get("type") or ""):
+            # ARM makes the identity's service principal and answers with its ids
+            principal = ((existing or {}).get("identity") or {}).get("principalId") or str(uuid.uuid4())
+            res["identity"].update(principalId=principal, tenantId=TENANT)
+            self.principals[principal] = rid
         if existing is not None and _props(existing).get("provisioningState") == "Succeeded" \
                 and _strip(existing) == _strip(res):
             _props(res)["provisioningState"] = "Succeeded"
@@ -1076,6 +1187,8 @@ class ArmDouble(object):
             self.resources.pop(rid, None)
             if kind == "microsoft.compute/virtualmachines":
                 self._cascade(res)
+                # its system-assigned identity leaves the directory; role assignments naming it stay
+                self.principals.pop((res.get("identity") or {}).get("principalId"), None)
             if kind == "microsoft.network/networkinterfaces":
                 for conf in p.get("ipConfigurations") or []:
                     pip = self.resources.get(_ref((conf.get("properties") or {}).get("publicIPAddress")))

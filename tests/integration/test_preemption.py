@@ -9,6 +9,11 @@ pushes only every 600 s here, so a checkpoint in the store after the notice and 
 because of the notice. Then the node's container is stopped (the cloud taking it back): the play names it
 preempted, replaces it (the new node gets the watcher too) and the job resumes from that checkpoint to its last step.
 
+The run also plays the spot fallback: the instance options say ``spot: true`` (on local a label, ``aiinfra-market``,
+which instance_info reads back as the node's market) and ``gpu_cluster_spot_fallback_after`` is 1, so the preempted
+rank's replacement is launched on-demand - the play says so, the new node's label says ``on_demand``, and the
+report counts its hours as on-demand.
+
 Marker ``spot`` (``make test-spot``), not in the default suite.
 """
 
@@ -87,6 +92,8 @@ def test_a_spot_notice_pushes_the_checkpoint_names_the_node_preempted_and_the_jo
     proc = start_training(cluster, tmp_path, "pre", {
         "torchrun_max_recoveries": "1", "gpu_cluster_recover_roles": "preflight pytorch",
         "gpu_cluster_spot_notice": "true",
+        # the spot fallback after one preemption; on local, spot is the node's market label
+        "gpu_cluster_instance_options": {"spot": True}, "gpu_cluster_spot_fallback_after": "1",
         "torchrun_checkpoint_uri": "s3://%s/pre" % BUCKET, "gpu_cluster_storage_options": s3.options(),
         # the uploader's rounds are 10 minutes apart: only the notice makes it push during this test
         "torchrun_checkpoint_interval": "600", "torchrun_checkpoint_stable_seconds": "1",
@@ -133,6 +140,19 @@ def test_a_spot_notice_pushes_the_checkpoint_names_the_node_preempted_and_the_jo
     assert container_id(nodes[0]) not in ("", ids[nodes[0]]) and container_id(nodes[1]) == ids[nodes[1]]
     assert on_node(nodes[0], "systemctl is-active aiinfra-spot-notice.service").strip() == "active"
     assert on_node(nodes[0], "test -e %s && echo left" % RECORD).strip() == ""
+
+    # the spot fallback: rank 0 lost 1 spot node (fallback_after 1), so its replacement is on-demand
+    assert "rank 0 (%s) was preempted 1 time: replacing it on-demand (gpu_cluster_spot_fallback_after 1)" % nodes[0] \
+        in text, out[-6000:]
+    assert podman("inspect", "--format", "{{index .Config.Labels \"aiinfra-market\"}}", nodes[0]).stdout.strip() \
+        == "on_demand"
+    assert first["attempts"][0]["preempted"] == [nodes[0]]
+    assert final["attempts"][0]["recovery"]["on_demand"] == [{"host": nodes[0], "rank": 0, "preemptions": 1}]
+    assert final["recoveries"][0]["on_demand"] == [nodes[0]]
+    assert "replaced on-demand (spot fallback): %s" % nodes[0] in text
+    # the report prices the new node as on-demand (its market, as instance_info reads it back)
+    per_node = dict((n["name"], n["market"]) for n in final["cost"]["cluster"]["per_node"])
+    assert per_node[nodes[0]] == "on_demand", final["cost"]
 
     # resumed from the checkpoint the notice pushed (or a later one the node's last push got out), to the end
     assert final["status"] == "succeeded"

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from conftest import KEY, unique_name
-from arm_double import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, ArmDouble, ArmError
+from arm_double import CLIENT_ID, CLIENT_SECRET, CONTRIBUTOR, SUBSCRIPTION, TENANT, ArmDouble, ArmError
 from cloud_servers import gce, moto, proxy  # noqa: F401  pylint: disable=unused-import
 from cloud_servers import fresh_arm as arm  # noqa: F401  pylint: disable=unused-import
 from gce_double import ApiError, ComputeDouble
@@ -41,13 +41,13 @@ def aws(proxy, **opts):
     return AwsProvider(options)
 
 
-def aws_present(proxy, cluster, count, instance_type="p4d.24xlarge", **opts):
+def aws_present(proxy, cluster, count, instance_type="p4d.24xlarge", replace=(), on_demand=(), **opts):
     prov = aws(proxy, **opts)
     prov.ensure_firewall(cluster, desired_rules(ADMIN))
     spec = base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type=instance_type,
                          image="ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*")
     prov.preflight(spec)
-    return reconcile.ensure_present(prov, spec, count, wait_timeout=60)
+    return reconcile.ensure_present(prov, spec, count, wait_timeout=60, replace=replace, on_demand=on_demand)
 
 
 def gcp(gce, **opts):
@@ -57,11 +57,11 @@ def gcp(gce, **opts):
     return GcpProvider(options)
 
 
-def gcp_present(gce, cluster, count, instance_type="a3-highgpu-8g", **opts):
+def gcp_present(gce, cluster, count, instance_type="a3-highgpu-8g", replace=(), on_demand=(), **opts):
     prov = gcp(gce, **opts)
     spec = base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type=instance_type, image=GCE_IMAGE)
     prov.preflight(spec)
-    return reconcile.ensure_present(prov, spec, count, wait_timeout=60)
+    return reconcile.ensure_present(prov, spec, count, wait_timeout=60, replace=replace, on_demand=on_demand)
 
 
 def azure(arm, **opts):
@@ -72,12 +72,13 @@ def azure(arm, **opts):
     return AzureProvider(options)
 
 
-def azure_present(arm, cluster, count, size=AZ_SIZE, **opts):
+def azure_present(arm, cluster, count, size=AZ_SIZE, replace=(), on_demand=(), self_stop=False, **opts):
     prov = azure(arm, **opts)
     prov.ensure_firewall(cluster, desired_rules(ADMIN))
-    spec = base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type=size, image=AZ_IMAGE)
+    spec = base.NodeSpec(cluster=cluster, ssh_public_key=PUBKEY, instance_type=size, image=AZ_IMAGE,
+                         self_stop=self_stop)
     prov.preflight(spec)
-    return reconcile.ensure_present(prov, spec, count, wait_timeout=60)
+    return reconcile.ensure_present(prov, spec, count, wait_timeout=60, replace=replace, on_demand=on_demand)
 
 
 def gce_inserts(gce):
@@ -137,6 +138,45 @@ def test_the_arm_double_refuses_what_arm_refuses_for_spot(props, code):
     with pytest.raises(ArmError) as err:
         ArmDouble._check_priority(props)  # pylint: disable=protected-access
     assert err.value.code == code
+
+
+# -- the spot fallback: a replaced rank launched on-demand (the instance module's on_demand) -------------------------
+def markets(result):
+    return dict((n["rank"], n["market"]) for n in result["nodes"])
+
+
+def test_aws_replacement_on_demand_has_no_spot_market_and_the_others_stay_spot(proxy):
+    cluster = unique_name("spot")
+    aws_present(proxy, cluster, 2, spot=True)
+    before = len(run_requests(proxy))
+    result = aws_present(proxy, cluster, 2, spot=True, replace=[1], on_demand=[1])
+    run = run_requests(proxy)[before:]
+    assert len(run) == 1 and run[0]["MinCount"] == run[0]["MaxCount"] == "1"
+    assert not [k for k in run[0] if k.startswith("InstanceMarketOptions")]
+    kinds = [v for k, v in run[0].items() if k.startswith("TagSpecification.") and k.endswith(".ResourceType")]
+    assert "spot-instances-request" not in kinds
+    # what EC2 says of each node (InstanceLifecycle), through moto
+    assert markets(result) == {0: "spot", 1: "on_demand"}
+
+
+def test_gcp_replacement_on_demand_has_no_spot_scheduling(gce):
+    cluster = unique_name("spot")
+    gcp_present(gce, cluster, 2, spot=True)
+    result = gcp_present(gce, cluster, 2, spot=True, replace=[0], on_demand=[0])
+    last = gce_inserts(gce)[-1]
+    assert (last.get("scheduling") or {}).get("provisioningModel") != "SPOT"
+    assert "instanceTerminationAction" not in (last.get("scheduling") or {})
+    assert markets(result) == {0: "on_demand", 1: "spot"}
+
+
+def test_azure_replacement_on_demand_is_a_regular_priority_vm(arm):
+    cluster = unique_name("spot")
+    azure_present(arm, cluster, 2, spot=True)
+    result = azure_present(arm, cluster, 2, spot=True, replace=[1], on_demand=[1])
+    props = arm_vms(arm)[-1]["properties"]
+    assert props.get("priority") in (None, "Regular") and "evictionPolicy" not in props
+    assert "billingProfile" not in props
+    assert markets(result) == {0: "spot", 1: "on_demand"}
 
 
 # -- reservations: aws -----------------------------------------------------------------------------------------------
@@ -351,3 +391,85 @@ def test_gcp_ttl_is_compute_engines_max_run_duration_then_deleted(gce):
     assert scheduling["onHostMaintenance"] == "TERMINATE"  # a GPU VM, accepted by the double with the run limit
     assert gce_inserts(gce)[-1]["labels"]["aiinfra-ttl-minutes"] == "150"
     assert all(n["ttl_minutes"] == 150 and n["deadline"] for n in result["nodes"])
+
+
+# -- azure: the self-stop deallocates the VM through its own identity ------------------------------------------------
+VM_CONTRIBUTOR = "/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/" \
+                 "9980e02c-c2be-4d73-94e8-173b1dc7cf3c" % SUBSCRIPTION
+
+
+def role_puts(arm):
+    return [(method, path) for method, path in arm.requests
+            if method == "PUT" and "/providers/Microsoft.Authorization/roleAssignments/" in path]
+
+
+def test_azure_self_stop_gives_each_vm_an_identity_and_a_role_on_itself_that_teardown_removes(arm):
+    cluster = unique_name("stop")
+    azure_present(arm, cluster, 2, self_stop=True)
+    vms = dict((body["properties"]["osProfile"]["computerName"], body) for body in arm_vms(arm))
+    assert sorted(vms) == ["%s-0" % cluster, "%s-1" % cluster]
+    assert all(body["identity"] == {"type": "SystemAssigned"} for body in vms.values())
+    # one role assignment per VM, on the VM itself, for its own identity, as ARM stored it
+    assert len(arm.role_assignments) == 2 and len(role_puts(arm)) == 2
+    for assignment in arm.role_assignments.values():
+        props = assignment["properties"]
+        vm = arm.resources[props["scope"].lower()]
+        assert vm["type"] == "Microsoft.Compute/virtualMachines"
+        assert props["principalId"] == vm["identity"]["principalId"] and props["principalType"] == "ServicePrincipal"
+        assert props["roleDefinitionId"] == VM_CONTRIBUTOR
+        assert assignment["id"].lower() == (props["scope"] + "/providers/Microsoft.Authorization/roleAssignments/"
+                                            + assignment["name"]).lower()
+    # a replaced node: its assignment goes before its VM, the new VM gets its own
+    old = [a for a in arm.role_assignments.values() if a["properties"]["scope"].endswith("-1")][0]
+    azure_present(arm, cluster, 2, replace=[1], self_stop=True)
+    deletes = [i for i, (m, p) in enumerate(arm.requests) if m == "DELETE"]
+    assert arm.requests[deletes[0]][1].lower() == old["id"].lower()
+    assert old["id"].lower() not in arm.role_assignments and len(arm.role_assignments) == 2
+    # teardown: no role assignment left behind (the double keeps those of deleted VMs, as a leak would)
+    result = reconcile.ensure_absent(azure(arm), cluster)
+    assert result["changed"] and arm.role_assignments == {}
+
+
+def test_azure_self_stop_without_permission_to_assign_roles_stops_before_anything_is_made(arm):
+    arm.permissions = CONTRIBUTOR
+    cluster = unique_name("stop")
+    with pytest.raises(ConfigError) as err:
+        azure_present(arm, cluster, 1, self_stop=True)
+    assert "may not assign roles (Microsoft.Authorization/roleAssignments/write)" in str(err.value)
+    assert "self_stop_deallocate: false" in err.value.hint
+    assert arm_vms(arm) == [] and role_puts(arm) == []
+    # the documented way out: no identity, a power-off from inside (billed until teardown)
+    azure_present(arm, cluster, 1, self_stop=True, self_stop_deallocate=False)
+    assert "identity" not in arm_vms(arm)[-1] and role_puts(arm) == []
+
+
+def test_azure_a_role_assignment_refused_at_launch_removes_the_vms_it_made(arm):
+    # the permissions read says yes (e.g. a condition it does not show), the assignment itself is refused
+    cluster = unique_name("stop")
+    arm.permissions = [{"actions": ["*"], "notActions": [], "dataActions": [], "notDataActions": []}]
+    real_may = arm._may  # pylint: disable=protected-access
+
+    def refuse(action, scope):
+        if action.endswith("roleAssignments/write"):
+            arm.permissions = CONTRIBUTOR
+            try:
+                return real_may(action, scope)
+            finally:
+                arm.permissions = [{"actions": ["*"], "notActions": []}]
+        return real_may(action, scope)
+    arm._may = refuse  # pylint: disable=protected-access
+    with pytest.raises(ConfigError) as err:
+        azure_present(arm, cluster, 1, self_stop=True)
+    assert "cannot let VM %s-0 deallocate itself" % cluster in str(err.value)
+    assert "Microsoft.Authorization/roleAssignments/write" in str(err.value)
+    assert azure(arm).list_nodes(cluster) == []
+
+
+def test_azure_self_stop_role_can_be_narrowed_and_a_wrong_one_is_named(arm):
+    cluster = unique_name("stop")
+    with pytest.raises(ConfigError) as err:
+        azure_present(arm, cluster, 1, self_stop=True, self_stop_role="00000000-0000-4000-8000-000000000bad")
+    assert "RoleDefinitionDoesNotExist" in str(err.value)
+    azure_present(arm, cluster, 1, self_stop=True, self_stop_role="b24988ac-6180-42a0-ab88-20f7382dd24c")
+    assert [a["properties"]["roleDefinitionId"].rsplit("/", 1)[-1] for a in arm.role_assignments.values()] == [
+        "b24988ac-6180-42a0-ab88-20f7382dd24c"]

@@ -37,6 +37,7 @@ def instance_argument_spec():
         state=dict(type="str", default="present", choices=["present", "absent"]),
         count=dict(type="int", default=2),
         replace=dict(type="list", elements="int", default=[]),
+        on_demand=dict(type="list", elements="int", default=[]),
         instance_type=dict(type="str"),
         image=dict(type="str"),
         ssh_public_key=dict(type="str"),
@@ -123,8 +124,9 @@ def run_instance(module):
         if params["wait_timeout"] < 1:
             raise ConfigError("wait_timeout must be at least 1 second, got %d" % params["wait_timeout"])
         if params["state"] == "absent":
-            if params["replace"]:
-                raise ConfigError("replace needs state=present", hint="Leave replace empty to remove the cluster")
+            if params["replace"] or params["on_demand"]:
+                raise ConfigError("replace and on_demand need state=present",
+                                  hint="Leave them empty to remove the cluster")
             result = ensure_absent(provider, params["cluster"], wait=params["wait"],
                                    wait_timeout=params["wait_timeout"], check_mode=module.check_mode,
                                    owner=owner_of(params), force=params["force"])
@@ -150,7 +152,8 @@ def run_instance(module):
                                       hint="e.g. ssh_public_key: \"{{ lookup('file', '~/.ssh/id_ed25519.pub') }}\"")
             result = ensure_present(provider, spec, params["count"], wait=params["wait"],
                                     wait_timeout=params["wait_timeout"], check_mode=module.check_mode,
-                                    replace=params["replace"], force=params["force"])
+                                    replace=params["replace"], force=params["force"],
+                                    on_demand=params["on_demand"])
         result["cluster"] = dict(result.get("cluster") or provider.describe(), id=params["cluster"])
     except CloudError as exc:
         fail(module, exc)

@@ -10,7 +10,7 @@ failed call created.
 
 from __future__ import annotations
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import plan_nodes, sort_nodes
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import Launch, plan_nodes, sort_nodes
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.errors import ConfigError
 
 
@@ -37,9 +37,34 @@ def check_owner(provider, cluster, nodes, owner, force, what):
                                "force: true (gpu_cluster_force: true in the playbooks)")
 
 
-def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mode=False, replace=(), force=False):
+def _create(provider, spec, ranks, beside, prepared, timeout, on_demand, created):
+    """Create ``ranks`` (extending ``created`` as each launch returns, for the rollback); with the provider's
+    ``spot`` option, the ranks of ``on_demand`` are launched apart, on-demand (the spot fallback). Returns the
+    launch's ``info`` (where the nodes landed), merged over the launches."""
+    on_demand = set(int(r) for r in on_demand or ()) if provider.opts.get("spot") else set()
+    batches = [([r for r in ranks if r not in on_demand], None), ([r for r in ranks if r in on_demand], False)]
+    info = {}
+    spot = provider.opts.get("spot")
+    for batch, market in batches:
+        if not batch:
+            continue
+        if market is not None:
+            provider.opts["spot"] = market
+        try:
+            launch = provider.create_nodes(spec, batch, existing=list(beside) + list(created), prepared=prepared,
+                                           timeout=timeout)
+        finally:
+            provider.opts["spot"] = spot
+        created.extend(launch)
+        info.update(getattr(launch, "info", None) or {})
+    return info
+
+
+def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mode=False, replace=(), force=False,
+                   on_demand=()):
     """Reconcile the cluster to ``count`` running nodes; ``replace``: ranks whose node is deleted and created again
-    (the other nodes are kept as they are). Deleting or replacing nodes another owner made needs ``force``."""
+    (the other nodes are kept as they are). Deleting or replacing nodes another owner made needs ``force``.
+    ``on_demand``: ranks whose new node is launched on-demand even with the ``spot`` option (the spot fallback)."""
     provider.preflight(spec)
     existing = provider.list_nodes(spec.cluster)
     plan = plan_nodes(existing, count, replace)
@@ -76,8 +101,8 @@ def ensure_present(provider, spec, count, wait=True, wait_timeout=600, check_mod
     created = []
     try:
         if plan.create:
-            created = provider.create_nodes(spec, plan.create, existing=beside, prepared=prepared,
-                                            timeout=wait_timeout)
+            info = _create(provider, spec, plan.create, beside, prepared, wait_timeout, on_demand, created)
+            created = Launch(created, info)
         nodes = list(plan.keep) + [n for n in created if n.rank not in set(k.rank for k in plan.keep)]
         if wait and (created or stopped or any(n.state != "running" for n in nodes)):
             nodes = provider.wait_ready(spec.cluster, nodes, wait_timeout)

@@ -48,6 +48,25 @@ CLOUD = Cloud("azure", requirements=(
     ), type="dict", scope="instance", suboptions=(
         Option("id", ("The capacity reservation group's resource id, C(/subscriptions/SUB/resourceGroups/RG/...) "
                       "ending in C(.../providers/Microsoft.Compute/capacityReservationGroups/NAME).",)),)),
+    Option("self_stop_deallocate", (
+        "With O(self_stop) (C(gpu_cluster_ttl) / C(gpu_cluster_idle_minutes)) - how a node stops itself. Unset or "
+        "C(true): each VM gets a system-assigned managed identity and a role assignment on itself "
+        "(O(self_stop_role)), and the lifetime timer deallocates it through Resource Manager (a token from the "
+        "instance metadata service, C(POST .../virtualMachines/NAME/deallocate)): no more compute is billed, the "
+        "VM and its OS disk stay until teardown, which removes the role assignment too. Assigning the role needs "
+        "C(Microsoft.Authorization/roleAssignments/write) on the resource group (Owner, User Access Administrator, "
+        "Role Based Access Control Administrator); without it the module stops before creating anything, naming "
+        "the permission.",
+        "C(false): no identity; the node powers off from inside, and Azure keeps the VM allocated - billed - until "
+        "teardown.",
+    ), type="bool", scope="instance"),
+    Option("self_stop_role", (
+        "The role the VM's identity gets on the VM itself for O(self_stop_deallocate): a role definition GUID or "
+        "its resource id. Default Virtual Machine Contributor (C(9980e02c-c2be-4d73-94e8-173b1dc7cf3c)), which lets "
+        "any process on the node manage this VM (not others). Name a custom role whose only actions are "
+        "C(Microsoft.Compute/virtualMachines/read) and C(Microsoft.Compute/virtualMachines/deallocate/action) to "
+        "narrow it.",
+    ), scope="instance"),
     Option("root_volume_size", ("OS disk size in GiB (default the image's). Deleted with the node.",),
            type="int", scope="instance"),
     Option("public_ip", ("A Standard static public IP per node (deleted with the node); unset means yes. Set C(false) "

@@ -438,6 +438,8 @@ class AzureProvider(AzureFirewall, Provider):
         if not self._own_group(spec.cluster) and self._group_exists(spec.cluster) is None:
             raise ConfigError("resource group %s does not exist" % self.group_for(spec.cluster),
                               hint="Create it, or leave resource_group unset for one of the cluster's own")
+        if self._self_deallocate(spec):
+            self._check_role_permission(spec)
         return Prepared(tries=usable, skipped=skipped, facts={"skus": skus, "images": images, "subnet": subnet,
                                                               "nsg": nsg})
 
@@ -556,7 +558,7 @@ class AzureProvider(AzureFirewall, Provider):
             body = shapes.vm_body(loc, self._tags(spec, rank), spec.instance_type, res["images"][loc], name,
                                   spec.ssh_user, spec.ssh_public_key, nic_ids[rank], zone=zone, avset_id=avset_id,
                                   ppg_id=ppg_id, root_volume_size=self.opts.get("root_volume_size"),
-                                  spot=bool(self.opts.get("spot")),
+                                  spot=bool(self.opts.get("spot")), identity=self._self_deallocate(spec),
                                   reservation_group=(res.get("reservation") or {}).get("id")
                                   if trial.get("reservation") else None)
             restart[rank] = (compute.virtual_machines.begin_create_or_update, (group, name, body))
@@ -578,7 +580,93 @@ class AzureProvider(AzureFirewall, Provider):
             if isinstance(err, QuotaError):
                 raise self._quota_with_usage(err, loc, ctx)
             raise err
+        if self._self_deallocate(spec):
+            for rank in ranks:
+                self._assign_self_stop(results[rank], ctx)
         return [n for n in self.list_nodes(spec.cluster) if n.rank in set(ranks)]
+
+    # -- the self-stop: the VM deallocates itself through its own identity -----------------------------------
+    def _self_deallocate(self, spec):
+        """Whether new VMs get an identity and a role on themselves (self_stop, unless self_stop_deallocate false)."""
+        return bool(spec.self_stop) and self.opts.get("self_stop_deallocate") is not False
+
+    def _arm(self, method, path, body=None, api_version=shapes.AUTHORIZATION_API, context=None, query=None):
+        """One Resource Manager request the SDK clients have no operation for (Microsoft.Authorization), through the
+        resource client's pipeline (its credential and timeouts) and the collection's retry layer; the answer's JSON
+        (None when empty). An error answer raises as the SDK's operations do (classified the same way)."""
+        from azure.core.rest import HttpRequest  # pylint: disable=import-outside-toplevel
+        resource = self.clients()[0]
+        params = dict(query or {}, **{"api-version": api_version})
+
+        def send():
+            response = resource.send_request(HttpRequest(method, self.endpoint + path, params=params, json=body))
+            response.raise_for_status()
+            return response.json() if response.content else None
+        return self._call(send, context=context)
+
+    def _role_id(self):
+        return shapes.role_definition_id(self.subscription, self.opts.get("self_stop_role"))
+
+    def _check_role_permission(self, spec):
+        """Before anything is made: may the credential assign roles where the VMs go? (Its permissions on the
+        resource group, Resource Manager's ``permissions`` read. A group that does not exist yet - a check before
+        the firewall made it - is not asked about; the role assignment at launch then says it, and the VMs made go.)"""
+        if self._group_exists(spec.cluster) is None:
+            return
+        scope = "/subscriptions/%s/resourceGroups/%s" % (self.subscription, self.group_for(spec.cluster))
+        answer = self._arm("GET", scope + "/providers/Microsoft.Authorization/permissions",
+                           context={"resource": "the credential's permissions on %s" % scope}) or {}
+        if not shapes.allows(answer.get("value"), shapes.ROLE_ASSIGNMENT_WRITE):
+            raise ConfigError(
+                "the nodes are to stop themselves (gpu_cluster_ttl / gpu_cluster_idle_minutes), which on azure means "
+                "each VM deallocates itself through its own identity, but the credential may not assign roles (%s) "
+                "on %s" % (shapes.ROLE_ASSIGNMENT_WRITE, scope), code="AuthorizationFailed",
+                hint="Grant it Owner, User Access Administrator or Role Based Access Control Administrator on the "
+                     "resource group; or set self_stop_deallocate: false in the instance options - then a node "
+                     "that stops itself only powers off, and Azure bills it until teardown")
+
+    def _assign_self_stop(self, vm, ctx):
+        """The role assignment that lets ``vm`` (its system-assigned identity) deallocate itself, on the VM alone."""
+        principal = (vm.get("identity") or {}).get("principalId") or (vm.get("identity") or {}).get("principal_id")
+        if not principal:
+            raise CloudError("VM %s came back without a managed identity, so it cannot deallocate itself"
+                             % vm.get("name"), hint="Set self_stop_deallocate: false to have it power off instead")
+        role = self._role_id()
+        path = "%s/providers/Microsoft.Authorization/roleAssignments/%s" % (
+            vm["id"], shapes.role_assignment_name(vm["id"], principal, role))
+        try:
+            self._arm("PUT", path, shapes.role_assignment_body(role, principal),
+                      context=dict(ctx, resource="role assignment of %s" % vm.get("name")))
+        except ConfigError as exc:
+            if exc.code == "RoleAssignmentExists":  # the same assignment made before under another name
+                return
+            if exc.code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
+                raise ConfigError("cannot let VM %s deallocate itself: %s" % (vm.get("name"), exc.message), code=exc.code,
+                                  hint="Assigning roles needs Owner, User Access Administrator or Role Based Access "
+                                       "Control Administrator on the resource group; or set self_stop_deallocate: "
+                                       "false (the node then only powers off, and Azure bills it until teardown)")
+            raise
+
+    def _remove_self_stop(self, vms):
+        """Remove the role assignments made on ``vms`` for their self-stop (before the VMs go: a role assignment
+        does not follow its principal out of the directory by itself). Returns their ids."""
+        removed = []
+        for vm in vms:
+            principal = (vm.get("identity") or {}).get("principalId") or (vm.get("identity") or {}).get("principal_id")
+            if not principal:
+                continue
+            listing = self._arm("GET", vm["id"] + "/providers/Microsoft.Authorization/roleAssignments",
+                                query={"$filter": "principalId eq '%s'" % principal},
+                                context={"resource": "role assignments of %s" % vm.get("name")}) or {}
+            for item in listing.get("value") or []:
+                if ((item.get("properties") or {}).get("scope") or "").lower() != vm["id"].lower():
+                    continue  # inherited from above the VM: not ours
+                try:
+                    self._arm("DELETE", item["id"], context={"resource": "role assignment %s" % item.get("name")})
+                except NotFoundError:
+                    pass
+                removed.append(item["id"])
+        return removed
 
     def _quota_with_usage(self, err, location, ctx):
         if quota_details(getattr(err, "detail", "")) or not ctx.get("family"):
@@ -678,6 +766,7 @@ class AzureProvider(AzureFirewall, Provider):
         def mine(items):
             return [i for i in items if (i.get("tags") or {}).get(RANK_TAG) in ranks]
         vms = mine(self._list(cluster, VM))
+        self._remove_self_stop(vms)
         self._lros([(vm["name"], compute.virtual_machines.begin_delete, (group, vm["name"])) for vm in vms],
                    "VMs to delete", timeout=timeout)
         nics = mine(self._list(cluster, NIC))
@@ -739,6 +828,8 @@ class AzureProvider(AzureFirewall, Provider):
             if self._foreign_in_group(cluster):
                 # the group holds something else: only the cluster's own resources go, the group stays
                 own = False
+        # the VMs' self-stop role assignments first, whichever way the VMs go
+        self._remove_self_stop(self._list(cluster, VM))
         if own:
             deleted = self.cluster_resources(cluster)
             self._lros([(group["name"], resource.resource_groups.begin_delete, (group["name"],))],

@@ -9,7 +9,9 @@ are, and the test double checks them against the SDKs' own model definitions.
 
 from __future__ import annotations
 
+import fnmatch
 import re
+import uuid
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.base import (
     CLUSTER_TAG, MANAGED_TAG, MANAGED_VALUE, OWNER_TAG, RANK_TAG, Node, RuleSpec, node_name, ttl_minutes_of)
@@ -25,6 +27,11 @@ RG_RE = re.compile(r"^[-\w._()]{1,89}[-\w_()]$")
 SUBNET_ID_RE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Network/"
                           r"virtualNetworks/([^/]+)/subnets/([^/]+)$", re.I)
 ZONE_RE = re.compile(r"^[1-3]$")
+# the built-in role Virtual Machine Contributor: what the VM's own identity gets on the VM for its self-stop
+VM_CONTRIBUTOR = "9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
+# Microsoft.Authorization's API version for role assignments and the caller's permissions
+AUTHORIZATION_API = "2022-04-01"
+ROLE_ASSIGNMENT_WRITE = "Microsoft.Authorization/roleAssignments/write"
 CRG_ID_RE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/"
                        r"capacityReservationGroups/([^/]+)$", re.I)
 # NSG priorities: admin SSH from 100, cluster traffic 1000, the explicit internet deny last
@@ -226,8 +233,9 @@ def nic_body(location, tags, subnet_id, public_ip_id=None, nsg_id=None, accelera
 
 
 def vm_body(location, tags, size, image_ref, name, ssh_user, ssh_public_key, nic_id, zone=None, avset_id=None,
-            ppg_id=None, root_volume_size=None, spot=False, reservation_group=None):
-    """A Linux VM: key-only login for ``ssh_user``, NIC and OS disk deleted with the VM."""
+            ppg_id=None, root_volume_size=None, spot=False, reservation_group=None, identity=False):
+    """A Linux VM: key-only login for ``ssh_user``, NIC and OS disk deleted with the VM; ``identity``: a
+    system-assigned managed identity (the self-stop's deallocation)."""
     os_disk = {"createOption": "FromImage", "deleteOption": "Delete", "caching": "ReadWrite",
                "managedDisk": {"storageAccountType": "Premium_LRS"}}
     if root_volume_size:
@@ -256,9 +264,46 @@ def vm_body(location, tags, size, image_ref, name, ssh_user, ssh_public_key, nic
     if reservation_group:
         props["capacityReservation"] = {"capacityReservationGroup": {"id": reservation_group}}
     body = {"location": location, "tags": dict(tags), "properties": props}
+    if identity:
+        body["identity"] = {"type": "SystemAssigned"}
     if zone:
         body["zones"] = [zone]
     return body
+
+
+def allows(permissions, action):
+    """Whether ``permissions`` (the ``value`` of ``.../providers/Microsoft.Authorization/permissions``: each
+    ``actions`` and ``notActions``, with ``*`` wildcards) grant ``action``."""
+    action = action.lower()
+    for perm in permissions or []:
+        granted = any(fnmatch.fnmatchcase(action, a.lower()) for a in perm.get("actions") or [])
+        denied = any(fnmatch.fnmatchcase(action, a.lower()) for a in perm.get("notActions") or [])
+        if granted and not denied:
+            return True
+    return False
+
+
+def role_definition_id(subscription, role):
+    """A role definition GUID (or id) -> its resource id in ``subscription``."""
+    role = (role or VM_CONTRIBUTOR).strip()
+    if role.startswith("/"):
+        return role
+    return "/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/%s" % (subscription, role)
+
+
+def role_assignment_name(vm_id, principal_id, role_id):
+    """The role assignment's name (a GUID, as ARM requires), the same for the same VM, principal and role: a second
+    PUT is the same assignment, not another."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "aiinfra-self-stop|%s|%s|%s" % (vm_id.lower(), principal_id,
+                                                                              role_id.lower())))
+
+
+def role_assignment_body(role_id, principal_id):
+    """The roleAssignments PUT body. ``principalType`` spares the check against the directory that a just-made
+    identity may not have reached yet (``PrincipalNotFound``)."""
+    return {"properties": {"roleDefinitionId": role_id, "principalId": principal_id,
+                           "principalType": "ServicePrincipal",
+                           "description": "aiinfra.gpu_cluster: the node may deallocate itself (lifetime timer)"}}
 
 
 # -- answers -------------------------------------------------------------------------------------------------

@@ -291,7 +291,9 @@ class GcpProvider(GcpFirewall, Provider):
         zone, deadline = trial["zone"], state["deadline"]
         policy = self._ensure_policy(spec.cluster, zone_region(zone), deadline) if prepared["compact"] else None
         reservation = prepared["reservation"]["id"] if prepared.get("reservation") and trial.get("reservation") else None
-        body = bulk_insert_body(spec, ranks, zone, prepared, minimum, policy, reservation=reservation)
+        # spot as the provider's option says at launch (a launch of the spot fallback's on-demand ranks turns it off)
+        facts = dict(prepared.facts, spot=bool(self.opts.get("spot")))
+        body = bulk_insert_body(spec, ranks, zone, facts, minimum, policy, reservation=reservation)
         ctx = {"machine_type": prepared["machine_type"], "zone": zone, "region": zone_region(zone),
                "count": len(ranks), "what": "bulkInsert of %d x %s in %s" % (len(ranks), prepared["machine_type"], zone)}
         instances = self._bulk_insert(spec.cluster, zone, ranks, body, ctx, deadline)

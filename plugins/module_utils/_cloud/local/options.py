@@ -21,5 +21,9 @@ CLOUD = Cloud("local", options=(
                           "(rootless podman).",
                           "C(auto) picks C(address) as root, C(published) otherwise."),
            choices=("auto", "address", "published"), default="auto", scope="instance", inventory=True),
+    Option("spot", ("Mark local nodes as spot nodes (the label C(aiinfra-market=spot); their C(market) is C(spot), "
+                    "else C(on_demand)). Nothing else changes: no cloud takes a local node back - writing "
+                    "C(/run/aiinfra/spot-notice) on a node plays the notice. It lets a test follow the spot recovery "
+                    "(C(gpu_cluster_spot_fallback_after)) on local nodes.",), type="bool", scope="instance"),
     Option("debian_mirror", ("Debian mirror used to build the local node image.",), scope="instance"),
 ))

@@ -29,6 +29,9 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local.o
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.local.podman import Podman
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils._cloud.retry import wait_until
 
+# the node's market as it was launched (the spot option); the label lets instance_info report it
+MARKET_LABEL = "aiinfra-market"
+
 CONTAINERS_CONF = """# written by aiinfra.gpu_cluster (local cloud); see TESTING.md
 [containers]
 default_ulimits = []
@@ -185,6 +188,7 @@ class LocalProvider(Provider):
         else:
             host, port = address, 22
         user_labels = dict((k, v) for k, v in labels.items() if not k.startswith("aiinfra-"))
+        market = "spot" if labels.get(MARKET_LABEL) == "spot" else "on_demand"
         return Node(
             rank=int(labels.get(RANK_TAG, -1)),
             name=info.get("Name", "").lstrip("/"),
@@ -197,7 +201,7 @@ class LocalProvider(Provider):
             instance_type=labels.get("aiinfra-instance-type", ""),
             zone="localhost",
             labels=user_labels,
-            launch_time=str(info.get("Created") or ""),
+            launch_time=str(info.get("Created") or ""), market=market,
             owner=labels.get(OWNER_TAG, ""), ttl_minutes=ttl_minutes_of(labels),
         )
 
@@ -255,6 +259,7 @@ class LocalProvider(Provider):
         labels["aiinfra-ssh-user"] = spec.ssh_user
         if spec.instance_type:
             labels["aiinfra-instance-type"] = spec.instance_type
+        labels[MARKET_LABEL] = "spot" if self.opts.get("spot") else "on_demand"
         for key, value in sorted(labels.items()):
             args += ["--label", "%s=%s" % (key, value)]
         if self.opts.get("privileged"):

@@ -64,7 +64,7 @@ def test_attempts_and_the_recovery_timeline():
     rec = recovery.timeline([first, second])
     assert rec == [{"after_run": "r", "run_id": "r-r1", "lost": ["c-1"], "detected": 150.0, "replaced_s": 10.5,
                     "configured_s": 40.0, "relaunched_s": 45.0, "running_again_s": 55.2, "first_step_s": 57.0,
-                    "resumed_from_step": 80}]
+                    "resumed_from_step": 80, "on_demand": []}]
     text = "\n".join(recovery.attempts_text([first, second], rec, 1))
     assert "attempts: 2 (torchrun_max_recoveries 1)" in text
     assert "1. run r: FAILED after 60.0s, last step 80; lost c-1 (rank 1: stopped in the cloud)" in text
@@ -81,3 +81,40 @@ def test_one_attempt_prints_nothing_and_missing_times_are_none():
     rec = recovery.timeline([failed, again])
     assert rec[0]["running_again_s"] is None and rec[0]["replaced_s"] is None
     assert "from detection, no times" in "\n".join(recovery.attempts_text([failed, again], rec))
+
+
+def preempted_attempt(run_id, lost, preempted):
+    """An attempt that lost ``lost`` ([(host, rank)]) of which ``preempted`` (hosts) had a spot notice."""
+    summ = dict(summary(run_id, "failed", 1.0, 2.0), preempted_nodes=list(preempted))
+    return recovery.attempt_record(summ, None, [{"host": h, "rank": r, "node_id": "x", "reason": "gone"}
+                                                for h, r in lost], {"detected": 2.0})
+
+
+def test_spot_fallback_counts_each_ranks_preemptions_across_attempts():
+    first = preempted_attempt("r", [("c-1", 1), ("c-2", 2)], ["c-1"])       # c-2 failed, not preempted
+    assert first["preempted"] == ["c-1"]
+    assert recovery.preemptions_by_rank([first]) == {1: 1}
+    # after 2: one preemption of rank 1 is not enough, and a failed (not preempted) node never counts
+    assert recovery.spot_fallback([first], first["lost"], 2) == []
+    assert recovery.spot_fallback([first], first["lost"], 1) == [{"host": "c-1", "rank": 1, "preemptions": 1}]
+    second = preempted_attempt("r-r1", [("c-0", 0), ("c-1", 1)], ["c-1", "c-0"])
+    assert recovery.preemptions_by_rank([first, second]) == {0: 1, 1: 2}
+    assert recovery.spot_fallback([first, second], second["lost"], 2) == [{"host": "c-1", "rank": 1, "preemptions": 2}]
+    # 0: replacements stay spot; a string (an extra var) counts as its number
+    assert recovery.spot_fallback([first, second], second["lost"], 0) == []
+    assert [n["rank"] for n in recovery.spot_fallback([first, second], second["lost"], "1")] == [0, 1]
+    # a rank that fell back stays on-demand when its (on-demand) node is lost later for another reason
+    third = preempted_attempt("r-r2", [("c-1", 1)], [])
+    assert "preempted" not in third
+    assert recovery.spot_fallback([first, second, third], third["lost"], 2) == [
+        {"host": "c-1", "rank": 1, "preemptions": 2}]
+
+
+def test_the_report_says_which_replacements_went_on_demand():
+    first = preempted_attempt("r", [("c-1", 1)], ["c-1"])
+    first["recovery"].update(replaced=3.0, configured=4.0,
+                             on_demand=recovery.spot_fallback([first], first["lost"], 1))
+    second = recovery.attempt_record(summary("r-r1", "succeeded", 5.0, 9.0))
+    rec = recovery.timeline([first, second])
+    assert rec[0]["on_demand"] == ["c-1"]
+    assert "; replaced on-demand (spot fallback): c-1" in "\n".join(recovery.attempts_text([first, second], rec))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 
 import pytest
 
@@ -266,3 +267,38 @@ def test_preflight_is_offline_and_refuses_bad_options():
             AzureProvider(opts, clients=object()).preflight(spec)
     with pytest.raises(ConfigError, match="instance_type is required"):
         provider.preflight(NodeSpec(cluster="c", image="a:b:c:d"))
+
+
+# -- the self-stop: identity, role assignment, the permission check --------------------------------------------------
+def test_vm_body_has_a_system_assigned_identity_only_for_the_self_stop():
+    args = ("eastus", {}, "Standard_NC4as_T4_v3", {"publisher": "p", "offer": "o", "sku": "s", "version": "1"}, "c-0",
+            "gpuadmin", "ssh-ed25519 AAAA", "/nic")
+    assert "identity" not in shapes.vm_body(*args)
+    assert shapes.vm_body(*args, identity=True)["identity"] == {"type": "SystemAssigned"}
+
+
+def test_role_assignment_shapes():
+    sub = "00000000-0000-4000-8000-00000000a2e0"
+    role = shapes.role_definition_id(sub, None)
+    assert role == "/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/%s" % (sub, shapes.VM_CONTRIBUTOR)
+    assert shapes.role_definition_id(sub, "/providers/Microsoft.Authorization/roleDefinitions/x") == \
+        "/providers/Microsoft.Authorization/roleDefinitions/x"
+    vm = "/subscriptions/%s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/c-0" % sub
+    name = shapes.role_assignment_name(vm, "p-1", role)
+    uuid.UUID(name)  # ARM takes only a GUID
+    assert name == shapes.role_assignment_name(vm.upper(), "p-1", role) != shapes.role_assignment_name(vm, "p-2", role)
+    body = shapes.role_assignment_body(role, "p-1")["properties"]
+    assert (body["roleDefinitionId"], body["principalId"], body["principalType"]) == (role, "p-1", "ServicePrincipal")
+
+
+@pytest.mark.parametrize("permissions, allowed", [
+    ([{"actions": ["*"], "notActions": []}], True),                                             # Owner
+    ([{"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Write"]}], False),           # Contributor
+    ([{"actions": ["Microsoft.Authorization/roleAssignments/*"], "notActions": []}], True),      # RBAC admin-like
+    ([{"actions": ["*/read"], "notActions": []}], False),                                        # Reader
+    ([{"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Write"]},
+      {"actions": ["Microsoft.Authorization/roleAssignments/write"], "notActions": []}], True),   # two roles
+    ([], False),
+])
+def test_the_permission_to_assign_roles_from_the_permissions_read(permissions, allowed):
+    assert shapes.allows(permissions, shapes.ROLE_ASSIGNMENT_WRITE) is allowed

@@ -28,8 +28,11 @@ def test_local_launch_time_is_the_containers_creation():
             "State": {"Running": True, "Status": "running"},
             "NetworkSettings": {"Networks": {"aiinfra-c1": {"IPAddress": "10.89.0.3"}}}}
     node = local.LocalProvider({"ssh_access": "address"})._node(info, "c1")
-    assert node.launch_time == "2026-12-01T00:40:01.123456789Z" and node.market == ""
+    # no market label (a node made before local nodes had one): on-demand
+    assert node.launch_time == "2026-12-01T00:40:01.123456789Z" and node.market == "on_demand"
     assert int(parse_time(node.launch_time)) == 1796085601
+    info["Config"]["Labels"]["aiinfra-market"] = "spot"
+    assert local.LocalProvider({"ssh_access": "address"})._node(info, "c1").market == "spot"
 
 
 def test_gcp_launch_time_is_the_last_start_and_spot_is_the_provisioning_model():

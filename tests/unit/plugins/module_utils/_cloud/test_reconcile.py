@@ -191,3 +191,57 @@ def test_failed_replacement_removes_what_it_made_and_keeps_the_others():
     after = dict(ranks_ids(cloud))
     assert after == {0: before[0], 2: before[2]}     # the lost node is gone; nothing half-made is left
     assert cloud.cluster_resources("c1") == ["network/c1"]
+
+
+class MarketCloud(MemoryCloud):
+    """A memory cloud whose nodes carry the market of the launch that made them (the provider's spot option)."""
+
+    def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
+        self.calls.append(("market", tuple(ranks), "spot" if self.opts.get("spot") else "on_demand",
+                           tuple(sorted(n.rank for n in existing))))
+        made = super(MarketCloud, self).create_nodes(spec, ranks, existing, prepared, timeout)
+        for node in made:
+            node.market = "spot" if self.opts.get("spot") else "on_demand"
+        return made
+
+
+def markets(cloud):
+    return dict((n.rank, n.market) for n in cloud.list_nodes("c1"))
+
+
+def test_on_demand_ranks_are_launched_apart_on_demand_and_the_rest_stays_spot():
+    cloud = MarketCloud()
+    cloud.opts["spot"] = True
+    reconcile.ensure_present(cloud, spec(), 4)
+    assert markets(cloud) == {0: "spot", 1: "spot", 2: "spot", 3: "spot"}
+    # rank 1 falls back (its node gone: a hole), rank 3 is replaced as spot: one launch each, the on-demand one
+    # beside every other node (the spot launch's new node included)
+    gone = [n for n in cloud.list_nodes("c1") if n.rank == 1][0]
+    cloud.nodes.pop(gone.id)
+    cloud.calls.clear()
+    res = reconcile.ensure_present(cloud, spec(), 4, replace=[1, 3], on_demand=[1])
+    launches = [c for c in cloud.calls if c[0] == "market"]
+    assert launches == [("market", (3,), "spot", (0, 2)), ("market", (1,), "on_demand", (0, 2, 3))]
+    assert markets(cloud) == {0: "spot", 1: "on_demand", 2: "spot", 3: "spot"}
+    assert [n["market"] for n in res["nodes"]] == ["spot", "on_demand", "spot", "spot"]
+    assert cloud.opts["spot"] is True  # the provider's option is back for the next call
+    # without spot, on_demand changes nothing: one launch
+    plain = MarketCloud()
+    reconcile.ensure_present(plain, spec(), 2, on_demand=[1])
+    assert [c for c in plain.calls if c[0] == "market"] == [("market", (0, 1), "on_demand", ())]
+
+
+def test_a_failed_on_demand_launch_rolls_back_the_spot_launch_too():
+    class FailOnDemand(MarketCloud):
+        def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
+            if not self.opts.get("spot"):
+                raise errors.CapacityError("no on-demand capacity")
+            return super(FailOnDemand, self).create_nodes(spec, ranks, existing, prepared, timeout)
+
+    cloud = FailOnDemand()
+    cloud.opts["spot"] = True
+    reconcile.ensure_present(cloud, spec(), 2)
+    before = ranks_ids(cloud)
+    with pytest.raises(errors.CapacityError):
+        reconcile.ensure_present(cloud, spec(), 4, on_demand=[3])
+    assert ranks_ids(cloud) == before and cloud.opts["spot"] is True
