@@ -27,7 +27,7 @@ help:
 	@echo "make test-scale the scale set (8 local nodes, default forks; not in make test)"
 	@echo "make test-tensorflow the TensorFlow set (the role; TensorFlow jobs on 2 local nodes; not in make test)"
 	@echo "make test-lifetime  idle local clusters stop themselves (gpu_cluster_idle_minutes; not in make test)"
-	@echo "make test-spot      a spot node preempted mid-run: notice, push, replacement, resume (not in make test)"
+	@echo "make test-spot      a spot node preempted mid-run: notice, push, replacement, resume; azure's self-stop against the ARM double (not in make test)"
 	@echo "make test-slurm the Slurm set (3 local nodes; not in make test)"
 	@echo "make test-health the health gate (3 local nodes, one link slowed; not in make test)"
 	@echo "make teardown  remove the demo cluster"
@@ -117,7 +117,7 @@ test-lifetime: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m lifetime tests/integration/test_lifetime.py
 
 test-spot: setup
-	$(PY) -m pytest -q -p no:cacheprovider -s -m spot tests/integration/test_preemption.py
+	$(PY) -m pytest -q -p no:cacheprovider -s -m spot tests/integration/test_preemption.py tests/integration/test_spot_reservations.py
 # Slurm on 3 local nodes (tests/integration/test_slurm.py) and the role's Molecule scenario on 2 (test_roles_slurm.py);
 # minutes; not in make test
 test-slurm: setup

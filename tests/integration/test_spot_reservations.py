@@ -169,6 +169,8 @@ def test_gcp_replacement_on_demand_has_no_spot_scheduling(gce):
     assert markets(result) == {0: "on_demand", 1: "spot"}
 
 
+# the ARM double's operations take a minute together: marker spot (make test-spot), not the default run
+@pytest.mark.spot
 def test_azure_replacement_on_demand_is_a_regular_priority_vm(arm):
     cluster = unique_name("spot")
     azure_present(arm, cluster, 2, spot=True)
@@ -403,6 +405,8 @@ def role_puts(arm):
             if method == "PUT" and "/providers/Microsoft.Authorization/roleAssignments/" in path]
 
 
+# the ARM double's operations take a minute together: marker spot (make test-spot), not the default run
+@pytest.mark.spot
 def test_azure_self_stop_gives_each_vm_an_identity_and_a_role_on_itself_that_teardown_removes(arm):
     cluster = unique_name("stop")
     azure_present(arm, cluster, 2, self_stop=True)
@@ -430,6 +434,8 @@ def test_azure_self_stop_gives_each_vm_an_identity_and_a_role_on_itself_that_tea
     assert result["changed"] and arm.role_assignments == {}
 
 
+# the ARM double's operations take a minute together: marker spot (make test-spot), not the default run
+@pytest.mark.spot
 def test_azure_self_stop_without_permission_to_assign_roles_stops_before_anything_is_made(arm):
     arm.permissions = CONTRIBUTOR
     cluster = unique_name("stop")
@@ -443,6 +449,8 @@ def test_azure_self_stop_without_permission_to_assign_roles_stops_before_anythin
     assert "identity" not in arm_vms(arm)[-1] and role_puts(arm) == []
 
 
+# the ARM double's operations take a minute together: marker spot (make test-spot), not the default run
+@pytest.mark.spot
 def test_azure_a_role_assignment_refused_at_launch_removes_the_vms_it_made(arm):
     # the permissions read says yes (e.g. a condition it does not show), the assignment itself is refused
     cluster = unique_name("stop")
@@ -465,6 +473,8 @@ def test_azure_a_role_assignment_refused_at_launch_removes_the_vms_it_made(arm):
     assert azure(arm).list_nodes(cluster) == []
 
 
+# the ARM double's operations take a minute together: marker spot (make test-spot), not the default run
+@pytest.mark.spot
 def test_azure_self_stop_role_can_be_narrowed_and_a_wrong_one_is_named(arm):
     cluster = unique_name("stop")
     with pytest.raises(ConfigError) as err:
