@@ -60,8 +60,14 @@ def tunnel(inventory, cluster):
                 time.sleep(0.3)
         yield "http://127.0.0.1:%d" % port
     finally:
+        # closing the tunnel is cleanup, not the test: ssh that has not ended 10 s after SIGTERM (CI, a loaded
+        # controller) is killed
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
 
 
 def api(base, path, **params):
