@@ -27,8 +27,9 @@ STAGE = "aiinfra.gpu_cluster.dataset : Stage the dataset"
 
 @pytest.fixture(scope="module")
 def env(shared_cluster, tmp_path_factory):
-    """2 local nodes (the worker's shared cluster, tests/conftest.py SharedCluster: no staged data, no storage
-    client), a moto server on its gateway holding s3://datasets/corpus/v1 (200 objects), the inventory."""
+    """2 local nodes (the worker's shared cluster, tests/conftest.py SharedCluster: no staged data; the storage
+    client a module before installed is kept), a moto server on its gateway holding s3://datasets/corpus/v1 (200
+    objects), the inventory."""
     cluster = shared_cluster.take(2)["name"]
     tmp = tmp_path_factory.mktemp("dataset")
     with S3Server(cluster, secret=SECRET) as s3:

@@ -26,8 +26,9 @@ STORES = ["gs", "az"]
 
 @pytest.fixture(scope="module")
 def env(shared_cluster, tmp_path_factory):
-    """2 local nodes (the worker's shared cluster, tests/conftest.py SharedCluster: no staged data, no storage
-    client); both emulators on its gateway, each holding <scheme>://datasets/corpus/v1."""
+    """2 local nodes (the worker's shared cluster, tests/conftest.py SharedCluster: no staged data; the storage
+    client a module before installed is kept); both emulators on its gateway, each holding
+    <scheme>://datasets/corpus/v1."""
     cluster = shared_cluster.take(2)["name"]
     tmp = tmp_path_factory.mktemp("dataset-stores")
     with GCSServer(cluster) as gcs, AzuriteServer(cluster) as az:
