@@ -439,7 +439,10 @@ def test_a_node_stopped_mid_job_fails_the_play_naming_it_and_cancels_the_job(slu
     # the node comes back to Slurm by itself: it kept its address (slurm.conf's NodeAddr, the other nodes' firewall
     # rules), its slurmd starts with it, and a node Slurm had set down returns once it registers (ReturnToService=2);
     # the partition is idle again for the tests after this one, nothing resumed by hand
-    wait_for("%s running" % nodes[2], lambda: sh(nodes[2], "hostname -I").stdout.split(), timeout=120)
+    def addresses():
+        return sh(nodes[2], "hostname -I").stdout.split()
+
+    wait_for("%s running" % nodes[2], addresses, timeout=120)
     assert sh(nodes[2], "hostname -I", check=True).stdout.split()[0] == address
     came_back = time.time()
 
