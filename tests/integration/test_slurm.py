@@ -436,6 +436,7 @@ def test_a_node_stopped_mid_job_fails_the_play_naming_it_and_cancels_the_job(slu
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         podman("start", nodes[2])
+
     # the node comes back to Slurm by itself: it kept its address (slurm.conf's NodeAddr, the other nodes' firewall
     # rules), its slurmd starts with it, and a node Slurm had set down returns once it registers (ReturnToService=2);
     # the partition is idle again for the tests after this one, nothing resumed by hand
