@@ -7,10 +7,16 @@ Runs once for the whole job (``run_once``): every node's part of the run starts 
 node, each over that node's own connection (plugin_utils ``core_compat.host_connection``, the watch's connections,
 with the task's ``become``), running the node-side ``torchrun_job`` module there (built and sent the way Ansible
 sends a module: pipelined, no_log for the secret environment) - not a per-host task batched by ``forks``.
+
+``state: checked`` and ``state: collected`` are the rounds around a launch, plain ``sh`` as the login user (the
+watch's way; plugin_utils ``torchrun/rounds.py``): which nodes lack what the launch needs (only those are prepared),
+and after the job each node's whole log into the run directory and whether it left outputs.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import threading
 import time
 
@@ -23,7 +29,9 @@ from ansible.template import Templar
 from ansible.utils.display import Display
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.argspec import argument_spec_for
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.layout import RunDir
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.core_compat import host_connection, require_known
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import rounds
 
 display = Display()
 
@@ -84,10 +92,22 @@ class ActionModule(ActionBase):
                     script_content = to_text(handle.read(), errors="surrogate_or_strict")
             except (IOError, OSError) as exc:
                 raise AnsibleError("torchrun_launch: cannot read the training script %s: %s" % (plan["script"], exc))
+        if args["state"] == "collected" and not args["dest"]:
+            raise AnsibleError("torchrun_launch: state collected needs dest (the run directory on the controller)")
         boxes = dict((host, {}) for host in hosts)
         threads = []
         started = time.time()
+        run = RunDir(args["base_dir"], plan["run_id"])
         for host in hosts:
+            if args["state"] in ("checked", "collected"):
+                script = (rounds.check_script(args["prepared"] or {}) if args["state"] == "checked"
+                          else rounds.collect_script(run.log, run.outputs))
+                thread = threading.Thread(target=self._sh, name="torchrun-%s-%s" % (args["state"], host),
+                                          args=(host, script, args, task_vars, boxes[host]))
+                thread.daemon = True
+                thread.start()
+                threads.append(thread)
+                continue
             if args["state"] == "started":
                 module_args = {"run_id": plan["run_id"], "base_dir": args["base_dir"], "spec": plan["specs"][host],
                                "rdzv_id": plan.get("rdzv_id") or plan["run_id"],
@@ -124,7 +144,46 @@ class ActionModule(ActionBase):
                   or (args["state"] == "started" and "action" not in nodes[h])]
         result.update(changed=any(n.get("changed") for n in nodes.values()), nodes=nodes, failed_hosts=failed,
                       started=started, ended=time.time())
+        if args["state"] == "checked":
+            # a node that could not be checked is prepared too (its tasks then say what is wrong with it)
+            result["unprepared"] = [h for h in hosts if h in failed or nodes[h].get("missing")]
+        elif args["state"] == "collected":
+            result["outputs"] = [h for h in hosts if nodes[h].get("outputs") in ("yes", "unknown")]
         return result
+
+    def _sh(self, host, script, args, task_vars, box):
+        """One node's check or collection, in its own thread: ``sh`` as the login user over its connection (no
+        become, no Python on the node, as the watch's polls)."""
+        connection = None
+        try:
+            with LOADERS:
+                connection = host_connection(self, host, task_vars, become=False)
+            rc, out, err = connection.exec_command("/bin/sh -c %s" % shlex.quote(script), sudoable=False)
+            if args["state"] == "checked":
+                box["result"] = {"missing": rounds.parse_check(to_text(out, errors="surrogate_or_replace"))}
+                return
+            found = rounds.parse_collect(out if isinstance(out, bytes) else out.encode("utf-8", "surrogateescape"))
+            res = {"outputs": found["outputs"]}
+            if found["log"] is not None:
+                folder = os.path.join(args["dest"], host)
+                os.makedirs(folder, exist_ok=True)
+                path = os.path.join(folder, "torchrun.log")
+                with open(path, "wb") as handle:
+                    handle.write(found["log"])
+                res["log"] = path
+            box["result"] = res
+        except AnsibleConnectionFailure as exc:
+            text = to_text(exc).strip()
+            box.update(unreachable=True, error=text.splitlines()[0] if text else repr(exc))
+        except Exception as exc:  # one node's failure is its own
+            text = to_text(exc).strip()
+            box["error"] = text.splitlines()[0] if text else repr(exc)
+        finally:
+            if connection is not None:
+                try:
+                    connection.close()
+                except Exception:
+                    pass
 
     def _one(self, host, module_args, task_vars, box):
         """One node's launch, in its own thread: its connection (with become), the module run over it."""

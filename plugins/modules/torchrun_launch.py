@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: torchrun_launch
-short_description: Start (or stop) a planned torchrun job on every node in one parallel round
+short_description: Start, stop, check or collect a planned torchrun job on every node in one parallel round
 version_added: 0.1.0
 description:
   - Runs once for the whole job (C(run_once)), on the controller (an action plugin), whatever Ansible's C(forks)
@@ -18,6 +18,10 @@ description:
   - Takes the plan record of M(aiinfra.gpu_cluster.torchrun_plan) whole (the run id, the rendezvous id, each node's
     launch spec, the script on the controller).
   - It never fails; a node that could not start (or stop) is in RV(failed_hosts), its reason in RV(nodes).
+  - The rounds around a launch run plain C(sh) as the login user (no become, no Python on the node, as
+    M(aiinfra.gpu_cluster.torchrun_watch) polls). O(state=checked) tells which nodes lack what the launch needs
+    (O(prepared)), so that only those go through the node preparation tasks. O(state=collected) brings each node's
+    whole log into O(dest) and says which nodes left outputs.
 author:
   - aiinfra platform team (@aiinfra)
 attributes:
@@ -44,10 +48,36 @@ options:
     type: list
     elements: str
   state:
-    description: C(started) starts (or attaches to) the run on every node; C(stopped) stops it on every node.
+    description:
+      - C(started) starts (or attaches to) the run on every node; C(stopped) stops it on every node.
+      - C(checked) looks on every node for what O(prepared) names (RV(unprepared)); nothing changes.
+      - C(collected) brings each node's log of the run to C(DEST/<node>/torchrun.log) on the controller and says
+        which nodes left outputs (RV(outputs)); nothing changes on the nodes.
     type: str
-    choices: [started, stopped]
+    choices: [started, stopped, checked, collected]
     default: started
+  prepared:
+    description: What a node needs before a launch (O(state=checked)); a node lacking any of it is in
+      RV(unprepared).
+    type: dict
+    suboptions:
+      user:
+        description: A user that must exist (the job's user).
+        type: str
+      files:
+        description: Files that must hold given content, as path -> the content's sha256 (the job's firewall rules).
+        type: dict
+      units:
+        description: systemd units that must be active (the unit that loads the firewall rules).
+        type: list
+        elements: str
+      executables:
+        description: Programs that must be there and executable (TensorFlow's python).
+        type: list
+        elements: str
+  dest:
+    description: The run directory on the controller (O(state=collected)).
+    type: path
   base_dir:
     description: Runs live on the nodes in C(BASE_DIR/runs/RUN_ID).
     type: path
@@ -107,4 +137,16 @@ ended:
   description: When every node had answered.
   returned: always
   type: float
+unprepared:
+  description: The nodes that lack something of O(prepared), or could not be checked (O(state=checked)); each
+    node's RV(nodes) entry lists what it lacks in C(missing).
+  returned: when O(state=checked)
+  type: list
+  elements: str
+outputs:
+  description: The nodes whose job left outputs, or whose output directory the login user cannot read
+    (O(state=collected)); each node's RV(nodes) entry has C(log), where its log now is on the controller.
+  returned: when O(state=collected)
+  type: list
+  elements: str
 """

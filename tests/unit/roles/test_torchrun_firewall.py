@@ -33,8 +33,16 @@ def test_the_torchrun_role_reuses_the_monitoring_firewall_tasks():
     assert fw["ansible.builtin.include_role"] == {"name": "aiinfra.gpu_cluster.monitoring",
                                                   "tasks_from": "firewall.yml"}
     assert fw["vars"]["monitoring_host_firewall"]["table"] == "aiinfra_torchrun"
+    # the rules' path and the unit are named once, in vars/main.yml (the readiness round checks the same ones)
+    with open("%s/roles/torchrun/vars/main.yml" % ROOT) as handle:
+        role_vars = yaml.safe_load(handle)
+    firewall = dict(fw["vars"]["monitoring_host_firewall"])
+    assert firewall["rules"] == "{{ _torchrun_firewall_rules }}"
+    assert firewall["service"] == "{{ _torchrun_firewall_service }}"
+    assert role_vars["_torchrun_prepared"]["units"] == "{{ [_torchrun_firewall_service] if torchrun_firewall | bool else [] }}"
+    firewall.update(rules=role_vars["_torchrun_firewall_rules"], service=role_vars["_torchrun_firewall_service"])
     unit = render_template("monitoring", "host-firewall.service.j2", {
-        "ansible_managed": "m", "monitoring_host_firewall": fw["vars"]["monitoring_host_firewall"],
+        "ansible_managed": "m", "monitoring_host_firewall": firewall,
         "_torchrun_firewall_template": "/x/torchrun-firewall.nft.j2"})
     assert "ExecStart=/usr/sbin/nft -f /etc/aiinfra/torchrun-firewall.nft" in unit
     assert "ExecStop=/usr/sbin/nft delete table inet aiinfra_torchrun" in unit

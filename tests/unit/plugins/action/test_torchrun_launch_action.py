@@ -3,6 +3,9 @@ connection with the task's become), a node that cannot start named with its reas
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
 import threading
 from unittest import mock
 
@@ -136,3 +139,90 @@ def test_module_vars_keep_the_interpreter_only():
 def test_become_follows_the_task(tmp_path, become):
     result, runner = launch(tmp_path, lambda h, a: {"action": "started"}, become=become)
     assert set(b for _n, _a, b in runner.calls.values()) == {become}
+
+
+def sh_round(tmp_path, state, node_answer=None, **args):
+    """A checked/collected round whose nodes' connections run the round's script with the real sh here (n-k's
+    files live under tmp_path/n-k); ``node_answer(host, script)`` may replace a node's answer."""
+    task = Task()
+    task.args = dict({"plan": plan(tmp_path), "state": state}, **args)
+    task.become = True
+    action = ActionModule(task, mock.MagicMock(), PlayContext(), None, None, None)
+    seen = {}
+
+    def host_connection(action, host, task_vars, become=False):
+        seen[host] = become
+        conn = mock.MagicMock()
+
+        def exec_command(cmd, sudoable=True):
+            assert sudoable is False
+            if node_answer:
+                answer = node_answer(host, cmd)
+                if answer is not None:
+                    return answer
+            proc = subprocess.run(["/bin/sh", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  cwd=str(tmp_path), check=False)
+            return proc.returncode, proc.stdout, proc.stderr
+        conn.exec_command.side_effect = exec_command
+        return conn
+    with mock.patch.object(torchrun_launch, "host_connection", host_connection):
+        result = action.run(task_vars={"hostvars": {}})
+    assert set(seen.values()) == {False}  # the login user: no become, whatever the task's
+    return result
+
+
+def test_checked_names_the_nodes_that_lack_something(tmp_path):
+    rules = tmp_path / "rules.nft"
+    rules.write_text("rules\n")
+    good = hashlib.sha256(b"rules\n").hexdigest()
+
+    def node_answer(host, cmd):
+        if host == "n-2":  # this node's rules are old
+            return 0, subprocess.run(["/bin/sh", "-c", cmd.replace(good, "0" * 64)], stdout=subprocess.PIPE,
+                                     check=False).stdout, b""
+        if host == "n-4":
+            raise AnsibleConnectionFailure("ssh: connect to host n-4 port 22: Connection refused")
+        if host == "n-6":
+            return 127, b"", b"sh: not found"
+        return None
+    result = sh_round(tmp_path, "checked", node_answer,
+                      prepared={"user": "root", "files": {str(rules): good}, "executables": ["/bin/sh"]})
+    assert result["unprepared"] == ["n-2", "n-4", "n-6"]
+    assert result["nodes"]["n-2"]["missing"] == ["file %s" % rules]
+    assert result["nodes"]["n-0"] == {"missing": []}
+    assert result["nodes"]["n-4"]["unreachable"] and result["failed_hosts"] == ["n-4", "n-6"]
+    assert not result["changed"]
+
+
+def test_collected_brings_each_log_and_names_the_nodes_with_outputs(tmp_path):
+    run = torchrun_launch.RunDir(str(tmp_path / "base"), "r1")
+    os.makedirs(run.outputs)
+    with open(run.log, "wb") as handle:
+        handle.write(b"rank 0 joined\n\xff done\n")
+    dest = tmp_path / "runs"
+    other = tmp_path / "n-1-outputs"
+    other.mkdir()
+    (other / "predictions.csv").write_text("x\n")
+
+    def node_answer(host, cmd):
+        if host == "n-1":  # its job left outputs
+            return 0, subprocess.run(["/bin/sh", "-c", cmd.replace(run.outputs, str(other))],
+                                     stdout=subprocess.PIPE, check=False).stdout, b""
+        if host == "n-3":
+            raise AnsibleConnectionFailure("ssh: connect to host n-3 port 22: No route to host")
+        if host == "n-5":  # never started: no log
+            return 0, subprocess.run(["/bin/sh", "-c", cmd.replace(run.log, run.log + ".none")],
+                                     stdout=subprocess.PIPE, check=False).stdout, b""
+        return None
+    result = sh_round(tmp_path, "collected", node_answer, base_dir=str(tmp_path / "base"), dest=str(dest),
+                      hosts=["n-0", "n-3", "n-5", "n-1"])
+    assert (dest / "n-0" / "torchrun.log").read_bytes() == b"rank 0 joined\n\xff done\n"
+    assert result["nodes"]["n-0"]["log"] == str(dest / "n-0" / "torchrun.log")
+    assert "log" not in result["nodes"]["n-5"] and not (dest / "n-5").exists()
+    assert result["nodes"]["n-3"]["unreachable"] and not (dest / "n-3").exists()
+    assert result["outputs"] == ["n-1"] and result["failed_hosts"] == ["n-3"]
+
+
+def test_collected_needs_a_destination(tmp_path):
+    with pytest.raises(Exception, match="dest"):
+        sh_round(tmp_path, "collected")
