@@ -16,8 +16,12 @@ step up every 5 nodes as a per-host task batched by forks did.
 
 Prints each run, the medians and the ratios. Prints; does not assert. Aim: ratio <= 1.2 at every size (joined and
 verdict), and an overhead that grows less than linearly with the node count.
-Needs: make setup, podman. BENCH_SIZES (default 8,16,32), BENCH_ROUNDS (default 2); the cluster's name starts
-with AIINFRA_TEST_CLUSTER_PREFIX when that is set. Makes its own cluster and removes it.
+Needs: make setup, podman, and for 32 nodes fs.inotify.max_user_instances above the default 128 (the local cloud
+says so and names the sysctl). BENCH_SIZES (default 8,16,32), BENCH_ROUNDS (default 2); the cluster's name starts
+with AIINFRA_TEST_CLUSTER_PREFIX when that is set. Makes its own cluster and removes it; BENCH_KEEP=1 keeps it (its
+name is printed) and BENCH_CLUSTER=<name> runs on such a kept cluster instead of making one.
+Both sides get the same rendezvous timeout (RDZV_TIMEOUT, 600 s): on a small controller, 32 nodes' processes
+importing torch at once take minutes to join.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun.plan 
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "8,16,32").split(",")]
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 STEPS = "5"
+RDZV_TIMEOUT = 600
 BASE = "/var/lib/aiinfra/torchrun"
 WORKDIR = BASE + "/jobs/bench"
 TORCHRUN = "/opt/aiinfra/pytorch/bin/torchrun"
@@ -76,10 +81,12 @@ def run_train(inventory, tmp, run_id, hosts):
     proc = run_playbook("playbooks/train.yml", "--limit", ",".join(hosts), inventory=inventory, check=False,
                         timeout=900, env=DEFAULT_FORKS, extra_vars={
                             "torchrun_job_name": "bench", "torchrun_run_dir": os.path.join(tmp, "runs", run_id),
-                            "torchrun_script_args": "--steps %s" % STEPS, "torchrun_plot": False})
+                            "torchrun_script_args": "--steps %s" % STEPS, "torchrun_plot": False,
+                            "torchrun_rdzv_timeout": RDZV_TIMEOUT})
     returned = time.time()
     if proc.returncode != 0:
-        raise SystemExit("train.yml failed:\n" + proc.stdout[-4000:])
+        text = proc.stdout[:proc.stdout.rfind("PLAY RECAP")] if "PLAY RECAP" in proc.stdout else proc.stdout
+        raise SystemExit("train.yml failed:\n" + text[-12000:])
     run_dir = os.path.join(tmp, "runs", run_id)
     texts = []
     for name in hosts:
@@ -99,7 +106,7 @@ def run_floor(nodes, run_id):
     items = [{"host": n["name"], "rank": n["gpu_cluster_rank"], "address": n["gpu_cluster_private_address"]}
              for n in nodes]
     settings = {"script": "train_example.py", "module": "", "script_args": ["--steps", STEPS], "job_name": "bench",
-                "nproc_per_node": "auto", "cpu_nproc_per_node": 1, "rdzv_port": 29400, "rdzv_timeout": 180,
+                "nproc_per_node": "auto", "cpu_nproc_per_node": 1, "rdzv_port": 29400, "rdzv_timeout": RDZV_TIMEOUT,
                 "max_restarts": 0, "timeout": 600, "stop_timeout": 15, "nnodes": "", "run_id": run_id,
                 "state": "started", "workdir": WORKDIR, "checkpoint_dir": WORKDIR + "/checkpoints", "bin": TORCHRUN,
                 "user": nodes[0]["ansible_user"]}
@@ -127,25 +134,30 @@ def run_floor(nodes, run_id):
 
 
 def main():
-    cluster = "%sbench-%s" % (os.environ.get("AIINFRA_TEST_CLUSTER_PREFIX", ""), uuid.uuid4().hex[:6])
+    kept = os.environ.get("BENCH_CLUSTER")
+    cluster = kept or "%sbench-%s" % (os.environ.get("AIINFRA_TEST_CLUSTER_PREFIX", ""), uuid.uuid4().hex[:6])
     tmp = tempfile.mkdtemp(prefix="bench-launch-")
     largest = max(SIZES)
     try:
-        print("== setting up %d local nodes (%s) with the pytorch role ..." % (largest, cluster), flush=True)
-        made = time.time()
         inventory = write_inventory(__import__("pathlib").Path(tmp), cluster, largest)
-        run_playbook("playbooks/provision.yml", inventory=inventory, timeout=1800)
-        run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=3600)
-        print("   ready in %.0fs" % (time.time() - made), flush=True)
+        if not kept:
+            print("== setting up %d local nodes (%s) with the pytorch role ..." % (largest, cluster), flush=True)
+            made = time.time()
+            run_playbook("playbooks/provision.yml", inventory=inventory, timeout=1800)
+            run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=3600)
+            print("   ready in %.0fs" % (time.time() - made), flush=True)
         hostvars = inventory_list(inventory)["_meta"]["hostvars"]
         nodes = sorted([dict(hostvars[name], name=name) for name in hostvars if name != "localhost"],
                        key=lambda n: int(n["gpu_cluster_rank"]))
-        print("== warm-up: train.yml once on every node (syncs the script, names the nodes by rank)", flush=True)
-        print("   train.yml  joined %.2fs, verdict %.2fs" % run_train(
-            inventory, tmp, "warmup", [n["name"] for n in nodes]), flush=True)
         rows = []
         for size in SIZES:
             subset = nodes[:size]
+            # train.yml first on these nodes: it syncs the script, names the nodes by rank and sets each node's job
+            # firewall to admit exactly these nodes (the floor's torchrun needs that too: a firewall set for fewer
+            # nodes would keep the others from the rendezvous)
+            print("== warm-up: train.yml once on %d nodes" % size, flush=True)
+            print("   train.yml  joined %.2fs, verdict %.2fs" % run_train(
+                inventory, tmp, "warmup%d" % size, [n["name"] for n in subset]), flush=True)
             ours, floor = [], []
             for i in range(ROUNDS):
                 floor.append(run_floor(subset, "floor%d-%d" % (size, i)))
@@ -165,7 +177,11 @@ def main():
                 size, fj, oj, oj / fj, oj - fj, fv, ov, ov / fv if fv > 0 else float("nan"), ov - fv))
         print("(aim: ratios <= 1.2 at every size; 'extra' = train.yml - floor, should grow less than linearly)")
     finally:
-        destroy_cluster(cluster)
+        if os.environ.get("BENCH_KEEP") or kept:
+            print("kept cluster %s (BENCH_CLUSTER=%s to run on it again; playbooks/teardown.yml removes it)"
+                  % (cluster, cluster))
+        else:
+            destroy_cluster(cluster)
         subprocess.run(["rm", "-rf", tmp], check=False)
 
 

@@ -56,6 +56,79 @@ chmod 0440 /etc/sudoers.d/90-aiinfra-user
 """
 
 
+# A node's systemd (5) and systemd-logind (1) hold 6 inotify instances of the user podman runs as (root, measured on
+# Debian 12 nodes); the kernel's default limit per user, fs.inotify.max_user_instances = 128, fits about 20 nodes on
+# a host. Past it a new node's systemd exits at once (status 255, no log) and podman only says "container state
+# improper": the provider checks before it makes any node.
+INOTIFY_PER_NODE = 6
+INOTIFY_LIMIT = "/proc/sys/fs/inotify/max_user_instances"
+
+
+def inotify_instances(uid, proc="/proc"):
+    """How many inotify instances the processes of ``uid`` hold now."""
+    count = 0
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.stat(os.path.join(proc, pid)).st_uid != uid:
+                continue
+            fds = os.path.join(proc, pid, "fd")
+            for fd in os.listdir(fds):
+                if os.readlink(os.path.join(fds, fd)) == "anon_inode:inotify":
+                    count += 1
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return count
+
+
+def check_inotify(new_nodes, limit_path=None, proc="/proc", uid=None):
+    """Fail before any node is made when ``new_nodes`` more nodes would pass the host's inotify limit."""
+    try:
+        with open(limit_path or INOTIFY_LIMIT) as handle:
+            limit = int(handle.read().strip())
+    except (IOError, OSError, ValueError):
+        return
+    used = inotify_instances(os.geteuid() if uid is None else uid, proc)
+    needed = used + INOTIFY_PER_NODE * int(new_nodes)
+    if needed > limit:
+        wanted = max(1024, 2 * needed)
+        raise ConfigError(
+            "%d more local node(s) need about %d inotify instances (%d per node's systemd; %d in use on this host), "
+            "more than fs.inotify.max_user_instances = %d allows: the nodes' systemd would not start"
+            % (new_nodes, INOTIFY_PER_NODE * int(new_nodes), INOTIFY_PER_NODE, used, limit),
+            hint="Raise the limit: 'sysctl -w fs.inotify.max_user_instances=%d' (and put "
+                 "'fs.inotify.max_user_instances = %d' in /etc/sysctl.d/ to keep it)" % (wanted, wanted))
+
+
+# A job's process group is a full mesh (gloo, NCCL over TCP): on a podman network each of n nodes holds an ARP entry
+# for each of the others, n * (n - 1) entries, and the kernel's neighbour table counts every network namespace's
+# entries against one limit, net.ipv4.neigh.default.gc_thresh3 (1024 by default). Past it connects fail with "No
+# route to host" (/proc/net/stat/arp_cache counts table_fulls): at 32 nodes a job's gloo mesh failed that way.
+NEIGH_LIMIT = "/proc/sys/net/ipv4/neigh/default/gc_thresh3"
+NEIGH_MARGIN = 128  # the host's own entries and the nodes' gateway
+
+
+def check_neighbours(cluster_nodes, limit_path=None):
+    """Fail before any node is made when a full mesh of ``cluster_nodes`` nodes would overflow the neighbour
+    table."""
+    try:
+        with open(limit_path or NEIGH_LIMIT) as handle:
+            limit = int(handle.read().strip())
+    except (IOError, OSError, ValueError):
+        return
+    needed = int(cluster_nodes) * int(cluster_nodes) + NEIGH_MARGIN
+    if needed > limit:
+        wanted = 1 << (max(needed * 2, 4096) - 1).bit_length()  # a power of two, at least 4096
+        raise ConfigError(
+            "a job on %d local nodes connects every node to every other: about %d ARP entries, more than "
+            "net.ipv4.neigh.default.gc_thresh3 = %d allows (its connects would fail with 'No route to host')"
+            % (cluster_nodes, needed, limit),
+            hint="Raise the limits: 'sysctl -w net.ipv4.neigh.default.gc_thresh1=%d "
+                 "net.ipv4.neigh.default.gc_thresh2=%d net.ipv4.neigh.default.gc_thresh3=%d' (and put them in "
+                 "/etc/sysctl.d/ to keep them)" % (wanted // 4, wanted // 2, wanted))
+
+
 def ssh_banner(host, port, timeout=2.0):
     """True when ``host:port`` answers with an SSH protocol banner."""
     try:
@@ -214,6 +287,8 @@ class LocalProvider(Provider):
         return name
 
     def create_nodes(self, spec, ranks, existing=(), prepared=None, timeout=600):
+        check_inotify(len(ranks))  # before anything is made
+        check_neighbours(len(set(rank for rank in ranks) | set(n.rank for n in self.list_nodes(spec.cluster))))
         image = self.image()
         if not self.image_exists(image):
             if self.opts.get("image"):
