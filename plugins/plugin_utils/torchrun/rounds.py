@@ -26,8 +26,8 @@ def check_script(prepared):
     q = shlex.quote
     lines = []
     if prepared.get("user"):
-        lines.append("getent passwd %s >/dev/null 2>&1 || echo %s" % (q(prepared["user"]),
-                                                                     q("user " + prepared["user"])))
+        user = prepared["user"]
+        lines.append("getent passwd %s >/dev/null 2>&1 || echo %s" % (q(user), q("user " + user)))
     for path, digest in sorted((prepared.get("files") or {}).items()):
         lines.append('[ "$(sha256sum %s 2>/dev/null | cut -d " " -f 1)" = %s ] || echo %s'
                      % (q(path), q(digest), q("file " + path)))
