@@ -69,6 +69,29 @@ def module_vars(hostvars, host):
     return out
 
 
+def first_line(exc):
+    text = to_text(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
+def guarded(box, work):
+    """One node's part of a round, in its thread: ``work(hold)`` puts the node's connection in ``hold`` (closed
+    after); a failure is this node's alone (unreachable, or its error), the others go on."""
+    hold = {}
+    try:
+        work(hold)
+    except AnsibleConnectionFailure as exc:
+        box.update(unreachable=True, error=first_line(exc))
+    except Exception as exc:  # one node's failure is its own: the others still start
+        box["error"] = first_line(exc)
+    finally:
+        if hold.get("connection") is not None:
+            try:
+                hold["connection"].close()
+            except Exception:
+                pass
+
+
 def clean(result):
     """A node's module result without what is no business of the play (the invocation, internal keys)."""
     return dict((k, v) for k, v in result.items() if k != "invocation" and not k.startswith("_ansible"))
@@ -154,11 +177,10 @@ class ActionModule(ActionBase):
     def _sh(self, host, script, args, task_vars, box):
         """One node's check or collection, in its own thread: ``sh`` as the login user over its connection (no
         become, no Python on the node, as the watch's polls)."""
-        connection = None
-        try:
+        def work(hold):
             with LOADERS:
-                connection = host_connection(self, host, task_vars, become=False)
-            rc, out, err = connection.exec_command("/bin/sh -c %s" % shlex.quote(script), sudoable=False)
+                hold["connection"] = host_connection(self, host, task_vars, become=False)
+            rc, out, err = hold["connection"].exec_command("/bin/sh -c %s" % shlex.quote(script), sudoable=False)
             if args["state"] == "checked":
                 box["result"] = {"missing": rounds.parse_check(to_text(out, errors="surrogate_or_replace"))}
                 return
@@ -172,25 +194,13 @@ class ActionModule(ActionBase):
                     handle.write(found["log"])
                 res["log"] = path
             box["result"] = res
-        except AnsibleConnectionFailure as exc:
-            text = to_text(exc).strip()
-            box.update(unreachable=True, error=text.splitlines()[0] if text else repr(exc))
-        except Exception as exc:  # one node's failure is its own
-            text = to_text(exc).strip()
-            box["error"] = text.splitlines()[0] if text else repr(exc)
-        finally:
-            if connection is not None:
-                try:
-                    connection.close()
-                except Exception:
-                    pass
+        guarded(box, work)
 
     def _one(self, host, module_args, task_vars, box):
         """One node's launch, in its own thread: its connection (with become), the module run over it."""
-        connection = None
-        try:
+        def work(hold):
             with LOADERS:
-                connection = host_connection(self, host, task_vars, become=self._task.become)
+                connection = hold["connection"] = host_connection(self, host, task_vars, become=self._task.become)
                 variables = module_vars(task_vars["hostvars"], host)
                 action = action_loader.get(
                     "ansible.legacy.normal", task=self._task, connection=connection, play_context=self._play_context,
@@ -201,15 +211,4 @@ class ActionModule(ActionBase):
             if connection._shell.tmpdir:  # not pipelined: the module's temporary directory goes
                 action._remove_tmp_path(connection._shell.tmpdir)
             box["result"] = clean(res)
-        except AnsibleConnectionFailure as exc:
-            box.update(unreachable=True, error=to_text(exc).strip().splitlines()[0] if to_text(exc).strip()
-                       else repr(exc))
-        except Exception as exc:  # one node's failure is its own: the others still start
-            text = to_text(exc).strip()
-            box["error"] = text.splitlines()[0] if text else repr(exc)
-        finally:
-            if connection is not None:
-                try:
-                    connection.close()
-                except Exception:
-                    pass
+        guarded(box, work)
