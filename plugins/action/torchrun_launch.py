@@ -154,7 +154,10 @@ class ActionModule(ActionBase):
             if "result" in box:
                 nodes[host] = box["result"]
             else:
-                nodes[host] = {"failed": True, "unreachable": bool(box.get("unreachable")),
+                # a node silent for the whole of a check or collection round (plain sh, no work of its own) counts
+                # as unreachable, as the per-host fetch it replaces counted a node it could not reach
+                silent = "error" not in box and args["state"] in ("checked", "collected")
+                nodes[host] = {"failed": True, "unreachable": bool(box.get("unreachable")) or silent,
                                "msg": box.get("error") or "it did not answer within %d s" % args["timeout"]}
         # the nodes mask the secret environment themselves; nothing a node or a connection said may carry it either
         secrets = set(str(v) for v in (args["secret_env"] or {}).values() if v not in (None, ""))

@@ -226,3 +226,20 @@ def test_collected_brings_each_log_and_names_the_nodes_with_outputs(tmp_path):
 def test_collected_needs_a_destination(tmp_path):
     with pytest.raises(Exception, match="dest"):
         sh_round(tmp_path, "collected")
+
+
+def test_a_node_silent_through_a_collection_round_counts_as_unreachable(tmp_path):
+    release = threading.Event()
+
+    def node_answer(host, cmd):
+        if host == "n-2":
+            release.wait(20)
+            return 255, b"", b""
+        return None
+    try:
+        result = sh_round(tmp_path, "collected", node_answer, base_dir=str(tmp_path / "base"),
+                          dest=str(tmp_path / "runs"), hosts=["n-0", "n-2"], timeout=1)
+    finally:
+        release.set()
+    assert result["nodes"]["n-2"]["unreachable"] and "did not answer within 1 s" in result["nodes"]["n-2"]["msg"]
+    assert not result["nodes"]["n-0"].get("unreachable") and result["failed_hosts"] == ["n-2"]
