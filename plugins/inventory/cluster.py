@@ -62,6 +62,16 @@ options:
     description: List stopped nodes too (their address is empty).
     type: bool
     default: false
+  pipelining:
+    description:
+      - Set C(ansible_pipelining) true on the nodes' group, so that every module runs in one ssh exchange (no
+        temporary files on the node; the launch round of M(aiinfra.gpu_cluster.torchrun_launch) and the roles' tasks
+        take a fraction of the round trips) whatever the configuration, as C(ansible.cfg)'s C(pipelining = True)
+        would. It is a group variable, so a C(group_vars) file of the group overrides it.
+      - The nodes' C(sudo) must not require a tty (no C(Defaults requiretty)); the images the clouds' modules start
+        do not. V(false) leaves pipelining to Ansible's configuration (off by default).
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -128,6 +138,8 @@ class InventoryModule(BaseInventoryPlugin):
         self.inventory.add_group(group)
         self.inventory.set_variable(group, "gpu_cluster_cloud", cloud)
         self.inventory.set_variable(group, "gpu_cluster_name", cluster)
+        if self.get_option("pipelining"):
+            self.inventory.set_variable(group, "ansible_pipelining", True)
         key_file = self.get_option("ssh_private_key_file")
         known_hosts = self.get_option("known_hosts_file")
         if not known_hosts or known_hosts.endswith("<cloud>-<cluster>"):

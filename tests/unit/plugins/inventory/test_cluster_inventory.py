@@ -3,12 +3,14 @@ asking any cloud (the nodes themselves: tests/integration, on real local nodes).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 
 import pytest
 
-from conftest import ROOT, VENV_BIN, ansible_env
+from conftest import COLLECTIONS, ROOT, VENV_BIN, ansible_env
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.inventory.cluster import (
     InventoryModule, known_hosts_path, ssh_host_key_vars)
@@ -51,3 +53,39 @@ def test_ssh_records_a_nodes_key_at_first_contact_and_checks_it_after():
     assert found["ansible_host_key_checking"] is True
     assert "StrictHostKeyChecking=accept-new" in found["ansible_ssh_common_args"]
     assert "UserKnownHostsFile='/tmp/known hosts'" in found["ansible_ssh_common_args"]
+
+
+# in a process of its own: the plugin loaded by Ansible's collection loader, with its documented options, and no
+# cloud asked (the provider lists no nodes)
+PARSE = """
+import json, sys
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+_AnsibleCollectionFinder(paths=[sys.argv[1]])._install()
+from ansible.inventory.data import InventoryData
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import inventory_loader
+from ansible_collections.aiinfra.gpu_cluster.plugins.inventory import cluster
+
+
+class NoNodes(object):
+    def list_nodes(self, name):
+        return []
+
+
+cluster.get_provider = lambda cloud, options: NoNodes()
+data = InventoryData()
+inventory_loader.get("aiinfra.gpu_cluster.cluster").parse(data, DataLoader(), sys.argv[2], cache=False)
+print(json.dumps(data.groups["gpu_nodes"].get_vars()))
+"""
+
+
+@pytest.mark.parametrize("setting, pipelined", [("", True), ("pipelining: true\n", True),
+                                                ("pipelining: false\n", None)])
+def test_the_nodes_group_pipelines_modules_unless_told_not_to(tmp_path, setting, pipelined):
+    path = tmp_path / "p.gpu_cluster.yml"
+    path.write_text("plugin: aiinfra.gpu_cluster.cluster\ncloud: local\ncluster: pipe\n" + setting)
+    proc = subprocess.run([sys.executable, "-c", PARSE, COLLECTIONS, str(path)], cwd=str(tmp_path), env=ansible_env(),
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found.get("ansible_pipelining") is pipelined and found["gpu_cluster_name"] == "pipe"
