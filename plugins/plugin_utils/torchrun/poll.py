@@ -45,7 +45,12 @@ def poll_script(run, offset, wait=0.0, max_bytes=262144, probe=None, probe_timeo
         # the run's unit (the direct launch), or the Slurm step's program alive under its pid (torchrun_launcher=slurm)
         "up() { systemctl is-active --quiet \"$u\" && return 0; s=$(cat %s 2>/dev/null); [ -n \"$s\" ] && "
         "tr '\\0' ' ' < /proc/$s/cmdline 2>/dev/null | grep -qF %s; }" % (q(os.path.join(run.path, STEP_PID)), q(step)),
-        'while [ "$n" -gt 0 ] && up; do sleep 0.25; n=$((n-1)); done',
+        # the wait ends when the run's exit record appears (written as the unit or Slurm step ends; a test, no
+        # process) or, checked once a second, the run is no longer up (it ended without a record: the record
+        # comes with the next poll). A systemctl per quarter second on every node competed with the job's start.
+        'x=%s; i=0' % q(run.exit),
+        'while [ "$n" -gt 0 ] && ! [ -s "$x" ]; do [ $((i % 4)) -ne 0 ] || up || break; sleep 0.25; n=$((n-1)); '
+        'i=$((i+1)); done',
         'st=$(systemctl show -p ActiveState --value "$u" 2>/dev/null); up && st=active',
         'echo "%s state $st"' % POLL_MARK,
         "echo \"%s exit $(cat %s 2>/dev/null | tr -d '\\n')\"" % (POLL_MARK, q(run.exit)),

@@ -129,3 +129,53 @@ def test_a_node_that_refuses_twice_is_lost_and_named(tmp_path):
     verdict = decide(poller.states(), time.time(), started, {"node_timeout": 20})
     assert verdict.done and verdict.failed[0] == "n1"
     assert verdict.message.startswith("n1 (node rank 1) failed: stopped answering: ssh: connect to host")
+
+
+def counting_systemctl(tmp_path, active_file):
+    """A systemctl that logs each call and says the run's unit is active while ``active_file`` exists."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    calls = tmp_path / "calls"
+    (fake / "systemctl").write_text(
+        '#!/bin/sh\necho "$1" >> %s\n[ -e %s ] || { [ "$1" = show ] && echo inactive; exit 3; }\n'
+        '[ "$1" = show ] && echo active\nexit 0\n' % (shlex.quote(str(calls)), shlex.quote(str(active_file))))
+    (fake / "systemctl").chmod(0o755)
+    return dict(os.environ, PATH="%s:%s" % (fake, os.environ["PATH"])), calls
+
+
+def test_a_waiting_poll_ends_when_the_exit_record_appears_and_asks_systemd_once_a_second(tmp_path):
+    run = RunDir(str(tmp_path), "r1")
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    active = tmp_path / "active"
+    active.write_text("")
+    env, calls = counting_systemctl(tmp_path, active)
+
+    def finish_later():
+        time.sleep(1.6)
+        with open(run.exit, "w") as handle:
+            handle.write('{"result": "success", "code": "exited", "status": "0", "time": 3.0}\n')
+        active.unlink()
+    threading.Thread(target=finish_later).start()
+    began = time.time()
+    out = subprocess.run(["sh", "-c", tr.poll_script(run, 0, wait=10)], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    took = time.time() - began
+    res = tr.parse_poll(out)
+    assert 1.5 < took < 4, took
+    assert res["active"] is False and res["exit"]["status"] == "0"
+    # while it waited (1.6 s): is-active at 0, 1 and perhaps 2 s, not every quarter second; then the state
+    waits = calls.read_text().split()
+    assert 2 <= waits.count("is-active") <= 4 and waits.count("show") == 1, waits
+
+
+def test_a_waiting_poll_ends_within_a_second_of_a_run_that_ended_without_a_record(tmp_path):
+    run = RunDir(str(tmp_path), "r1")
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    active = tmp_path / "active"
+    active.write_text("")
+    env, calls = counting_systemctl(tmp_path, active)
+    threading.Timer(0.5, active.unlink).start()
+    began = time.time()
+    res = tr.parse_poll(subprocess.run(["sh", "-c", tr.poll_script(run, 0, wait=10)], capture_output=True, text=True,
+                                       env=env, check=True).stdout)
+    assert time.time() - began < 3 and res["active"] is False and res["exit"] is None
