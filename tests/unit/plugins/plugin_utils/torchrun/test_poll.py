@@ -143,12 +143,18 @@ def counting_systemctl(tmp_path, active_file):
     return dict(os.environ, PATH="%s:%s" % (fake, os.environ["PATH"])), calls
 
 
-def test_a_waiting_poll_ends_when_the_exit_record_appears_and_asks_systemd_once_a_second(tmp_path):
+def running_node(tmp_path):
+    """A run directory whose unit the counting systemctl says is active (until ``active`` is removed)."""
     run = RunDir(str(tmp_path), "r1")
     (tmp_path / "runs" / "r1").mkdir(parents=True)
     active = tmp_path / "active"
     active.write_text("")
     env, calls = counting_systemctl(tmp_path, active)
+    return run, active, env, calls
+
+
+def test_a_waiting_poll_ends_when_the_exit_record_appears_and_asks_systemd_once_a_second(tmp_path):
+    run, active, env, calls = running_node(tmp_path)
 
     def finish_later():
         time.sleep(1.6)
@@ -169,11 +175,7 @@ def test_a_waiting_poll_ends_when_the_exit_record_appears_and_asks_systemd_once_
 
 
 def test_a_waiting_poll_ends_within_a_second_of_a_run_that_ended_without_a_record(tmp_path):
-    run = RunDir(str(tmp_path), "r1")
-    (tmp_path / "runs" / "r1").mkdir(parents=True)
-    active = tmp_path / "active"
-    active.write_text("")
-    env, calls = counting_systemctl(tmp_path, active)
+    run, active, env, dummy = running_node(tmp_path)
     threading.Timer(0.5, active.unlink).start()
     began = time.time()
     res = tr.parse_poll(subprocess.run(["sh", "-c", tr.poll_script(run, 0, wait=10)], capture_output=True, text=True,
