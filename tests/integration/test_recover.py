@@ -129,7 +129,8 @@ def test_lost_rank0_is_replaced_alone_and_the_job_resumes_from_the_object_store(
     # the node that kept running was stopped and its whole log brought back, however slowly its stop answered (the
     # lost node may or may not have answered its stop, as its container went down)
     assert nodes[1] not in first["unstopped_nodes"], first["unstopped_nodes"]
-    assert (tmp_path / "runs" / "rec" / nodes[1] / "torchrun.log").exists(), first["nodes"][1]
+    kept = tmp_path / "runs" / "rec" / nodes[1] / "torchrun.log"
+    assert kept.exists() and events(kept.read_text(), "step"), first["nodes"][1]
     assert [(a["run_id"], a["status"]) for a in final["attempts"]] == [("rec", "failed"), ("rec-r1", "succeeded")]
     assert [(n["host"], n["rank"], n["reason"]) for n in final["attempts"][0]["lost"]] == [
         (nodes[0], 0, "stopped in the cloud")]
