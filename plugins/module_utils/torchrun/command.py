@@ -287,8 +287,11 @@ def poststop_script(spec, exit_path):
              "# aiinfra.gpu_cluster torchrun: record how run %s ended (systemd ExecStopPost)" % spec["run_id"]]
     if spec.get("docker"):
         lines.append("docker rm -f %s >/dev/null 2>&1 || true" % shlex.quote(spec["docker"]["name"]))
-    lines.append('printf \'{"result": "%%s", "code": "%%s", "status": "%%s", "time": %%s}\\n\' '
-                 '"$SERVICE_RESULT" "$EXIT_CODE" "$EXIT_STATUS" "$(date +%%s.%%N)" > %s.tmp'
+    # "shutdown": the unit was stopped because its node is going down (a stopped VM or container, a reclaimed spot
+    # node): torchrun then exits 1 after its SIGTERM, which alone would read as a failure of its own
+    lines.append('[ "$(systemctl is-system-running 2>/dev/null)" = stopping ] && down=true || down=false')
+    lines.append('printf \'{"result": "%%s", "code": "%%s", "status": "%%s", "time": %%s, "shutdown": %%s}\\n\' '
+                 '"$SERVICE_RESULT" "$EXIT_CODE" "$EXIT_STATUS" "$(date +%%s.%%N)" "$down" > %s.tmp'
                  % shlex.quote(exit_path))
     lines.append("mv -f %s.tmp %s" % (shlex.quote(exit_path), shlex.quote(exit_path)))
     return "\n".join(lines) + "\n"

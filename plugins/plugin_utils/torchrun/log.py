@@ -21,6 +21,9 @@ RDZV_FIELD_RE = re.compile(r"\]\s+(restart_count|group_rank|group_world_size)=(\
 # a TensorFlow job (torchrun_framework tensorflow, no torchrun agent): TensorFlow's own lines as it sets up its
 # MultiWorkerMirroredStrategy from TF_CONFIG (it reached the cluster set-up)
 TF_ATTEMPT_RE = re.compile(r"(MultiWorkerMirroredStrategy with cluster_spec|Enabled multi-worker collective ops)")
+# torchrun's agent got a signal from outside (systemctl stop, kill, the node shutting down): it stops its workers
+# and exits 1, which its exit record alone cannot tell from a failure of its own
+SIGNAL_RE = re.compile(r"Received (\S+) death signal")
 RESTART_RE = re.compile(r"Worker group (FAILED|UNHEALTHY)\. (\d+)/(\d+) attempts left; will restart worker group")
 TEE_PREFIX_RE = re.compile(r"^\[([A-Za-z_][A-Za-z0-9_]*?)(\d+)\]:")
 ERROR_RE = re.compile(r"(Error|Exception|Traceback|error:|FAILED|failed|Killed|exitcode)")
@@ -62,6 +65,7 @@ class LogState(object):
         self.joined = None        # {"round", "group_rank", "world"} once the rendezvous completed
         self.restarts = 0          # the worker group's restart count (torchrun's restart_count)
         self.restart_requests = 0  # "will restart worker group" after a failure on this node
+        self.death_signal = None   # the signal torchrun's agent said it received ("15"), if it did
         self.last_metrics = None
         self.last_step = None
         self.first_step = None
@@ -131,6 +135,9 @@ class LogState(object):
         if RESTART_RE.search(text):
             self.restart_requests += 1
             return
+        match = SIGNAL_RE.search(text)
+        if match:
+            self.death_signal = self.death_signal or match.group(1)
         if ERROR_RE.search(text):
             self.errors.append(raw[:400])
 
@@ -169,6 +176,7 @@ class LogState(object):
             "joined": self.joined,
             "restarts": self.restarts,
             "restart_requests": self.restart_requests,
+            "death_signal": self.death_signal,
             "last_metrics": self.last_metrics,
             "last_step": self.last_step,
             "first_step": self.first_step,

@@ -96,6 +96,13 @@ def describe(state):
     if phase == "timeout":
         return who, "ran past torchrun_timeout (%ss) and was stopped" % (state.timeout or "?")
     if state.exit:
+        if state.exit.get("shutdown"):
+            return who, "its node shut down while the job ran (torchrun was stopped with it, exit code %s)" % (
+                exit_code(state.exit))
+        signal = (state.log or {}).get("death_signal")
+        if state.exit.get("code") == "exited" and signal:
+            return who, "torchrun was stopped from outside (its agent received signal %s; exit code %s)" % (
+                signal, exit_code(state.exit))
         if state.exit.get("code") == "exited":
             return who, "torchrun ended with exit code %s" % exit_code(state.exit)
         return who, "torchrun was killed by SIG%s" % state.exit.get("status")
@@ -103,8 +110,11 @@ def describe(state):
 
 
 def ended_from_outside(state):
-    """Its torchrun was signalled (killed, dumped), or its unit is gone with no exit record (the node went down)."""
-    return not state.exit or state.exit.get("code") in ("killed", "dumped")
+    """Its torchrun was signalled (killed, dumped, or its agent said it received a signal and exited), its unit was
+    stopped by its node's shutdown, or its unit is gone with no exit record (the node went down)."""
+    exit_info = state.exit
+    return (not exit_info or exit_info.get("code") in ("killed", "dumped") or bool(exit_info.get("shutdown"))
+            or bool((state.log or {}).get("death_signal")))
 
 
 def decide(states, now, started, settings):

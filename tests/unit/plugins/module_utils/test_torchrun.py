@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+import subprocess
 
 import pytest
 
@@ -149,6 +151,22 @@ def test_launch_and_poststop_scripts():
     assert "$SERVICE_RESULT" in post and "$EXIT_STATUS" in post and "docker rm" not in post
     post = tr.poststop_script(spec(docker={"name": "aiinfra-torchrun-r1"}), "/w/runs/r1/exit.json")
     assert "docker rm -f aiinfra-torchrun-r1" in post
+
+
+@pytest.mark.parametrize("system_state, shutdown", [("stopping", True), ("running", False), ("degraded", False)])
+def test_the_exit_record_says_whether_the_node_was_shutting_down(tmp_path, system_state, shutdown):
+    # run the script as systemd's ExecStopPost would, with a systemctl that answers as the node would
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text("#!/bin/sh\n[ \"$1\" = is-system-running ] && echo %s\n" % system_state)
+    (bin_dir / "systemctl").chmod(0o755)
+    exit_path = tmp_path / "exit.json"
+    env = {"PATH": "%s:/usr/bin:/bin" % bin_dir, "SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited",
+           "EXIT_STATUS": "1"}
+    subprocess.run(["/bin/sh", "-c", tr.poststop_script(spec(), str(exit_path))], env=env, check=True)
+    record = json.loads(exit_path.read_text())
+    assert record["shutdown"] is shutdown and record["result"] == "exit-code" and record["status"] == "1"
+    assert isinstance(record["time"], float) and not (tmp_path / "exit.json.tmp").exists()
 
 
 def test_exit_codes():

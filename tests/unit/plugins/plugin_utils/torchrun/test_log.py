@@ -59,3 +59,14 @@ def test_log_state_without_agent_info_lines_or_prefixes():
     assert state.attempted is False and state.joined is None
     assert state.last_step == {"step": 1, "loss": 2.0}
     assert state.last_metrics["busbw_gbps"] == 1.5
+
+
+def test_the_signal_torchruns_agent_received_is_kept():
+    # what torchrun 2.x printed on a node whose container was stopped (the agent exits 1 after it)
+    state = tr.parse_log("W1205 23:15:56.149000 1204 torch/distributed/elastic/agent/server/api.py:753] Received 15 "
+                         "death signal, shutting down workers\n"
+                         "W1205 23:15:56.150000 1204 torch/distributed/elastic/multiprocessing/api.py:1028] Sending "
+                         "process 1218 closing signal SIGTERM\n")
+    assert state.snapshot()["death_signal"] == "15"
+    # a worker stopped by its own agent after a peer failed is not the agent receiving a signal
+    assert tr.parse_log(LOG).snapshot()["death_signal"] is None

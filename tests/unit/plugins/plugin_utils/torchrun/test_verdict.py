@@ -175,3 +175,28 @@ def test_a_node_stopped_from_outside_is_named_before_the_peers_it_took_down():
     # failures by themselves stay in time order
     states = {"n0": running(t=113.0), "n1": exited("1", at=110.0, t=113.0), "n2": exited("1", at=111.0, t=113.0)}
     assert verdict_of(states, 113.5, 50.0)["failed"] == ["n1", "n2"]
+
+
+def test_a_node_whose_shutdown_stopped_torchrun_is_the_cause_though_its_agent_exited_1():
+    # n1's container was stopped: systemd stopped the unit on the way down, torchrun's agent exited 1 after its
+    # SIGTERM and the poll caught the exit record before the node went; n0 failed by itself a moment earlier
+    # (connection closed by peer) and n2's poll is slow. Without the shutdown mark this reads as n0 failing first,
+    # or, waiting for n2, as n2 lost.
+    down = exited("1", at=110.5, t=111.0)
+    down["exit"]["shutdown"] = True
+    states = {"n0": exited("1", at=110.2, t=111.0), "n1": down, "n2": running(t=105.0)}
+    verdict = verdict_of(states, 111.5, 50.0)
+    assert verdict["done"] and verdict["failed"] == ["n1", "n0"] and verdict["phases"]["n2"] == "running", verdict
+    assert verdict["message"].startswith("n1 (node rank 1) failed: its node shut down while the job ran (torchrun "
+                                         "was stopped with it, exit code 1)"), verdict["message"]
+    # the same without the mark, but with the agent's own word that it got a signal
+    signalled = exited("1", at=110.5, t=111.0)
+    signalled["log"]["death_signal"] = "15"
+    states["n1"] = signalled
+    verdict = verdict_of(states, 111.5, 50.0)
+    assert verdict["failed"] == ["n1", "n0"], verdict
+    assert "stopped from outside (its agent received signal 15; exit code 1)" in verdict["message"]
+    # neither: an exit code 1 is its own failure, in time order, and the silent n2 gets its moment first
+    states["n1"] = exited("1", at=110.5, t=111.0)
+    assert not verdict_of(states, 111.5, 50.0)["done"]
+    assert verdict_of(states, 111.5, 50.0)["phases"]["n2"] == "running"
