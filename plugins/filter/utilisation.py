@@ -7,13 +7,14 @@ from its Prometheus node after a run; the run report shapes and draws the answer
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.utilisation import query_list
 
 
-def utilisation_queries(start, end, scrape_interval="10s"):
+def utilisation_queries(start, end, scrape_interval="10s", combined=False):
     try:
-        return query_list(start, end, scrape_interval)
+        return query_list(start, end, scrape_interval, boolean(combined, strict=True))
     except (TypeError, ValueError) as exc:
         raise AnsibleFilterError("utilisation_queries: %s" % exc)
 

@@ -5,7 +5,8 @@
 
 Pure functions, controller side:
 
-- :func:`queries` - the PromQL range queries for a window (one per panel, each series per ``node``);
+- :func:`queries` - the PromQL range queries for a window (one per panel, each series per ``node``; or one for
+  every panel, whose answer :func:`split` parts);
 - :func:`fetch` - runs them against a Prometheus HTTP API (a tunnel, or the private address) - the roles
   instead ask from the Prometheus node (``ansible.builtin.uri``) and hand over the raw answers;
 - :func:`shape` - raw ``query_range`` answers -> per-node series clipped to the run's window and summary
@@ -32,6 +33,8 @@ PANELS = (
     ("gpu", "GPU", 'avg by (node) (DCGM_FI_DEV_GPU_UTIL{{job="dcgm"}})', "%"),
 )
 MAX_POINTS = 240
+COMBINED = "all"                # the key of the one query that asks every panel at once
+PANEL_LABEL = "aiinfra_panel"   # the label that query gives each series: its panel's key
 
 
 def window_step(start, end, scrape_interval=10.0):
@@ -42,11 +45,37 @@ def window_step(start, end, scrape_interval=10.0):
     return step, rate_window
 
 
-def queries(start, end, scrape_interval=10.0):
-    """{key: query_range parameters} for the window [start, end] (Unix times)."""
+def queries(start, end, scrape_interval=10.0, combined=False):
+    """{key: query_range parameters} for the window [start, end] (Unix times); ``combined``: one query for every
+    panel, ``{"all": parameters}``, each series labelled with its panel (:func:`split` parts the answer)."""
     step, rate_window = window_step(start, end, scrape_interval)
-    return dict((key, {"query": promql.format(w="%ds" % rate_window), "start": "%.3f" % float(start),
-                       "end": "%.3f" % float(end), "step": "%g" % step}) for key, title, promql, unit in PANELS)
+    window = {"start": "%.3f" % float(start), "end": "%.3f" % float(end), "step": "%g" % step}
+    if combined:
+        # one request instead of one per panel (each a module run on the Prometheus node): the panels' series
+        # differ by the added label, so "or" keeps them all
+        parts = ['label_replace(%s, "%s", "%s", "", "")' % (promql.format(w="%ds" % rate_window), PANEL_LABEL, key)
+                 for key, title, promql, unit in PANELS]
+        return {COMBINED: dict({"query": " or ".join(parts)}, **window)}
+    return dict((key, dict({"query": promql.format(w="%ds" % rate_window)}, **window))
+                for key, title, promql, unit in PANELS)
+
+
+def split(raw):
+    """``{"all": the combined query's answer}`` -> ``{key: an answer of that panel's own}``; raw answers per panel
+    pass as they are. An error answer (or none) stands for every panel."""
+    if not isinstance(raw, dict) or COMBINED not in raw:
+        return raw
+    answer = raw[COMBINED]
+    if not isinstance(answer, dict) or answer.get("status") != "success":
+        return dict((key, answer) for key, title, promql, unit in PANELS)
+    data = answer.get("data") or {}
+    out = dict((key, dict(answer, data=dict(data, result=[]))) for key, title, promql, unit in PANELS)
+    for series in data.get("result") or []:
+        metric = dict(series.get("metric") or {})
+        key = metric.pop(PANEL_LABEL, None)
+        if key in out:
+            out[key]["data"]["result"].append(dict(series, metric=metric))
+    return out
 
 
 def query_string(params):
@@ -65,25 +94,26 @@ def duration_seconds(value):
     return sum(float(a) * units[b] for a, b in parts)
 
 
-def query_list(start, end, scrape_interval="10s"):
-    """[{key, query_string}] for each panel: what a task asks Prometheus' /api/v1/query_range."""
+def query_list(start, end, scrape_interval="10s", combined=False):
+    """[{key, query_string}] for each panel (``combined``: one, key ``all``): what a task asks Prometheus'
+    /api/v1/query_range."""
     interval = duration_seconds(scrape_interval)
     return [{"key": key, "query_string": query_string(params)}
-            for key, params in queries(float(start), float(end), interval).items()]
+            for key, params in queries(float(start), float(end), interval, combined).items()]
 
 
 def fetch(base_url, start, end, scrape_interval=10.0, timeout=20, opener=None):
     """{key: the raw JSON answer of /api/v1/query_range} for each panel (an error answer is kept as it came)."""
     opener = opener or open_url
     out = {}
-    for key, params in queries(start, end, scrape_interval).items():
+    for key, params in queries(start, end, scrape_interval, combined=True).items():
         url = base_url.rstrip("/") + "/api/v1/query_range?" + query_string(params)
         try:
             with opener(url, timeout=timeout) as resp:
                 out[key] = json.load(resp)
         except (OSError, ValueError, UrlConnectionError) as exc:
             out[key] = {"status": "error", "error": str(exc)}
-    return out
+    return split(out)
 
 
 def shape(raw, start, end, nodes=None):
@@ -93,6 +123,7 @@ def shape(raw, start, end, nodes=None):
     the series and lists nodes that had none. A panel is ``ok``, ``empty`` (no series: e.g. no GPU) or ``error``.
     """
     start, end = float(start), float(end)
+    raw = split(raw)
     panels = {}
     for key, title, promql, unit in PANELS:
         answer = (raw or {}).get(key)

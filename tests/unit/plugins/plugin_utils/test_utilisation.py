@@ -89,15 +89,35 @@ def test_gpu_series_are_drawn_per_node(tmp_path):
     plt.close("all")
 
 
-def test_fetch_asks_each_panel_and_keeps_errors():
+def test_fetch_asks_every_panel_in_one_query_and_parts_the_answer():
     asked = []
+    # Prometheus' answer to the combined query: each series keeps its node and gets the panel label; no GPU (no DCGM
+    # series) leaves the gpu side of the "or" empty
+    combined = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"node": "n-0", "aiinfra_panel": "cpu"}, "values": [[1000, "12.5"], [1001, "13"]]},
+        {"metric": {"node": "n-1", "aiinfra_panel": "cpu"}, "values": [[1000, "50"]]},
+        {"metric": {"node": "n-0", "aiinfra_panel": "memory"}, "values": [[1000, "40"]]}]}}
 
     def opener(url, timeout):
         asked.append(url)
-        if "DCGM" in urllib.parse.unquote(url):
-            raise OSError("connection refused")
-        return io.BytesIO(json.dumps(answer({"n-0": [(1000, 1)]})).encode())
+        return io.BytesIO(json.dumps(combined).encode())
 
     raw = u.fetch("http://127.0.0.1:9/", START, END, 5, opener=opener)
-    assert all(url.startswith("http://127.0.0.1:9/api/v1/query_range?query=") for url in asked) and len(asked) == 3
-    assert raw["gpu"] == {"status": "error", "error": "connection refused"} and raw["cpu"]["status"] == "success"
+    assert len(asked) == 1 and asked[0].startswith("http://127.0.0.1:9/api/v1/query_range?query=")
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(asked[0]).query)["query"][0]
+    for key, title, promql, unit in u.PANELS:
+        assert 'label_replace(%s, "aiinfra_panel", "%s", "", "")' % (promql.format(w="12s"), key) in query
+    assert query.count(" or ") == 2
+    assert sorted(raw) == ["cpu", "gpu", "memory"] and all(a["status"] == "success" for a in raw.values())
+    assert [s["metric"] for s in raw["cpu"]["data"]["result"]] == [{"node": "n-0"}, {"node": "n-1"}]
+    assert raw["gpu"]["data"]["result"] == []
+    shaped = u.shape(raw, START, END, ["n-0", "n-1"])
+    assert shaped == u.shape({"all": combined}, START, END, ["n-0", "n-1"])  # what the role hands the report
+    assert shaped["panels"]["cpu"]["nodes"]["n-1"]["mean"] == 50.0
+    assert shaped["panels"]["memory"]["missing"] == ["n-1"] and shaped["panels"]["gpu"]["status"] == "empty"
+
+    def refused(url, timeout):
+        raise OSError("connection refused")
+    raw = u.fetch("http://127.0.0.1:9/", START, END, 5, opener=refused)
+    assert raw == dict((key, {"status": "error", "error": "connection refused"}) for key in ("cpu", "memory", "gpu"))
+    assert [item["key"] for item in u.query_list(START, END, "5s", combined=True)] == ["all"]
