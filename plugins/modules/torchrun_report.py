@@ -89,7 +89,8 @@ options:
   utilisation:
     description:
       - Prometheus' answers for the nodes' CPU, memory and GPU utilisation over the run (C(cpu), C(memory), C(gpu),
-        each the JSON of C(/api/v1/query_range)), as the monitoring role's C(query.yml) asks them. Given, the
+        each the JSON of C(/api/v1/query_range); or C(all), the one answer of the combined query, each series
+        labelled C(aiinfra_panel) with its panel), as the monitoring role's C(query.yml) asks them. Given, the
         summary gets C(utilisation) (per node mean and max, C(no GPU) where there is none) and C(loss.png) three
         panels; points outside the run's window are left out.
     type: dict

@@ -22,8 +22,10 @@ RDZV_FIELD_RE = re.compile(r"\]\s+(restart_count|group_rank|group_world_size)=(\
 # MultiWorkerMirroredStrategy from TF_CONFIG (it reached the cluster set-up)
 TF_ATTEMPT_RE = re.compile(r"(MultiWorkerMirroredStrategy with cluster_spec|Enabled multi-worker collective ops)")
 # torchrun's agent got a signal from outside (systemctl stop, kill, the node shutting down): it stops its workers
-# and exits 1, which its exit record alone cannot tell from a failure of its own
-SIGNAL_RE = re.compile(r"Received (\S+) death signal")
+# and exits 1, which its exit record alone cannot tell from a failure of its own. Only the agent's own line counts
+# (its logger's source, no worker's [default0]: prefix): a training script printing the words does not.
+SIGNAL_RE = re.compile(r"^[IWE]\d{4} [\d:.]+ +\d+ \S*torch/distributed/elastic/agent/server/api\.py:\d+\] "
+                       r"Received (\S+) death signal")
 RESTART_RE = re.compile(r"Worker group (FAILED|UNHEALTHY)\. (\d+)/(\d+) attempts left; will restart worker group")
 TEE_PREFIX_RE = re.compile(r"^\[([A-Za-z_][A-Za-z0-9_]*?)(\d+)\]:")
 ERROR_RE = re.compile(r"(Error|Exception|Traceback|error:|FAILED|failed|Killed|exitcode)")
@@ -135,7 +137,7 @@ class LogState(object):
         if RESTART_RE.search(text):
             self.restart_requests += 1
             return
-        match = SIGNAL_RE.search(text)
+        match = SIGNAL_RE.search(raw)
         if match:
             self.death_signal = self.death_signal or match.group(1)
         if ERROR_RE.search(text):

@@ -70,3 +70,9 @@ def test_the_signal_torchruns_agent_received_is_kept():
     assert state.snapshot()["death_signal"] == "15"
     # a worker stopped by its own agent after a peer failed is not the agent receiving a signal
     assert tr.parse_log(LOG).snapshot()["death_signal"] is None
+    # nor is a training script that prints the words (its lines carry torchrun's [default0]: prefix), with or
+    # without the agent's logger format
+    for line in ("[default0]:W1205 23:15:56.149000 1204 torch/distributed/elastic/agent/server/api.py:753] Received "
+                 "15 death signal, shutting down workers", "[default0]:Received 15 death signal",
+                 "Received 15 death signal"):
+        assert tr.parse_log(line + "\n").snapshot()["death_signal"] is None, line
