@@ -31,7 +31,7 @@ from ansible.utils.display import Display
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.argspec import argument_spec_for
 from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.layout import RunDir
 from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.core_compat import host_connection, require_known
-from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import rounds
+from ansible_collections.aiinfra.gpu_cluster.plugins.plugin_utils.torchrun import payload, rounds
 
 display = Display()
 
@@ -67,6 +67,15 @@ def module_vars(hostvars, host):
     facts = hv["ansible_facts"] if "ansible_facts" in hv else {}
     out["ansible_facts"] = dict((k, v) for k, v in (facts or {}).items() if k.startswith("discovered_interpreter_"))
     return out
+
+
+def interpreter(variables):
+    """The Python the host's inventory names (ansible_python_interpreter, unless it asks for discovery) or that
+    Ansible discovered on it earlier in the play; None: the payload picks the node's python3."""
+    named = variables.get("ansible_python_interpreter")
+    if named and not str(named).startswith("auto"):
+        return str(named)
+    return variables["ansible_facts"].get("discovered_interpreter_python") or None
 
 
 def first_line(exc):
@@ -200,7 +209,9 @@ class ActionModule(ActionBase):
         guarded(box, work)
 
     def _one(self, host, module_args, task_vars, box):
-        """One node's launch, in its own thread: its connection (with become), the module run over it."""
+        """One node's launch, in its own thread: its connection (with become), the job manager run over it - the
+        payload program (plugin_utils ``torchrun/payload.py``) on the node's Python's standard input where the
+        connection pipelines, else the ``torchrun_job`` module the way Ansible runs a module without pipelining."""
         def work(hold):
             with LOADERS:
                 connection = hold["connection"] = host_connection(self, host, task_vars, become=self._task.become)
@@ -210,6 +221,12 @@ class ActionModule(ActionBase):
                     loader=self._loader, templar=Templar(loader=self._loader, variables=variables),
                     shared_loader_obj=self._shared_loader_obj)
                 action._configure_module = locked(action._configure_module, BUILD)
+            if action._is_pipelining_enabled("new"):
+                args = dict(module_args, check_mode=bool(self._task.check_mode))
+                res = action._low_level_execute_command(
+                    payload.command(interpreter(variables)), sudoable=True, in_data=payload.program(args))
+                box["result"] = clean(payload.parse(res.get("rc"), res.get("stdout") or "", res.get("stderr") or ""))
+                return
             res = action._execute_module(module_name=JOB_MODULE, module_args=dict(module_args), task_vars=variables)
             if connection._shell.tmpdir:  # not pipelined: the module's temporary directory goes
                 action._remove_tmp_path(connection._shell.tmpdir)

@@ -13,8 +13,14 @@ description:
   - Runs once for the whole job (C(run_once)), on the controller (an action plugin), whatever Ansible's C(forks)
     are. Every node's part of the run starts at once, each over that node's own connection (made from its inventory
     variables as Ansible makes a task's connection, the same connections M(aiinfra.gpu_cluster.torchrun_watch)
-    polls over), with the task's C(become); M(aiinfra.gpu_cluster.torchrun_job) runs on each node, sent the way
-    Ansible sends a module.
+    polls over), with the task's C(become). The job manager of M(aiinfra.gpu_cluster.torchrun_job) runs on each
+    node - where the connection pipelines (C(ansible_pipelining), which the C(aiinfra.gpu_cluster.cluster)
+    inventory sets), as one program on the node's Python's standard input (its module_utils and the node's
+    arguments, so nothing of them on a command line or in a file; no AnsiballZ, no C(ansible.module_utils.basic)), else as
+    that module, the way Ansible sends a module without pipelining.
+  - The node's interpreter is C(ansible_python_interpreter) when the inventory names one, else the one Ansible
+    discovered on the node earlier in the play, else the node's C(/usr/bin/python3) (or
+    C(/usr/libexec/platform-python)).
   - Takes the plan record of M(aiinfra.gpu_cluster.torchrun_plan) whole (the run id, the rendezvous id, each node's
     launch spec, the script on the controller).
   - It never fails; a node that could not start (or stop) is in RV(failed_hosts), its reason in RV(nodes).

@@ -31,8 +31,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, VENV_BIN, ansible_env, destroy_cluster, events, local_name, podman, run_playbook, \
-    unique_name, write_inventory
+from conftest import ROOT, VENV_BIN, ansible_env, configured_image, destroy_cluster, events, local_name, podman, \
+    run_playbook, unique_name, write_inventory
 from s3_server import S3Server
 
 TRAIN = "playbooks/train.yml"
@@ -62,7 +62,8 @@ def cluster(tmp_path_factory):
     name = local_name("iso")
     state = {"name": name, "tmp": tmp, "nodes": ["%s-%d" % (name, r) for r in range(2)], "s3": None, "nets": []}
     try:
-        state["inventory"] = write_inventory(tmp, name, 2)
+        image = configured_image()  # tests/conftest.py: a configured node, when one was saved
+        state["inventory"] = write_inventory(tmp, name, 2, extra={"gpu_cluster_image": image} if image else None)
         run_playbook("playbooks/provision.yml", inventory=state["inventory"], timeout=900)
         run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=state["inventory"], timeout=1500)
         state["s3"] = S3Server(name).start()

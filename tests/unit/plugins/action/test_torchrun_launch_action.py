@@ -3,8 +3,11 @@ connection with the task's become), a node that cannot start named with its reas
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
+import re
 import subprocess
 import threading
 from unittest import mock
@@ -17,6 +20,7 @@ from ansible.playbook.task import Task
 
 from ansible_collections.aiinfra.gpu_cluster.plugins.action import torchrun_launch
 from ansible_collections.aiinfra.gpu_cluster.plugins.action.torchrun_launch import ActionModule
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.runner import MARKER
 
 SECRET = "hf_launch-s3cr3t"
 HOSTS = ["n-%d" % i for i in range(8)]
@@ -30,30 +34,50 @@ def plan(tmp_path):
             "specs": dict((h, {"node_rank": i}) for i, h in enumerate(HOSTS))}
 
 
-class FakeModuleRunner(object):
-    """Stands in for the per-node action that runs torchrun_job over the node's connection."""
+def program_args(program):
+    """The arguments a payload program carries (plugin_utils torchrun/payload.py)."""
+    found = re.search(r"b64decode\('([A-Za-z0-9+/=]+)'\)", program)
+    return json.loads(base64.b64decode(found.group(1)).decode("utf-8"))["args"]
 
-    def __init__(self, answer):
+
+class FakeModuleRunner(object):
+    """Stands in for the per-node action that runs the job manager over the node's connection: the payload program
+    on the interpreter's standard input where the connection pipelines, else the torchrun_job module."""
+
+    def __init__(self, answer, pipelining=True):
         self.answer = answer
+        self.pipelining = pipelining
         self.calls = {}
+        self.commands = {}
         self.lock = threading.Lock()
 
     def get(self, name, task, connection, **kwargs):
         runner = mock.MagicMock()
+        runner._is_pipelining_enabled.return_value = self.pipelining
 
         def execute(module_name, module_args, task_vars):
             with self.lock:
                 self.calls[connection.host] = (module_name, module_args, connection.become)
             return self.answer(connection.host, module_args)
+
+        def low_level(cmd, sudoable=True, in_data=None):
+            args = program_args(in_data)
+            assert args.pop("check_mode") is False
+            with self.lock:
+                self.calls[connection.host] = ("payload", args, connection.become and sudoable)
+                self.commands[connection.host] = cmd
+            answer = self.answer(connection.host, args)
+            return {"rc": 0, "stdout": "noise\n%s%s\n" % (MARKER, json.dumps(answer)), "stderr": ""}
         runner._execute_module.side_effect = execute
+        runner._low_level_execute_command.side_effect = low_level
         return runner
 
 
-def launch(tmp_path, answer, become=True, connect=None, **args):
+def launch(tmp_path, answer, become=True, connect=None, pipelining=True, **args):
     task = Task()
     task.args = dict({"plan": plan(tmp_path), "secret_env": {"HF_TOKEN": SECRET}}, **args)
     task.become = become
-    runner = FakeModuleRunner(answer)
+    runner = FakeModuleRunner(answer, pipelining)
     connection = mock.MagicMock()
     connection._shell.tmpdir = None
     action = ActionModule(task, connection, PlayContext(), None, None, None)
@@ -73,17 +97,21 @@ def launch(tmp_path, answer, become=True, connect=None, **args):
     return result, runner
 
 
-def test_every_node_starts_in_one_round(tmp_path):
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_every_node_starts_in_one_round(tmp_path, pipelining):
     barrier = threading.Barrier(len(HOSTS), timeout=10)
 
     def answer(host, module_args):
         barrier.wait()  # only passes when every node's launch is under way at once
         return {"changed": True, "action": "started", "command": "torchrun ...", "invocation": {"x": 1}}
-    result, runner = launch(tmp_path, answer)
+    result, runner = launch(tmp_path, answer, pipelining=pipelining)
     assert result["failed_hosts"] == [] and result["changed"]
     assert sorted(runner.calls) == HOSTS
     for host, (name, module_args, become) in runner.calls.items():
-        assert name == "aiinfra.gpu_cluster.torchrun_job" and become is True
+        # pipelined: the payload on the interpreter the play found on the node; else the module
+        assert name == ("payload" if pipelining else "aiinfra.gpu_cluster.torchrun_job") and become is True
+        if pipelining:
+            assert runner.commands[host] == "/usr/bin/py -I -"  # nothing of the arguments on the command line
         assert module_args["spec"] == {"node_rank": HOSTS.index(host)} and module_args["rdzv_id"] == "r1-abc"
         assert module_args["script_content"] == "print('x')\n"
         assert module_args["secret_env"] == {"HF_TOKEN": SECRET}  # to the node's module (no_log there) only
