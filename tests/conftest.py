@@ -34,27 +34,50 @@ if COLLECTIONS not in sys.path:
 # start on the long files and the short ones fill in at the end, instead of one worker finishing a long file alone.
 # A file not listed counts as short (it keeps its place among the short ones).
 INTEGRATION_SECONDS = {
-    # CI run of main, 2026-12-05 (48.8 min for the integration step, the machine also busy): the first module of a
-    # worker to take the shared cluster carries its build (~280 s)
-    "test_train.py": 1150, "test_checkpoints.py": 900, "test_job_isolation.py": 600, "test_recover.py": 330,
-    "test_gcp.py": 300, "test_train_site.py": 280, "test_checkpoints_stores.py": 240, "test_dataset_stores.py": 200,
-    "test_azure.py": 190, "test_monitoring.py": 150, "test_roles_pytorch.py": 110, "test_dataset.py": 110,
-    "test_roles_preflight.py": 80, "test_roles_docker.py": 80, "test_roles_nvidia_driver.py": 75,
-    "test_roles_repository.py": 60,
+    # clean-clone CI run of main at ca5e74c, 2026-12-06 (integration 2208 s on 2 workers), less the configured node
+    # image's gain where a file builds a configured cluster (~100 s a build)
+    "test_train.py": 560, "test_checkpoints.py": 250, "test_job_isolation.py": 330, "test_gcp.py": 290,
+    "test_recover.py": 250, "test_train_site.py": 220, "test_azure.py": 215, "test_aws.py": 210,
+    "test_checkpoints_stores.py": 195, "test_dataset_stores.py": 165, "test_monitoring.py": 160,
+    "test_host_keys.py": 145, "test_roles_pytorch.py": 100, "test_local_cloud.py": 85, "test_ownership.py": 85,
+    "test_roles_docker.py": 80, "test_spot_reservations.py": 80, "test_dataset.py": 80,
+    "test_roles_nvidia_driver.py": 60, "test_roles_bad_input.py": 60, "test_firewall_truth.py": 55,
+    "test_roles_preflight.py": 45, "test_roles_repository.py": 45, "test_collection.py": 45,
+}
+# The files whose clusters start from the configured node image (SharedCluster's, test_job_isolation's). The first
+# of them to run on a machine without that image builds it: the other worker's first file is the longest one that
+# needs no configured cluster, so that the image is there when that worker comes to one (two workers building it at
+# once on 2 cores take ~130 s each, one alone ~90 s, and a cluster from the image ~20 s).
+CONFIGURED_FILES = {
+    "test_train.py", "test_checkpoints.py", "test_job_isolation.py", "test_recover.py", "test_checkpoints_stores.py",
+    "test_dataset_stores.py", "test_dataset.py", "test_health.py", "test_preemption.py",
 }
 
 
 def pytest_collection_modifyitems(session, config, items):  # pylint: disable=unused-argument
-    """The integration files longest first (INTEGRATION_SECONDS), each file's tests in their own order."""
+    """The integration files longest first (INTEGRATION_SECONDS), each file's tests in their own order; the second
+    file is the longest that needs no configured cluster (CONFIGURED_FILES)."""
     order = dict((item, index) for index, item in enumerate(items))
 
+    def integration(item):
+        return os.sep + "integration" + os.sep in str(item.fspath)
+
     def weight(item):
-        path = str(item.fspath)
-        if os.sep + "integration" + os.sep not in path:
-            return 0
-        return INTEGRATION_SECONDS.get(os.path.basename(path), 0)
+        return INTEGRATION_SECONDS.get(os.path.basename(str(item.fspath)), 0) if integration(item) else 0
 
     items.sort(key=lambda item: (-weight(item), order[item]))
+    files = []
+    for item in items:
+        if integration(item) and os.path.basename(str(item.fspath)) not in files:
+            files.append(os.path.basename(str(item.fspath)))
+    if len(files) > 2 and files[0] in CONFIGURED_FILES and files[1] in CONFIGURED_FILES:
+        second = next((f for f in files if f not in CONFIGURED_FILES), None)
+        if second is not None:
+            files.remove(second)
+            files.insert(1, second)
+            rank = dict((name, index) for index, name in enumerate(files))
+            # a stable sort: each file's tests keep their order
+            items.sort(key=lambda item: rank[os.path.basename(str(item.fspath))] if integration(item) else -1)
 
 
 # seconds per integration file (setup, call and teardown of its tests: a module fixture's setup counts in its first

@@ -5,8 +5,10 @@
 
 Runs once for the whole job (``run_once``): every node's part of the run starts in one parallel round, one thread a
 node, each over that node's own connection (plugin_utils ``core_compat.host_connection``, the watch's connections,
-with the task's ``become``), running the node-side ``torchrun_job`` module there (built and sent the way Ansible
-sends a module: pipelined, no_log for the secret environment) - not a per-host task batched by ``forks``.
+with the task's ``become``), running the node-side job manager there - not a per-host task batched by ``forks``.
+Where the connection pipelines, the job manager goes as one program on the node's Python's standard input
+(plugin_utils ``torchrun/payload.py``: one interpreter start, no AnsiballZ; the secret environment is in the program,
+never on a command line); otherwise as the ``torchrun_job`` module, sent the way Ansible sends a module.
 
 ``state: checked`` and ``state: collected`` are the rounds around a launch, plain ``sh`` as the login user (the
 watch's way; plugin_utils ``torchrun/rounds.py``): which nodes lack what the launch needs (only those are prepared),

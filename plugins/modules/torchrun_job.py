@@ -202,9 +202,8 @@ killed_leftovers:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.job import (  # noqa: E402
-    JobError, JobManager, Node)
-from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.layout import SpecError  # noqa: E402
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.job import Node  # noqa: E402
+from ansible_collections.aiinfra.gpu_cluster.plugins.module_utils.torchrun.runner import execute  # noqa: E402
 
 
 def main():
@@ -223,21 +222,10 @@ def main():
         required_if=[("state", "started", ("spec",))],
         supports_check_mode=True,
     )
-    params = module.params
-    try:
-        job = JobManager(Node.of_module(module), params["base_dir"], params["run_id"])
-    except SpecError as exc:
-        module.fail_json(msg=str(exc))
-    if not module.get_bin_path("systemd-run") and not module.check_mode:
-        module.fail_json(msg="systemd-run is missing: the torchrun role needs systemd on the nodes")
-    try:
-        if params["state"] == "stopped":
-            module.exit_json(**job.stop())
-        module.exit_json(**job.start(params["spec"], rdzv_id=params["rdzv_id"], secret_env=params["secret_env"],
-                                     script_content=params["script_content"],
-                                     restart_finished=params["restart_finished"], hosts_file=params["hosts_file"]))
-    except JobError as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
+    result = execute(dict(module.params), Node.of_module(module))
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -160,8 +160,10 @@ def test_three_nodes_two_processes_each(cluster, tmp_path):
     assert "ranks in 6/6" in proc.stdout and "| step " in proc.stdout
     assert_nothing_left(cluster)
 
-    # the same run id again: it succeeded, so it is reported again and nothing runs twice
-    again, summary = train(cluster, tmp_path, "six", {"torchrun_cpu_nproc_per_node": 2,
+    # the same run id again: it succeeded, so it is reported again and nothing runs twice; without pipelining (an
+    # inventory of the user's own, Ansible's default), so the launch round runs the torchrun_job module on each node
+    # instead of the payload program
+    again, summary = train(cluster, tmp_path, "six", {"torchrun_cpu_nproc_per_node": 2, "ansible_pipelining": False,
                                                       "torchrun_script_args": ["--steps", "120"]})
     assert again.returncode == 0, again.stdout[-3000:]
     assert summary["status"] == "succeeded" and summary["world_size"] == 6

@@ -47,13 +47,16 @@ def run(argv):
     return (proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
 
 
-def execute(args):
-    """The result of one node's launch (``state: started``) or stop (``state: stopped``)."""
+def execute(args, node=None):
+    """The result of one node's launch (``state: started``) or stop (``state: stopped``): ``torchrun_job``'s
+    options in ``args``; ``node`` is how the job manager runs commands (a Node; default: subprocess here, check mode
+    from ``args``)."""
     warnings = []
-    node = Node(run, bin_path, warnings.append, check_mode=bool(args.get("check_mode")))
+    if node is None:
+        node = Node(run, bin_path, warnings.append, check_mode=bool(args.get("check_mode")))
     try:
         job = JobManager(node, args.get("base_dir") or "/var/lib/aiinfra/torchrun", args["run_id"])
-        if not bin_path("systemd-run") and not node.check_mode:
+        if not node.bin_path("systemd-run") and not node.check_mode:
             return {"failed": True, "msg": "systemd-run is missing: the torchrun role needs systemd on the nodes"}
         if args.get("state") == "stopped":
             result = job.stop()
