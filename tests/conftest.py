@@ -34,9 +34,9 @@ if COLLECTIONS not in sys.path:
 # start on the long files and the short ones fill in at the end, instead of one worker finishing a long file alone.
 # A file not listed counts as short (it keeps its place among the short ones).
 INTEGRATION_SECONDS = {
-    # clean-clone CI run of main at ca5e74c, 2026-12-06 (integration 2208 s on 2 workers), less the configured node
-    # image's gain where a file builds a configured cluster (~100 s a build)
-    "test_train.py": 560, "test_checkpoints.py": 250, "test_job_isolation.py": 330, "test_gcp.py": 290,
+    # clean-clone CI run of main at ca5e74c, 2026-12-06 (integration 2208 s on 2 workers); the files that build a
+    # configured cluster from a run with the configured node image (test_train's build the one without it)
+    "test_train.py": 520, "test_checkpoints.py": 160, "test_job_isolation.py": 360, "test_gcp.py": 295,
     "test_recover.py": 250, "test_train_site.py": 220, "test_azure.py": 215, "test_aws.py": 210,
     "test_checkpoints_stores.py": 195, "test_dataset_stores.py": 165, "test_monitoring.py": 160,
     "test_host_keys.py": 145, "test_roles_pytorch.py": 100, "test_local_cloud.py": 85, "test_ownership.py": 85,
