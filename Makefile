@@ -94,7 +94,7 @@ test: setup setup-lowest
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
 
-test-integration: setup
+test-integration: setup setup-lowest
 	$(PY) -m pytest -q tests/integration
 
 # every role's Molecule scenario (local nodes over SSH; make test leaves out the long ones, marked scale) and a user's

@@ -22,6 +22,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, ".collections")
 VENV_BIN = os.path.dirname(sys.executable)
+# the virtualenv of the lowest ansible-core meta/runtime.yml claims (make setup-lowest): test_lowest_core.py runs its
+# ansible-playbook, from the same pytest session as the other integration files
+LOWEST_BIN = os.path.join(ROOT, ".venv-lowest", "bin")
 KEY = os.path.join(ROOT, ".ssh", "id_ed25519")
 
 if COLLECTIONS not in sys.path:
@@ -43,6 +46,7 @@ INTEGRATION_SECONDS = {
     "test_roles_docker.py": 80, "test_spot_reservations.py": 80, "test_dataset.py": 80,
     "test_roles_nvidia_driver.py": 60, "test_roles_bad_input.py": 60, "test_firewall_truth.py": 55,
     "test_roles_preflight.py": 45, "test_roles_repository.py": 45, "test_collection.py": 45,
+    "test_lowest_core.py": 95,  # its own step after the others until then
 }
 # The files whose clusters start from the configured node image (SharedCluster's, test_job_isolation's). The first
 # of them to run on a machine without that image builds it: the other worker's first file is the longest one that
@@ -112,10 +116,10 @@ def local_name(prefix):
     return os.environ.get("AIINFRA_TEST_CLUSTER_PREFIX", "") + unique_name(prefix)
 
 
-def ansible_env(extra=None):
+def ansible_env(extra=None, bin_dir=VENV_BIN):
     env = dict(os.environ)
     env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
-    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"
     env.pop("GPU_CLUSTER_NAME", None)
@@ -123,15 +127,15 @@ def ansible_env(extra=None):
     return env
 
 
-def run_playbook(playbook, *args, extra_vars=None, inventory=None, env=None, timeout=1800, check=True):
-    """Run ansible-playbook from the checkout; returns CompletedProcess (stdout+stderr in .stdout)."""
-    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), playbook]
+def run_playbook(playbook, *args, extra_vars=None, inventory=None, env=None, timeout=1800, check=True, bin_dir=VENV_BIN):
+    """Run ansible-playbook (``bin_dir``'s) from the checkout; returns CompletedProcess (stdout+stderr in .stdout)."""
+    cmd = [os.path.join(bin_dir, "ansible-playbook"), playbook]
     if inventory:
         cmd += ["-i", inventory]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     cmd += list(args)
-    proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(env, bin_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise AssertionError("ansible-playbook %s failed (rc=%s):\n%s" % (playbook, proc.returncode, proc.stdout[-6000:]))

@@ -3,8 +3,9 @@ train in which a node is stopped mid-run, all with the ansible-playbook of .venv
 stopped node, and only that one (on 2.16 before the core_compat adapter, every node was declared lost). The same
 train uploads its run directory to a moto S3 server (torchrun_report_uri), failed as it is.
 
-Run in .venv-lowest only (tests/run.sh: ``.venv-lowest/bin/python -m pytest -m lowest``); the first test fails
-when the interpreter running it is not the lowest ansible-core claimed, so a wrong virtualenv cannot pass.
+Every playbook here is .venv-lowest's ansible-playbook (``make setup-lowest``), run from CI's one integration session
+beside the other files (tests/run.sh); the first test fails when that ansible-playbook is missing or is not the
+lowest ansible-core claimed, so a wrong virtualenv cannot pass.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import pytest
 import yaml
 
 from s3_server import S3Server
-from conftest import ROOT, VENV_BIN, ansible_env, destroy_cluster, events, podman, run_playbook, unique_name, \
+from conftest import LOWEST_BIN, ROOT, ansible_env, destroy_cluster, events, podman, run_playbook, unique_name, \
     write_inventory
 
 pytestmark = [pytest.mark.lowest, pytest.mark.slow]
+PLAYBOOK = os.path.join(LOWEST_BIN, "ansible-playbook")
 
 
 def lowest_claimed():
@@ -34,8 +36,9 @@ def lowest_claimed():
 
 
 def playbook_core():
-    out = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "--version"], capture_output=True, text=True,
-                         env=ansible_env(), check=True).stdout
+    assert os.path.exists(PLAYBOOK), "no %s: run make setup-lowest" % PLAYBOOK
+    out = subprocess.run([PLAYBOOK, "--version"], capture_output=True, text=True, env=ansible_env(bin_dir=LOWEST_BIN),
+                         check=True).stdout
     version = out.split("[core ", 1)[1].split("]", 1)[0]
     return tuple(int(p) for p in version.split(".")[:2]), version
 
@@ -51,8 +54,9 @@ def cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lowest")
     try:
         inventory = write_inventory(tmp, name, 2)
-        run_playbook("playbooks/provision.yml", inventory=inventory, timeout=900)
-        run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=1500)
+        run_playbook("playbooks/provision.yml", inventory=inventory, timeout=900, bin_dir=LOWEST_BIN)
+        run_playbook("tests/integration/playbooks/pytorch_nodes.yml", inventory=inventory, timeout=1500,
+                     bin_dir=LOWEST_BIN)
         yield {"name": name, "inventory": inventory, "nodes": ["%s-%d" % (name, r) for r in range(2)]}
     finally:
         destroy_cluster(name)
@@ -74,8 +78,8 @@ def test_a_node_stopped_mid_run_is_named_as_the_cause(cluster, tmp_path):
     s3.client().create_bucket(Bucket="reports")
     params.update(torchrun_report_uri="s3://reports/low", gpu_cluster_storage_options=s3.options())
     with open(output, "w") as log:
-        proc = subprocess.Popen([os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/train.yml", "-i",
-                                 cluster["inventory"], "-e", json.dumps(params)], cwd=ROOT, env=ansible_env(),
+        proc = subprocess.Popen([PLAYBOOK, "playbooks/train.yml", "-i", cluster["inventory"], "-e", json.dumps(params)],
+                                cwd=ROOT, env=ansible_env(bin_dir=LOWEST_BIN),
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 300

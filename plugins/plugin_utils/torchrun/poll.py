@@ -32,9 +32,11 @@ PROBE_PY = ("import socket,sys\n"
             "    print('ok')\n"
             "except Exception as e:\n"
             "    print(str(e) or type(e).__name__)\n")
+# where a unit's cgroup is: cgroup v2, or the unified tree of a hybrid (v1) layout
+CGROUP_ROOTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
 
 
-def poll_script(run, offset, wait=0.0, max_bytes=262144, probe=None, probe_timeout=3.0):
+def poll_script(run, offset, wait=0.0, max_bytes=262144, probe=None, probe_timeout=3.0, cgroup_roots=CGROUP_ROOTS):
     """One cheap poll of a node (plain sh, no Python unless probing) for the run ``run`` (a RunDir): waits up
     to ``wait`` seconds for the unit to stop, then prints its state, its exit and launch records and the log
     from ``offset``; see :func:`parse_poll`."""
@@ -46,16 +48,25 @@ def poll_script(run, offset, wait=0.0, max_bytes=262144, probe=None, probe_timeo
         "up() { systemctl is-active --quiet \"$u\" && return 0; s=$(cat %s 2>/dev/null); [ -n \"$s\" ] && "
         "tr '\\0' ' ' < /proc/$s/cmdline 2>/dev/null | grep -qF %s; }" % (q(os.path.join(run.path, STEP_PID)), q(step)),
         # the wait ends when the run's exit record appears (written as the unit or Slurm step ends; a test, no
-        # process) or, checked once a second, the run is no longer up (it ended without a record: the record
-        # comes with the next poll). A systemctl per quarter second on every node competed with the job's start.
+        # process) or the run is no longer up (it ended without a record: the record comes with the next poll).
+        # Whether the unit is up is read from its cgroup's "populated" line (cgroup v2, or the unified tree of a
+        # hybrid layout) with the shell's own read, found once per poll: no process per check. Where there is no
+        # such file (cgroup v1 only, a Slurm step), systemctl once a second, as before. A systemctl per check on
+        # every node competed with the job's start-up for the CPU.
+        'cg=; ev=; [ "$n" -gt 0 ] && cg=$(systemctl show -p ControlGroup --value "$u" 2>/dev/null)',
+        'for d in %s; do [ -n "$cg" ] && [ -r "$d$cg/cgroup.events" ] && { ev=$d$cg/cgroup.events; break; }; '
+        'done' % " ".join(q(r) for r in cgroup_roots),
+        'alive() { [ -n "$ev" ] || { [ $((i % 4)) -ne 0 ] || up; return; }; read -r l 2>/dev/null < "$ev" || '
+        'return 1; [ "$l" = "populated 1" ]; }',
         'x=%s; i=0' % q(run.exit),
-        'while [ "$n" -gt 0 ] && ! [ -s "$x" ]; do [ $((i % 4)) -ne 0 ] || up || break; sleep 0.25; n=$((n-1)); '
-        'i=$((i+1)); done',
-        'st=$(systemctl show -p ActiveState --value "$u" 2>/dev/null); up && st=active',
+        'while [ "$n" -gt 0 ] && ! [ -s "$x" ]; do alive || break; sleep 0.25; n=$((n-1)); i=$((i+1)); done',
+        'st=$(systemctl show -p ActiveState --value "$u" 2>/dev/null); [ "$st" = active ] || ! up || st=active',
         'echo "%s state $st"' % POLL_MARK,
-        "echo \"%s exit $(cat %s 2>/dev/null | tr -d '\\n')\"" % (POLL_MARK, q(run.exit)),
-        "echo \"%s meta $(cat %s 2>/dev/null | tr -d '\\n')\"" % (POLL_MARK, q(run.meta)),
-        "echo \"%s notice $(cat %s 2>/dev/null | tr -d '\\n')\"" % (POLL_MARK, q(SPOT_NOTICE)),
+        # the records, read by the shell (no process) and put on one line; one being written reads as part of
+        # its JSON, which the parse takes as not there yet
+        'line() { v=; while IFS= read -r l || [ -n "$l" ]; do v="$v$l"; done 2>/dev/null < "$1"; '
+        'echo "%s $2 $v"; }' % POLL_MARK,
+        'line %s exit; line %s meta; line %s notice' % (q(run.exit), q(run.meta), q(SPOT_NOTICE)),
         'size=$(stat -c %%s %s 2>/dev/null || echo 0)' % q(run.log),
         '[ "$size" -lt "$off" ] && off=0',
         '[ $((size - off)) -gt %d ] && off=$((size - %d))' % (int(max_bytes), int(max_bytes)),

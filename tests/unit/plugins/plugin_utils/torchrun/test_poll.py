@@ -131,14 +131,19 @@ def test_a_node_that_refuses_twice_is_lost_and_named(tmp_path):
     assert verdict.message.startswith("n1 (node rank 1) failed: stopped answering: ssh: connect to host")
 
 
-def counting_systemctl(tmp_path, active_file):
-    """A systemctl that logs each call and says the run's unit is active while ``active_file`` exists."""
+def counting_systemctl(tmp_path, active_file, control_group=""):
+    """A systemctl that logs each call (``is-active``, ``show:<property>``) and says the run's unit is active while
+    ``active_file`` exists; while it is, ``show -p ControlGroup`` answers ``control_group`` (systemd answers an empty
+    line for a unit that is not running)."""
     fake = tmp_path / "bin"
     fake.mkdir()
     calls = tmp_path / "calls"
-    (fake / "systemctl").write_text(
-        '#!/bin/sh\necho "$1" >> %s\n[ -e %s ] || { [ "$1" = show ] && echo inactive; exit 3; }\n'
-        '[ "$1" = show ] && echo active\nexit 0\n' % (shlex.quote(str(calls)), shlex.quote(str(active_file))))
+    script = ('#!/bin/sh\nif [ "$1" = show ]; then echo "show:$3" >> {calls}; else echo "$1" >> {calls}; fi\n'
+              'if [ "$1" = show ] && [ "$3" = ControlGroup ]; then [ -e {active} ] && echo {cg} || echo; exit 0; fi\n'
+              '[ -e {active} ] || {{ [ "$1" = show ] && echo inactive; exit 3; }}\n'
+              '[ "$1" = show ] && echo active\nexit 0\n')
+    (fake / "systemctl").write_text(script.format(calls=shlex.quote(str(calls)), active=shlex.quote(str(active_file)),
+                                                  cg=shlex.quote(control_group)))
     (fake / "systemctl").chmod(0o755)
     return dict(os.environ, PATH="%s:%s" % (fake, os.environ["PATH"])), calls
 
@@ -171,7 +176,9 @@ def test_a_waiting_poll_ends_when_the_exit_record_appears_and_asks_systemd_once_
     assert res["active"] is False and res["exit"]["status"] == "0"
     # while it waited (1.6 s): is-active at 0, 1 and perhaps 2 s, not every quarter second; then the state
     waits = calls.read_text().split()
-    assert 2 <= waits.count("is-active") <= 4 and waits.count("show") == 1, waits
+    assert 2 <= waits.count("is-active") <= 4, waits
+    # the unit's cgroup is asked once (none here: systemd's answer had no such file), the state once at the end
+    assert waits.count("show:ControlGroup") == 1 and waits.count("show:ActiveState") == 1, waits
 
 
 def test_a_waiting_poll_ends_within_a_second_of_a_run_that_ended_without_a_record(tmp_path):
@@ -181,3 +188,61 @@ def test_a_waiting_poll_ends_within_a_second_of_a_run_that_ended_without_a_recor
     res = tr.parse_poll(subprocess.run(["sh", "-c", tr.poll_script(run, 0, wait=10)], capture_output=True, text=True,
                                        env=env, check=True).stdout)
     assert time.time() - began < 3 and res["active"] is False and res["exit"] is None
+
+
+@pytest.mark.parametrize("root", ["v2", "hybrid"])
+def test_a_waiting_poll_reads_the_units_cgroup_and_starts_no_process_to_check_it(tmp_path, root):
+    """Where the unit's cgroup has a ``cgroup.events`` file (cgroup v2, or the ``unified`` tree of a hybrid layout),
+    the wait reads its ``populated`` line with the shell's own ``read``: no systemctl while waiting, and the poll
+    ends within a check of the unit's last process ending, record or not."""
+    run = RunDir(str(tmp_path), "r1")
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    active = tmp_path / "active"
+    active.write_text("")
+    unit_cg = "/system.slice/%s" % run.unit
+    roots = (str(tmp_path / "cg"), str(tmp_path / "cg" / "unified"))
+    events = tmp_path / "cg" / ("unified" if root == "hybrid" else "") / unit_cg.lstrip("/") / "cgroup.events"
+    events.parent.mkdir(parents=True)
+    events.write_text("populated 1\nfrozen 0\n")
+    env, calls = counting_systemctl(tmp_path, active, control_group=unit_cg)
+
+    def last_process_ends():
+        time.sleep(1.6)
+        events.write_text("populated 0\nfrozen 0\n")
+        time.sleep(1.0)  # the unit is still listed a moment after its cgroup emptied
+        active.unlink()
+    threading.Thread(target=last_process_ends).start()
+    began = time.time()
+    out = subprocess.run(["sh", "-c", tr.poll_script(run, 0, wait=10, cgroup_roots=roots)], capture_output=True,
+                         text=True, env=env, check=True).stdout
+    took = time.time() - began
+    assert 1.5 < took < 2.5, took
+    waits = calls.read_text().split()
+    assert waits == ["show:ControlGroup", "show:ActiveState"], waits  # nothing per check while waiting
+    assert tr.parse_poll(out)["exit"] is None
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])  # Debian's dash; bash is /bin/sh on RHEL
+def test_a_waiting_poll_ends_quietly_when_the_units_cgroup_goes_away(tmp_path, shell):
+    """The unit ended and was collected while the poll waited: its cgroup's file is gone, the read fails (quietly,
+    without ending the shell) and the poll ends at the next check."""
+    run = RunDir(str(tmp_path), "r1")
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    active = tmp_path / "active"
+    active.write_text("")
+    unit_cg = "/system.slice/%s" % run.unit
+    events = tmp_path / "cg" / unit_cg.lstrip("/") / "cgroup.events"
+    events.parent.mkdir(parents=True)
+    events.write_text("populated 1\nfrozen 0\n")
+    env, dummy = counting_systemctl(tmp_path, active, control_group=unit_cg)
+
+    def collected():
+        time.sleep(0.6)
+        events.unlink()
+        active.unlink()
+    threading.Thread(target=collected).start()
+    began = time.time()
+    proc = subprocess.run([shell, "-c", tr.poll_script(run, 0, wait=10, cgroup_roots=(str(tmp_path / "cg"),))],
+                          capture_output=True, text=True, env=env, check=True)
+    assert time.time() - began < 1.5
+    assert proc.stderr == "" and tr.parse_poll(proc.stdout)["active"] is False
