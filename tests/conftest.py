@@ -46,7 +46,7 @@ INTEGRATION_SECONDS = {
     "test_roles_docker.py": 80, "test_spot_reservations.py": 80, "test_dataset.py": 80,
     "test_roles_nvidia_driver.py": 60, "test_roles_bad_input.py": 60, "test_firewall_truth.py": 55,
     "test_roles_preflight.py": 45, "test_roles_repository.py": 45, "test_collection.py": 45,
-    "test_lowest_core.py": 95,  # its own step after the others until then
+    "test_lowest_core.py": 95,  # .venv-lowest's ansible-playbook; run as a step of its own before b8e9c25
 }
 # The files whose clusters start from the configured node image (SharedCluster's, test_job_isolation's). The first
 # of them to run on a machine without that image builds it: the other worker's first file is the longest one that
